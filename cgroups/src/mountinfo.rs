@@ -1,0 +1,208 @@
+//! Cgroup mounts from /proc/self/mountinfo and the process's own cgroups from
+//! /proc/self/cgroup.
+
+use std::path::PathBuf;
+
+use crate::fs::io_err;
+use crate::Result;
+
+/// One mounted v1 hierarchy (possibly several controllers, e.g. `cpu,cpuacct`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1Mount {
+    /// Controllers of the hierarchy, e.g. `["cpu", "cpuacct"]` or `["name=systemd"]`.
+    pub controllers: Vec<String>,
+    pub mount_point: PathBuf,
+    /// The hierarchy path mounted there (`/` unless it is a sub-tree bind mount).
+    pub root: String,
+}
+
+/// All cgroup mounts of the current mount namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupMounts {
+    pub v1: Vec<V1Mount>,
+    /// The first cgroup2 mount point and its root.
+    pub v2: Option<(PathBuf, String)>,
+}
+
+impl CgroupMounts {
+    pub fn read() -> Result<Self> {
+        let text = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| io_err("/proc/self/mountinfo", e))?;
+        Ok(Self::parse(&text))
+    }
+
+    pub fn parse(text: &str) -> Self {
+        let mut mounts = CgroupMounts::default();
+        let mut seen_devs: Vec<String> = Vec::new();
+        for line in text.lines() {
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            if pre.len() < 5 || post.len() < 3 {
+                continue;
+            }
+            let (dev, root, mount_point) =
+                (pre[2], unescape(pre[3]), PathBuf::from(unescape(pre[4])));
+            match post[0] {
+                "cgroup2" if mounts.v2.is_none() => mounts.v2 = Some((mount_point, root)),
+                "cgroup" => {
+                    // The same hierarchy can be mounted twice; keep the first.
+                    if seen_devs.iter().any(|d| d == dev) {
+                        continue;
+                    }
+                    seen_devs.push(dev.to_string());
+                    let controllers = post[2]
+                        .split(',')
+                        .filter(|o| is_controller(o))
+                        .map(str::to_string)
+                        .collect::<Vec<_>>();
+                    if !controllers.is_empty() {
+                        mounts.v1.push(V1Mount {
+                            controllers,
+                            mount_point,
+                            root,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        mounts
+    }
+}
+
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "blkio",
+    "pids",
+    "net_cls",
+    "net_prio",
+    "hugetlb",
+    "rdma",
+    "perf_event",
+    "misc",
+];
+
+fn is_controller(opt: &str) -> bool {
+    V1_CONTROLLERS.contains(&opt) || opt.starts_with("name=")
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal `\NNN`.
+fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The process's own cgroup path per hierarchy, from /proc/self/cgroup:
+/// `(controllers, path)`; the v2 entry has empty controllers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnCgroups(pub Vec<(Vec<String>, String)>);
+
+impl OwnCgroups {
+    pub fn read() -> Result<Self> {
+        let text = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| io_err("/proc/self/cgroup", e))?;
+        Ok(Self::parse(&text))
+    }
+
+    pub fn parse(text: &str) -> Self {
+        OwnCgroups(
+            text.lines()
+                .filter_map(|l| {
+                    let mut parts = l.splitn(3, ':');
+                    let _id = parts.next()?;
+                    let ctrls = parts.next()?;
+                    let path = parts.next()?;
+                    let ctrls = ctrls
+                        .split(',')
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    Some((ctrls, path.to_string()))
+                })
+                .collect(),
+        )
+    }
+
+    /// The path of the hierarchy holding `controller` (`None` = the v2 entry).
+    pub fn path_of(&self, controller: Option<&str>) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(c, _)| match controller {
+                Some(name) => c.iter().any(|x| x == name),
+                None => c.is_empty(),
+            })
+            .map(|(_, p)| p.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+33 31 0:30 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+34 31 0:30 / /mnt/memory\\040again rw,relatime - cgroup cgroup rw,memory
+35 31 0:31 /sub /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+36 31 0:32 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+";
+
+    #[test]
+    fn parses_combined_and_named_mounts() {
+        let m = CgroupMounts::parse(INFO);
+        assert_eq!(m.v1.len(), 3);
+        assert_eq!(m.v1[0].controllers, vec!["cpu", "cpuacct"]);
+        assert_eq!(
+            m.v1[0].mount_point,
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
+        );
+        assert_eq!(m.v1[1].controllers, vec!["memory"]);
+        assert_eq!(m.v1[2].controllers, vec!["name=systemd"]);
+        assert_eq!(m.v1[2].root, "/sub");
+        assert_eq!(
+            m.v2,
+            Some((PathBuf::from("/sys/fs/cgroup/unified"), "/".to_string()))
+        );
+    }
+
+    #[test]
+    fn unescapes_octal() {
+        assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+
+    #[test]
+    fn parses_own_cgroups() {
+        let own = OwnCgroups::parse("9:name=systemd:/\n4:memory:/a/b\n2:cpu,cpuacct:/c\n0::/u\n");
+        assert_eq!(own.path_of(Some("memory")), Some("/a/b"));
+        assert_eq!(own.path_of(Some("cpuacct")), Some("/c"));
+        assert_eq!(own.path_of(Some("name=systemd")), Some("/"));
+        assert_eq!(own.path_of(None), Some("/u"));
+        assert_eq!(own.path_of(Some("pids")), None);
+    }
+}

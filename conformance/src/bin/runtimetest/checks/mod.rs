@@ -1,0 +1,3 @@
+pub mod fs;
+pub mod linux;
+pub mod process;

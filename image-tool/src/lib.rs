@@ -1,0 +1,22 @@
+//! Images as shared read-only layers: a content store, layer unpacking, runtime bundles.
+
+pub mod digest;
+pub mod error;
+pub mod fsutil;
+pub mod image;
+pub mod pull;
+pub mod source;
+pub mod store;
+pub mod unpack;
+
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use store::Store;
+pub mod bundle;
+pub mod busybox;
+pub mod commit;
+pub mod flatten;
+pub mod layout;
+pub mod overlay;
+pub mod spec;
+pub mod registry;

@@ -1,0 +1,449 @@
+//! The content store: verified blobs, layers unpacked once, image records.
+//!
+//! ```text
+//! STORE/blobs/sha256/<hex>     immutable blobs, written to tmp/ then renamed
+//! STORE/layers/<diff_id hex>/  each layer unpacked once, shared by all images
+//! STORE/images/<name>.json     image records
+//! STORE/bundles/<id>.json      bundles whose overlay uses layers (kept by gc)
+//! STORE/locks/                 per-layer flock files, and the store-wide gc lock
+//! ```
+
+use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::error::{invalid, Error, IoContext, Result};
+use crate::image::Platform;
+use crate::unpack::{decompress, unpack_tar};
+use rustix::fs::FlockOperation;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Default store location.
+pub const DEFAULT_STORE: &str = "/var/lib/berth";
+
+/// At most this many layers are decompressed at the same time.
+pub const UNPACK_THREADS: usize = 3;
+
+/// One layer of an image as recorded in the store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LayerRecord {
+    pub digest: Digest,
+    pub diff_id: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// A named image in the store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageRecord {
+    pub name: String,
+    pub manifest_digest: Digest,
+    pub manifest_size: u64,
+    pub config_digest: Digest,
+    pub platform: Platform,
+    /// Bottom layer first, as in the manifest.
+    pub layers: Vec<LayerRecord>,
+}
+
+/// A bundle that mounts layers from this store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleRecord {
+    pub dir: PathBuf,
+    pub diff_ids: Vec<Digest>,
+}
+
+/// What `gc` removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GcStats {
+    pub blobs: usize,
+    pub layers: usize,
+}
+
+/// A held `flock`; released on drop.
+pub struct LockGuard(#[allow(dead_code)] File);
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique_suffix() -> String {
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{n}-{nanos}", std::process::id())
+}
+
+/// Check an image name: `[A-Za-z0-9._:/@+-]`, no empty or `..` path segment.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._:/@+-".contains(&b));
+    let ok_segments = name
+        .split('/')
+        .all(|s| !s.is_empty() && s != "." && s != "..");
+    if name.is_empty() || name.len() > 255 || !ok_chars || !ok_segments {
+        return Err(invalid(format!(
+            "invalid image name {name:?}: use letters, digits and ._:/@+- (no empty or '..' segments)"
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Open (creating if needed) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        let root = if root.is_absolute() {
+            root
+        } else {
+            std::env::current_dir()
+                .ctx(|| "current dir".into())?
+                .join(root)
+        };
+        for sub in [
+            "blobs/sha256",
+            "layers",
+            "images",
+            "bundles",
+            "locks",
+            "tmp",
+        ] {
+            let p = root.join(sub);
+            fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
+        }
+        Ok(Store { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
+        self.layers_dir().join(diff_id.hex())
+    }
+
+    pub fn tmp_path(&self, what: &str) -> PathBuf {
+        self.root
+            .join("tmp")
+            .join(format!("{what}-{}", unique_suffix()))
+    }
+
+    fn lock(&self, name: &str, op: FlockOperation) -> Result<LockGuard> {
+        let path = self.root.join("locks").join(name);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("open lock {}", path.display()))?;
+        rustix::fs::flock(&file, op).ctx(|| format!("lock {}", path.display()))?;
+        Ok(LockGuard(file))
+    }
+
+    /// Held by anything that adds content or uses layers; `gc` waits for all of them.
+    pub fn lock_shared(&self) -> Result<LockGuard> {
+        self.lock("store.lock", FlockOperation::LockShared)
+    }
+
+    fn lock_exclusive(&self) -> Result<LockGuard> {
+        self.lock("store.lock", FlockOperation::LockExclusive)
+    }
+
+    /// Stream `reader` into the store, failing (and keeping nothing) unless it hashes to `expected`.
+    pub fn put_blob_verified(
+        &self,
+        reader: impl Read,
+        expected: &Digest,
+        what: &str,
+    ) -> Result<()> {
+        let (actual, _) = self.put_blob_with(reader, Some(expected), what)?;
+        debug_assert_eq!(&actual, expected);
+        Ok(())
+    }
+
+    /// Stream `reader` into the store and return its digest and size.
+    pub fn put_blob(&self, reader: impl Read, what: &str) -> Result<(Digest, u64)> {
+        self.put_blob_with(reader, None, what)
+    }
+
+    pub fn put_blob_bytes(&self, data: &[u8], what: &str) -> Result<Digest> {
+        Ok(self.put_blob(data, what)?.0)
+    }
+
+    fn put_blob_with(
+        &self,
+        mut reader: impl Read,
+        expected: Option<&Digest>,
+        what: &str,
+    ) -> Result<(Digest, u64)> {
+        let tmp = self.tmp_path("blob");
+        let result = (|| {
+            let file = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+            let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(256 * 1024, file));
+            std::io::copy(&mut reader, &mut w).ctx(|| format!("copy {what}"))?;
+            let (buf, digest, size) = w.finish();
+            buf.into_inner()
+                .map_err(|e| e.into_error())
+                .ctx(|| format!("write {what}"))?;
+            if let Some(expected) = expected {
+                expected.verify(&digest, what)?;
+            }
+            let dest = self.blob_path(&digest);
+            fs::rename(&tmp, &dest).ctx(|| format!("store {what}"))?;
+            Ok((digest, size))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
+        let p = self.blob_path(d);
+        fs::read(&p).ctx(|| format!("read blob {d}"))
+    }
+
+    pub fn open_blob(&self, d: &Digest) -> Result<File> {
+        let p = self.blob_path(d);
+        File::open(&p).ctx(|| format!("open blob {d}"))
+    }
+
+    /// Make sure the layer with `diff_id` is unpacked from blob `blob`. Concurrent callers
+    /// for the same layer serialize on a lock file: one unpacks, the others reuse.
+    /// Returns true if this call did the unpacking.
+    pub fn ensure_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<bool> {
+        let dest = self.layer_path(diff_id);
+        if dest.is_dir() {
+            return Ok(false);
+        }
+        let _guard = self.lock(
+            &format!("layer-{}.lock", diff_id.hex()),
+            FlockOperation::LockExclusive,
+        )?;
+        if dest.is_dir() {
+            return Ok(false);
+        }
+        let tmp = self
+            .layers_dir()
+            .join(format!(".tmp-{}-{}", diff_id.hex(), unique_suffix()));
+        fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        let result = (|| {
+            let file = self.open_blob(blob)?;
+            let mut hashed = HashingReader::new(decompress(file)?);
+            unpack_tar(&mut hashed, &tmp).map_err(|e| match e {
+                Error::Io { context, source } => Error::Io {
+                    context: format!("layer {blob}: {context}"),
+                    source,
+                },
+                e => e,
+            })?;
+            let (actual, _) = hashed.finish().ctx(|| format!("read layer {blob}"))?;
+            diff_id.verify(&actual, &format!("uncompressed layer {blob} (diff_id)"))?;
+            fs::rename(&tmp, &dest).ctx(|| format!("rename into {}", dest.display()))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result.map(|()| true)
+    }
+
+    /// Run `job` for each item on up to [`UNPACK_THREADS`] threads; the first error wins.
+    pub fn parallel<T: Sync>(items: &[T], job: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let first_err: Mutex<Option<Error>> = Mutex::new(None);
+        let workers = items.len().clamp(1, UNPACK_THREADS);
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items.len() || first_err.lock().unwrap().is_some() {
+                        break;
+                    }
+                    if let Err(e) = job(&items[i]) {
+                        first_err.lock().unwrap().get_or_insert(e);
+                    }
+                });
+            }
+        });
+        match first_err.into_inner().unwrap() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn image_file(&self, name: &str) -> PathBuf {
+        self.root
+            .join("images")
+            .join(format!("{}.json", name.replace('/', "%2F")))
+    }
+
+    /// Write an image record atomically (replacing one of the same name).
+    pub fn save_image(&self, rec: &ImageRecord) -> Result<()> {
+        validate_name(&rec.name)?;
+        let data = serde_json::to_vec_pretty(rec).expect("record serializes");
+        write_atomic(&self.image_file(&rec.name), &data, &self.tmp_path("image"))
+    }
+
+    /// Find an image by name (`NAME`, `NAME:latest`) or manifest digest (`sha256:...`).
+    pub fn find_image(&self, reference: &str) -> Result<ImageRecord> {
+        if validate_name(reference).is_ok() {
+            for name in [reference.to_string(), format!("{reference}:latest")] {
+                let p = self.image_file(&name);
+                if let Ok(data) = fs::read(&p) {
+                    return crate::image::parse_json(&data, &p.display().to_string());
+                }
+            }
+        }
+        if let Ok(d) = Digest::parse(reference) {
+            if let Some(rec) = self
+                .list_images()?
+                .into_iter()
+                .find(|r| r.manifest_digest == d)
+            {
+                return Ok(rec);
+            }
+        }
+        Err(Error::ImageNotFound(reference.to_string()))
+    }
+
+    pub fn list_images(&self) -> Result<Vec<ImageRecord>> {
+        let dir = self.root.join("images");
+        let mut out = Vec::new();
+        for ent in fs::read_dir(&dir).ctx(|| format!("read {}", dir.display()))? {
+            let p = ent.ctx(|| "read images".into())?.path();
+            if p.extension().is_some_and(|e| e == "json") {
+                let data = fs::read(&p).ctx(|| format!("read {}", p.display()))?;
+                out.push(crate::image::parse_json(&data, &p.display().to_string())?);
+            }
+        }
+        out.sort_by(|a: &ImageRecord, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Remove an image record (content stays until `gc`).
+    pub fn remove_image(&self, reference: &str) -> Result<ImageRecord> {
+        let rec = self.find_image(reference)?;
+        let p = self.image_file(&rec.name);
+        fs::remove_file(&p).ctx(|| format!("remove {}", p.display()))?;
+        Ok(rec)
+    }
+
+    fn bundle_file(&self, dir: &Path) -> PathBuf {
+        let id = Digest::of(dir.as_os_str().as_encoded_bytes());
+        self.root
+            .join("bundles")
+            .join(format!("{}.json", &id.hex()[..32]))
+    }
+
+    pub fn save_bundle(&self, rec: &BundleRecord) -> Result<()> {
+        let data = serde_json::to_vec_pretty(rec).expect("record serializes");
+        write_atomic(&self.bundle_file(&rec.dir), &data, &self.tmp_path("bundle"))
+    }
+
+    pub fn remove_bundle(&self, dir: &Path) -> Result<()> {
+        match fs::remove_file(self.bundle_file(dir)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).ctx(|| "remove bundle record".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn live_bundles(&self) -> Result<Vec<BundleRecord>> {
+        let dir = self.root.join("bundles");
+        let mut out = Vec::new();
+        for ent in fs::read_dir(&dir).ctx(|| format!("read {}", dir.display()))? {
+            let p = ent.ctx(|| "read bundles".into())?.path();
+            let Ok(data) = fs::read(&p) else { continue };
+            let Ok(rec) = serde_json::from_slice::<BundleRecord>(&data) else {
+                continue;
+            };
+            if rec.dir.join(".berth").is_dir() {
+                out.push(rec);
+            } else {
+                let _ = fs::remove_file(&p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remove blobs and layers that no image (or live bundle) references, and temp leftovers.
+    pub fn gc(&self) -> Result<GcStats> {
+        let _guard = self.lock_exclusive()?;
+        let mut blobs: HashSet<String> = HashSet::new();
+        let mut layers: HashSet<String> = HashSet::new();
+        for rec in self.list_images()? {
+            blobs.insert(rec.manifest_digest.hex().to_string());
+            blobs.insert(rec.config_digest.hex().to_string());
+            for l in &rec.layers {
+                blobs.insert(l.digest.hex().to_string());
+                layers.insert(l.diff_id.hex().to_string());
+            }
+        }
+        for b in self.live_bundles()? {
+            layers.extend(b.diff_ids.iter().map(|d| d.hex().to_string()));
+        }
+        let stats = GcStats {
+            blobs: sweep(&self.root.join("blobs/sha256"), &blobs)?,
+            layers: sweep(&self.layers_dir(), &layers)?,
+        };
+        sweep(&self.root.join("tmp"), &HashSet::new())?;
+        Ok(stats)
+    }
+}
+
+/// Remove every entry of `dir` whose name is not in `keep`; returns how many non-temp entries went.
+fn sweep(dir: &Path, keep: &HashSet<String>) -> Result<usize> {
+    let mut removed = 0;
+    for ent in fs::read_dir(dir).ctx(|| format!("read {}", dir.display()))? {
+        let ent = ent.ctx(|| format!("read {}", dir.display()))?;
+        let name = ent.file_name().to_string_lossy().into_owned();
+        if keep.contains(&name) {
+            continue;
+        }
+        let p = ent.path();
+        if ent.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        }
+        .ctx(|| format!("remove {}", p.display()))?;
+        if !name.starts_with(".tmp-") {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Write `data` to `dest` via `tmp` + rename.
+pub fn write_atomic(dest: &Path, data: &[u8], tmp: &Path) -> Result<()> {
+    let mut f = File::create(tmp).ctx(|| format!("create {}", tmp.display()))?;
+    f.write_all(data)
+        .ctx(|| format!("write {}", tmp.display()))?;
+    drop(f);
+    fs::rename(tmp, dest)
+        .inspect_err(|_| {
+            let _ = fs::remove_file(tmp);
+        })
+        .ctx(|| format!("rename to {}", dest.display()))
+}

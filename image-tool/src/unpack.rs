@@ -1,0 +1,353 @@
+//! Unpacking one layer tar into its own directory, with OCI whiteouts converted to the
+//! overlayfs representation (0/0 character devices and `trusted.overlay.opaque=y`).
+
+use crate::error::{invalid, unsafe_entry, IoContext, Result};
+use crate::fsutil::{clean_components, set_xattr, SafeDir};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Prefix of OCI whiteout entries.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// Name of the OCI opaque-directory marker.
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+/// The overlayfs xattr marking an opaque directory.
+pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// Wrap `reader` in the decompressor its magic bytes call for (gzip, zstd or none).
+pub fn decompress<'a, R: Read + 'a>(reader: R) -> Result<Box<dyn Read + 'a>> {
+    let mut buf = BufReader::with_capacity(256 * 1024, reader);
+    let head = buf.fill_buf().ctx(|| "read layer header".into())?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buf)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let dec =
+            zstd::stream::read::Decoder::with_buffer(buf).ctx(|| "start zstd decoder".into())?;
+        Ok(Box::new(dec))
+    } else {
+        Ok(Box::new(buf))
+    }
+}
+
+/// Counts of what a layer contained.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackStats {
+    pub entries: u64,
+    pub whiteouts: u64,
+}
+
+/// Unpack an uncompressed layer tar into the existing empty directory `dest`.
+pub fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats> {
+    let root = SafeDir::open(dest)?;
+    let mut archive = tar::Archive::new(reader);
+    let mut unpacker = Unpacker {
+        root,
+        dir_times: Vec::new(),
+        stats: UnpackStats::default(),
+    };
+    for entry in archive.entries().ctx(|| "read layer tar".into())? {
+        let mut entry = entry.ctx(|| "read layer tar entry".into())?;
+        unpacker.entry(&mut entry)?;
+    }
+    unpacker.finish()?;
+    Ok(unpacker.stats)
+}
+
+struct Unpacker {
+    root: SafeDir,
+    dir_times: Vec<(Vec<OsString>, Timespec)>,
+    stats: UnpackStats,
+}
+
+/// Metadata of one entry, PAX overrides applied.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: Timespec,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+impl Meta {
+    fn read<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta> {
+        let h = entry.header();
+        let num = |r: std::io::Result<u64>, what: &str| {
+            r.map_err(|e| unsafe_entry(name, format!("bad {what} field: {e}")))
+        };
+        let mut meta = Meta {
+            mode: num(h.mode().map(u64::from), "mode")? as u32 & 0o7777,
+            uid: num(h.uid(), "uid")? as u32,
+            gid: num(h.gid(), "gid")? as u32,
+            mtime: Timespec {
+                tv_sec: num(h.mtime(), "mtime")? as i64,
+                tv_nsec: 0,
+            },
+            xattrs: Vec::new(),
+        };
+        if let Some(exts) = entry
+            .pax_extensions()
+            .ctx(|| format!("{name}: read PAX header"))?
+        {
+            for ext in exts {
+                let ext = ext.ctx(|| format!("{name}: read PAX record"))?;
+                let key = ext.key().unwrap_or("");
+                let parse_u32 = || ext.value().ok().and_then(|v| v.parse::<u32>().ok());
+                if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
+                    meta.xattrs
+                        .push((attr.to_string(), ext.value_bytes().to_vec()));
+                } else if key == "uid" {
+                    meta.uid = parse_u32().ok_or_else(|| unsafe_entry(name, "bad PAX uid"))?;
+                } else if key == "gid" {
+                    meta.gid = parse_u32().ok_or_else(|| unsafe_entry(name, "bad PAX gid"))?;
+                }
+            }
+        }
+        for (attr, _) in &meta.xattrs {
+            if attr.starts_with("trusted.overlay.") {
+                return Err(unsafe_entry(
+                    name,
+                    format!("layer sets overlayfs xattr {attr}"),
+                ));
+            }
+        }
+        Ok(meta)
+    }
+}
+
+impl Unpacker {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let raw_path = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw_path).into_owned();
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
+            return Ok(());
+        }
+        let comps = clean_components(&raw_path).map_err(|r| unsafe_entry(&name, r))?;
+        self.stats.entries += 1;
+        let meta = Meta::read(entry, &name)?;
+        let Some((leaf, parents)) = comps.split_last() else {
+            return self.root_entry(kind, &meta, &name);
+        };
+        let leaf_bytes = leaf.as_bytes();
+        if leaf_bytes == OPAQUE_MARKER.as_bytes() {
+            self.stats.whiteouts += 1;
+            let parent = self.root.walk(parents, true, &name)?;
+            rfs::fsetxattr(
+                &parent,
+                OVERLAY_OPAQUE_XATTR,
+                b"y",
+                rfs::XattrFlags::empty(),
+            )
+            .ctx(|| format!("{name}: set {OVERLAY_OPAQUE_XATTR}"))?;
+            return Ok(());
+        }
+        if let Some(target) = leaf_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            if target.is_empty() || target == b"." || target == b".." {
+                return Err(unsafe_entry(&name, "whiteout names no file"));
+            }
+            self.stats.whiteouts += 1;
+            let parent = self.root.walk(parents, true, &name)?;
+            let target = OsStr::from_bytes(target);
+            parent.remove_all(target)?;
+            rfs::mknodat(&parent, target, FileType::CharacterDevice, Mode::empty(), 0)
+                .ctx(|| format!("{name}: create whiteout device"))?;
+            return Ok(());
+        }
+        let parent = self.root.walk(parents, true, &name)?;
+        self.create(entry, kind, &parent, leaf, &meta, &name)?;
+        if kind == tar::EntryType::Directory {
+            let path = comps.iter().map(|c| c.to_os_string()).collect();
+            self.dir_times.push((path, meta.mtime));
+        }
+        Ok(())
+    }
+
+    /// An entry naming the layer root itself (`.` or `./`): only a directory is allowed.
+    fn root_entry(&mut self, kind: tar::EntryType, meta: &Meta, name: &str) -> Result<()> {
+        if kind != tar::EntryType::Directory {
+            return Err(unsafe_entry(
+                name,
+                format!("the layer root must be a directory, not {kind:?}"),
+            ));
+        }
+        rfs::fchown(
+            &self.root,
+            Some(rfs::Uid::from_raw(meta.uid)),
+            Some(rfs::Gid::from_raw(meta.gid)),
+        )
+        .ctx(|| format!("{name}: chown"))?;
+        rfs::fchmod(&self.root, Mode::from_raw_mode(meta.mode)).ctx(|| format!("{name}: chmod"))?;
+        self.dir_times.push((Vec::new(), meta.mtime));
+        Ok(())
+    }
+
+    fn create<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        kind: tar::EntryType,
+        parent: &SafeDir,
+        leaf: &OsStr,
+        meta: &Meta,
+        name: &str,
+    ) -> Result<()> {
+        use tar::EntryType as E;
+        let existing = parent.file_type(leaf).ctx(|| format!("{name}: stat"))?;
+        if existing.is_some() && !(kind == E::Directory && existing == Some(FileType::Directory)) {
+            parent.remove_all(leaf)?;
+        }
+        match kind {
+            E::Regular | E::Continuous | E::GNUSparse => {
+                let fd = rfs::openat(
+                    parent,
+                    leaf,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .ctx(|| format!("{name}: create file"))?;
+                let mut file = File::from(fd);
+                std::io::copy(entry, &mut file).ctx(|| format!("{name}: write file"))?;
+                self.apply_meta(parent, leaf, meta, name, true)
+            }
+            E::Directory => {
+                if existing != Some(FileType::Directory) {
+                    rfs::mkdirat(parent, leaf, Mode::from_raw_mode(0o700))
+                        .ctx(|| format!("{name}: mkdir"))?;
+                }
+                self.apply_meta(parent, leaf, meta, name, true)
+            }
+            E::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| unsafe_entry(name, "symlink without target"))?;
+                rfs::symlinkat(OsStr::from_bytes(&target), parent, leaf)
+                    .ctx(|| format!("{name}: symlink"))?;
+                self.apply_meta(parent, leaf, meta, name, false)
+            }
+            E::Link => self.hardlink(entry, parent, leaf, name),
+            E::Char | E::Block | E::Fifo => {
+                let (ft, dev) = match kind {
+                    E::Fifo => (FileType::Fifo, 0),
+                    _ => {
+                        let h = entry.header();
+                        let major = h.device_major().ok().flatten().unwrap_or(0);
+                        let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                        let ft = if kind == E::Char {
+                            FileType::CharacterDevice
+                        } else {
+                            FileType::BlockDevice
+                        };
+                        (ft, rfs::makedev(major, minor))
+                    }
+                };
+                rfs::mknodat(parent, leaf, ft, Mode::from_raw_mode(0o600), dev)
+                    .ctx(|| format!("{name}: mknod"))?;
+                self.apply_meta(parent, leaf, meta, name, true)
+            }
+            other => Err(invalid(format!(
+                "layer entry {name:?} has unsupported type {other:?}"
+            ))),
+        }
+    }
+
+    fn hardlink<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        parent: &SafeDir,
+        leaf: &OsStr,
+        name: &str,
+    ) -> Result<()> {
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| unsafe_entry(name, "hardlink without target"))?;
+        let comps = clean_components(&target)
+            .map_err(|r| unsafe_entry(name, format!("hardlink target {r}")))?;
+        let Some((tleaf, tparents)) = comps.split_last() else {
+            return Err(unsafe_entry(name, "hardlink to the layer root"));
+        };
+        let tdir = self.root.walk(tparents, false, name)?;
+        match tdir
+            .file_type(tleaf)
+            .ctx(|| format!("{name}: stat link target"))?
+        {
+            None => Err(unsafe_entry(
+                name,
+                format!(
+                    "hardlink target {:?} is not in this layer",
+                    String::from_utf8_lossy(&target)
+                ),
+            )),
+            Some(FileType::Directory) => Err(unsafe_entry(name, "hardlink to a directory")),
+            Some(_) => rfs::linkat(&tdir, *tleaf, parent, leaf, AtFlags::empty())
+                .ctx(|| format!("{name}: hardlink")),
+        }
+    }
+
+    fn apply_meta(
+        &self,
+        parent: &SafeDir,
+        leaf: &OsStr,
+        meta: &Meta,
+        name: &str,
+        chmod: bool,
+    ) -> Result<()> {
+        rfs::chownat(
+            parent,
+            leaf,
+            Some(rfs::Uid::from_raw(meta.uid)),
+            Some(rfs::Gid::from_raw(meta.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .ctx(|| format!("{name}: chown"))?;
+        if chmod {
+            // After chown, which clears set-id bits.
+            rfs::chmodat(
+                parent,
+                leaf,
+                Mode::from_raw_mode(meta.mode),
+                AtFlags::empty(),
+            )
+            .ctx(|| format!("{name}: chmod"))?;
+        }
+        // Extended attributes are not set on symlinks (user.* is not allowed there).
+        for (attr, value) in meta.xattrs.iter().filter(|_| chmod) {
+            if attr == "security.selinux" {
+                continue;
+            }
+            set_xattr(parent, leaf, attr, value).ctx(|| format!("{name}: set xattr {attr}"))?;
+        }
+        let times = Timestamps {
+            last_access: meta.mtime,
+            last_modification: meta.mtime,
+        };
+        rfs::utimensat(parent, leaf, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .ctx(|| format!("{name}: set mtime"))
+    }
+
+    /// Directory mtimes are set last, after their contents stopped changing.
+    fn finish(&mut self) -> Result<()> {
+        for (path, mtime) in self.dir_times.iter().rev() {
+            let comps: Vec<&OsStr> = path.iter().map(|c| c.as_os_str()).collect();
+            let display = format!("{comps:?}");
+            let Ok(dir) = self.root.walk(&comps, false, &display) else {
+                continue; // replaced by a later entry
+            };
+            let times = Timestamps {
+                last_access: *mtime,
+                last_modification: *mtime,
+            };
+            rfs::utimensat(&dir, ".", &times, AtFlags::empty())
+                .ctx(|| format!("{display}: set mtime"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,199 @@
+//! The runc-compatible command line: one file per verb, each a thin layer over
+//! the library.
+
+mod list;
+mod run;
+pub mod spec;
+
+use std::path::PathBuf;
+
+use berth_runtime::container::{self, CreateOpts};
+use berth_runtime::logging;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "berth", about = "berth: a runc-compatible OCI container runtime", disable_version_flag = true)]
+pub struct Cli {
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = "/run/berth")]
+    root: PathBuf,
+    /// Log file (errors are also written to stderr).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    /// Enable debug logging.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Manage cgroups through systemd (not supported by berth).
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Accepted for runc compatibility (ignored).
+    #[arg(long, hide = true)]
+    criu: Option<String>,
+    /// Accepted for runc compatibility: true, false or auto.
+    #[arg(long = "rootless", id = "global_rootless", hide = true)]
+    rootless: Option<String>,
+    /// Print the version.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// Path to the bundle directory.
+    #[arg(short = 'b', long, default_value = ".")]
+    bundle: PathBuf,
+    /// Unix socket that receives the pty master when process.terminal is true.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// File to write the container init's pid to.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root.
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Do not create a new session keyring.
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass this many extra fds (from 3 on) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Container id.
+    id: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a container (its program waits for `start`).
+    Create(CreateArgs),
+    /// Run the program of a created container.
+    Start { id: String },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// Send a signal to a container's init (or all its processes).
+    Kill {
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a container and everything create made.
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container; in the foreground wait for it and exit with its status.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Detach: return once the container is running.
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep the container's state after it exits.
+        #[arg(long)]
+        keep: bool,
+        /// Accepted for runc compatibility.
+        #[arg(long = "no-subreaper", hide = true)]
+        no_subreaper: bool,
+    },
+    /// List containers.
+    List {
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(short, long, default_value = "table")]
+        format: String,
+    },
+    /// Write a default config.json.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Print what this runtime supports, as JSON.
+    Features,
+}
+
+fn create_opts(root: &std::path::Path, a: &CreateArgs) -> CreateOpts {
+    CreateOpts {
+        root: root.to_path_buf(),
+        id: a.id.clone(),
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        console_fd: None,
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+    }
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let format = match cli.log_format.as_str() {
+        "json" => logging::Format::Json,
+        "text" => logging::Format::Text,
+        other => {
+            eprintln!("berth: unknown --log-format \"{other}\" (text or json)");
+            return 1;
+        }
+    };
+    logging::init(cli.log.clone(), format, cli.debug);
+    if cli.version {
+        println!("berth version {}\nspec: {}", env!("CARGO_PKG_VERSION"), berth_runtime::OCI_VERSION);
+        return 0;
+    }
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            logging::error(&format!("{e:#}"));
+            1
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    let Some(cmd) = &cli.command else {
+        anyhow::bail!("no command given; see berth --help");
+    };
+    if cli.systemd_cgroup && matches!(cmd, Command::Create(_) | Command::Run { .. }) {
+        anyhow::bail!("--systemd-cgroup: managing cgroups through systemd is not supported by berth; drop the flag to use cgroupfs");
+    }
+    let root = &cli.root;
+    match cmd {
+        Command::Create(a) => {
+            container::create(&create_opts(root, a))?;
+        }
+        Command::Start { id } => container::start(root, id)?,
+        Command::State { id } => {
+            let s = container::state(root, id)?;
+            println!("{}", serde_json::to_string_pretty(&s.public())?);
+        }
+        Command::Kill { all, id, signal } => {
+            let sig = berth_runtime::signal::parse(signal)?;
+            container::kill(root, id, sig, *all)?;
+        }
+        Command::Delete { force, id } => match container::delete(root, id, *force) {
+            Err(berth_runtime::Error::NotFound(_)) if *force => {}
+            r => r?,
+        },
+        Command::Run { create, detach, keep, .. } => return run::run(&create_opts(root, create), *detach, *keep),
+        Command::List { quiet, format } => list::run(root, *quiet, format)?,
+        Command::Spec { bundle, rootless } => spec::run(bundle, *rootless)?,
+        Command::Features => println!("{}", serde_json::to_string_pretty(&berth_runtime::features::document())?),
+    }
+    Ok(0)
+}

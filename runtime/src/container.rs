@@ -1,0 +1,430 @@
+//! Container operations: create, start, state, kill, delete (runtime-spec runtime.md).
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_cgroups::{CgroupManager, FreezerState, ManagerOptions};
+use nix::sys::signal::Signal;
+use nix::unistd::{ForkResult, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::channel::{self, Msg};
+use crate::error::{Context, Error, Result};
+use crate::init::{self, InitArgs};
+use crate::namespaces::{self, Plan};
+use crate::state::{ContainerDir, State, Status};
+
+/// Options of `create` (and the create half of `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOpts {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    /// An already connected console socket (used by `run` with its own pty).
+    pub console_fd: Option<i32>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Extra state kept beside the spec's: how many cgroup levels berth created.
+fn cgroup_opts<'a>(state: &'a State) -> ManagerOptions<'a> {
+    let mode = cgroup_mode();
+    let mut o = ManagerOptions::new(state.cgroups_path.as_deref(), &state.id, mode);
+    o.owned_depth = state.cgroup_owned_depth;
+    o
+}
+
+fn cgroup_mode() -> berth_cgroups::Mode {
+    berth_cgroups::detect().unwrap_or(berth_cgroups::Mode::Legacy)
+}
+
+pub fn cgroup_manager(state: &State) -> Result<Box<dyn CgroupManager>> {
+    Ok(berth_cgroups::new_manager_with(&cgroup_opts(state))?)
+}
+
+/// Whether the container's cgroup is frozen (paused).
+pub fn is_frozen(state: &State) -> bool {
+    cgroup_manager(state).and_then(|m| Ok(m.freezer_state()?)).map(|s| s == FreezerState::Frozen).unwrap_or(false)
+}
+
+/// Removes what a failed `create` made: the init, its cgroup, the state dir.
+struct CreateGuard {
+    dir: Option<ContainerDir>,
+    pid: Option<i32>,
+    cgroup: Option<Box<dyn CgroupManager>>,
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.kill_all(libc::SIGKILL);
+            destroy_cgroup(cg.as_ref());
+        }
+        if let Some(d) = self.dir.take() {
+            let _ = d.remove();
+        }
+    }
+}
+
+fn destroy_cgroup(cg: &dyn CgroupManager) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match cg.destroy() {
+            Ok(()) => return,
+            Err(e) if Instant::now() >= deadline => {
+                crate::logging::warn(&format!("remove cgroup: {e}"));
+                return;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
+/// `berth create`: returns the init's pid with the container `created`.
+pub fn create(opts: &CreateOpts) -> Result<i32> {
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
+    let text = std::fs::read_to_string(bundle.join("config.json"))
+        .map_err(|e| Error::Config(format!("cannot read {}: {e}", bundle.join("config.json").display())))?;
+    let spec = crate::spec::parse(&text)?;
+    let rootfs = crate::spec::validate(&spec, &bundle)?;
+    let linux = spec.linux().as_ref().expect("validated");
+    let plan = Plan::from_linux(linux);
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    if terminal && opts.console_socket.is_none() && opts.console_fd.is_none() {
+        return Err(Error::Config("field process.terminal: true requires --console-socket".into()));
+    }
+
+    let dir = ContainerDir::create(&opts.root, &opts.id)?;
+    let mut guard = CreateGuard { dir: Some(dir), pid: None, cgroup: None };
+    let dir = guard.dir.as_ref().expect("set");
+
+    let mut state = State {
+        oci_version: spec.version().clone(),
+        id: opts.id.clone(),
+        status: Status::Creating,
+        pid: 0,
+        bundle: bundle.clone(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        pid_start_time: 0,
+        rootfs: rootfs.clone(),
+        created: crate::sys::rfc3339_now(),
+        owner: String::new(),
+        cgroups_path: linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned()),
+        cgroup_owned_depth: None,
+    };
+    dir.save(&state)?;
+    std::fs::write(dir.path.join(crate::state::CONFIG_COPY), &text).ctx(|| "save config copy")?;
+    nix::unistd::mkfifo(&dir.fifo_path(), nix::sys::stat::Mode::from_bits_truncate(0o622)).ctx(|| "create exec fifo")?;
+    // mkfifo applies the umask; the init may run as any user.
+    std::fs::set_permissions(dir.fifo_path(), std::os::unix::fs::PermissionsExt::from_mode(0o622)).ctx(|| "chmod exec fifo")?;
+
+    let cgroup = cgroup_manager(&state)?;
+    let console = match (&opts.console_socket, opts.console_fd) {
+        (_, Some(fd)) if terminal => Some(dup_fd(fd)?),
+        (Some(p), _) if terminal => Some(crate::terminal::connect(p)?),
+        _ => None,
+    };
+    let (parent_end, child_end) = channel::pair()?;
+    if !plan.involves_user() {
+        enter_children_namespaces(&plan, linux)?;
+    }
+
+    // SAFETY: berth is single-threaded here; the child runs only the init code.
+    let fork = unsafe { nix::unistd::fork() }.ctx(|| "fork container init")?;
+    let child = match fork {
+        ForkResult::Child => {
+            drop(parent_end);
+            // SAFETY: closing our copy of the lock fd; the parent keeps its own.
+            unsafe { libc::close(dir.lock_fd()) };
+            init::run(InitArgs {
+                spec: &spec,
+                rootfs: &rootfs,
+                plan: &plan,
+                channel: child_end,
+                fifo: dir.fifo_path(),
+                console_socket: console,
+                no_pivot: opts.no_pivot,
+                preserve_fds: opts.preserve_fds,
+                no_new_keyring: opts.no_new_keyring,
+                state: state.clone(),
+            })
+        }
+        ForkResult::Parent { child } => child.as_raw(),
+    };
+    drop(child_end);
+    drop(console);
+    guard.pid = Some(child);
+
+    let pid = if plan.involves_user() { wait_for_init_pid(&parent_end, linux, child)? } else { child };
+    guard.pid = Some(pid);
+    state.pid = pid;
+    state.pid_start_time = crate::sys::proc_start_time(pid).map(|(t, _)| t).unwrap_or(0);
+
+    cgroup.apply(pid)?;
+    state.cgroup_owned_depth = Some(cgroup.owned_depth());
+    guard.cgroup = Some(cgroup);
+    // Persist the pid and cgroup now, so `delete --force` can clean up even if
+    // this process is killed from here on.
+    guard.dir.as_ref().expect("set").save(&state)?;
+    parent_end.send(&Msg::CgroupReady { pid })?;
+
+    loop {
+        match parent_end.expect("setting up the container")? {
+            Msg::RunRuntimeHooks => {
+                let r = run_runtime_hooks(&spec, &state);
+                match r {
+                    Ok(()) => parent_end.send(&Msg::HooksDone)?,
+                    Err(e) => {
+                        let _ = parent_end.send(&Msg::Error(e.to_string()));
+                        return Err(e);
+                    }
+                }
+            }
+            Msg::Created => break,
+            m => return Err(Error::Init(format!("unexpected message from init: {m:?}"))),
+        }
+    }
+    // Resources (the device rules above all) apply once the init has made its
+    // device nodes, as with runc.
+    if let Some(res) = crate::cgroup_rules::effective(linux) {
+        guard.cgroup.as_ref().expect("set").set(&res)?;
+    }
+    state.status = Status::Created;
+    let dir = guard.dir.as_ref().expect("set");
+    dir.save(&state)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, pid)?;
+    }
+    guard.pid = None;
+    guard.cgroup = None;
+    guard.dir = None;
+    Ok(pid)
+}
+
+fn dup_fd(fd: i32) -> Result<OwnedFd> {
+    // SAFETY: borrowing an fd the caller keeps open for the duration of the call.
+    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    b.try_clone_to_owned().ctx(|| "dup console socket")
+}
+
+/// pid and time namespaces apply to the children of the process that enters
+/// them, so the parent enters them right before forking the init.
+fn enter_children_namespaces(plan: &Plan, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    if let Some(p) = plan.joins(LinuxNamespaceType::Pid) {
+        namespaces::join(LinuxNamespaceType::Pid, p)?;
+    } else if plan.creates(LinuxNamespaceType::Pid) {
+        namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWPID)?;
+    }
+    if let Some(p) = plan.joins(LinuxNamespaceType::Time) {
+        namespaces::join(LinuxNamespaceType::Time, p)?;
+    } else if plan.creates(LinuxNamespaceType::Time) {
+        namespaces::unshare(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))?;
+        namespaces::write_time_offsets(linux)?;
+    }
+    Ok(())
+}
+
+/// With a user namespace the forked child is an intermediate process: write its
+/// id maps, learn the real init's pid and reap the intermediate.
+fn wait_for_init_pid(ch: &channel::Channel, linux: &oci_spec::runtime::Linux, intermediate: i32) -> Result<i32> {
+    loop {
+        match ch.expect("entering its namespaces")? {
+            Msg::MapIds { pid } => {
+                namespaces::write_id_maps(pid, linux)?;
+                ch.send(&Msg::IdsMapped)?;
+            }
+            Msg::InitPid { pid } => {
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(intermediate), None);
+                return Ok(pid);
+            }
+            m => return Err(Error::Init(format!("unexpected message from init: {m:?}"))),
+        }
+    }
+}
+
+#[allow(deprecated)]
+fn run_runtime_hooks(spec: &Spec, state: &State) -> Result<()> {
+    let Some(h) = spec.hooks().as_ref() else { return Ok(()) };
+    let json = state.hook_json();
+    crate::hooks::run_all(h.prestart().as_ref(), &json, "prestart")?;
+    crate::hooks::run_all(h.create_runtime().as_ref(), &json, "createRuntime")
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().ctx(|| "getcwd")?.join(path) };
+    crate::sys::write_atomic(&abs, pid.to_string().as_bytes())
+}
+
+fn load_spec_copy(dir: &ContainerDir) -> Option<Spec> {
+    let text = std::fs::read_to_string(dir.path.join(crate::state::CONFIG_COPY)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// `berth start`: let the init exec the user program, exactly once.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let dir = ContainerDir::open(root, id)?;
+    let mut state = dir.load_current()?;
+    match state.status {
+        Status::Created => {}
+        Status::Stopped => return Err(Error::WrongState(format!("cannot start container \"{id}\": it has stopped"))),
+        Status::Creating => return Err(Error::WrongState(format!("cannot start container \"{id}\": it is still being created"))),
+        Status::Running | Status::Paused => {
+            return Err(Error::WrongState(format!("cannot start container \"{id}\": it is already {}", state.status)))
+        }
+    }
+    let reply = release_init(&dir, &state)?;
+    let _ = std::fs::remove_file(dir.fifo_path());
+    if reply != b"0" {
+        let msg = String::from_utf8_lossy(reply.strip_prefix(b"0").unwrap_or(&reply)).into_owned();
+        return Err(Error::Init(msg));
+    }
+    state.status = Status::Running;
+    if let Some(spec) = load_spec_copy(&dir) {
+        if let Some(h) = spec.hooks().as_ref() {
+            crate::hooks::run_all_warn(h.poststart().as_ref(), &state.hook_json(), "poststart");
+        }
+    }
+    Ok(())
+}
+
+/// Open the exec FIFO for reading (this unblocks the init) and collect what the
+/// init writes until it execs (the write end is close-on-exec): "0" on success,
+/// otherwise the reason it failed.
+fn release_init(dir: &ContainerDir, state: &State) -> Result<Vec<u8>> {
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(dir.fifo_path())
+        .ctx(|| "open exec fifo")?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut pfd = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&fifo), nix::poll::PollFlags::POLLIN)];
+        let n = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).unwrap_or(0);
+        if n > 0 {
+            // SAFETY: valid buffer.
+            let r = unsafe { libc::read(fifo.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r > 0 {
+                out.extend_from_slice(&buf[..r as usize]);
+                continue;
+            }
+            if r == 0 && !out.is_empty() {
+                return Ok(out);
+            }
+            if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                return Err(std::io::Error::last_os_error()).ctx(|| "read exec fifo");
+            }
+        }
+        if !crate::sys::process_alive(state.pid, state.pid_start_time) {
+            if out.is_empty() {
+                return Err(Error::Init(format!("container \"{}\" init exited before it could start", state.id)));
+            }
+            return Ok(out);
+        }
+        if r_would_spin(n, &out) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn r_would_spin(n: i32, out: &[u8]) -> bool {
+    // poll reports POLLHUP with nothing to read before the writer appears.
+    n > 0 && out.is_empty()
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// `berth state`.
+pub fn state(root: &Path, id: &str) -> Result<State> {
+    let dir = ContainerDir::open(root, id)?;
+    dir.load_current()
+}
+
+/// `berth kill`.
+pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
+    let dir = ContainerDir::open(root, id)?;
+    let state = dir.load_current()?;
+    if matches!(state.status, Status::Stopped) {
+        return Err(Error::WrongState(format!("cannot kill container \"{id}\": it is not running")));
+    }
+    if all {
+        let cg = cgroup_manager(&state)?;
+        if state.status == Status::Paused && signal == libc::SIGKILL {
+            cg.kill_all(signal)?;
+            let _ = cg.thaw();
+            return Ok(());
+        }
+        cg.kill_all(signal)?;
+        return Ok(());
+    }
+    nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::try_from(signal).map_err(|_| Error::Other(format!("invalid signal {signal}")))?)
+        .ctx(|| format!("signal {signal} to container \"{id}\" (pid {})", state.pid))
+}
+
+/// `berth delete`.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let dir = ContainerDir::open(root, id)?;
+    let mut state = dir.load_current()?;
+    match state.status {
+        Status::Stopped => {}
+        // A created container's program never ran: deleting it is allowed, as runc
+        // does and as containerd relies on.
+        Status::Created | Status::Creating => kill_and_wait(&state)?,
+        Status::Running | Status::Paused if force => kill_and_wait(&state)?,
+        s => return Err(Error::WrongState(format!("cannot delete container \"{id}\": it is {s}; stop it first or use --force"))),
+    }
+    let spec = load_spec_copy(&dir);
+    if let Ok(cg) = cgroup_manager(&state) {
+        let _ = cg.kill_all(libc::SIGKILL);
+        let _ = cg.thaw();
+        destroy_cgroup(cg.as_ref());
+    }
+    dir.remove()?;
+    state.status = Status::Stopped;
+    if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
+        crate::hooks::run_all_warn(h.poststop().as_ref(), &state.hook_json(), "poststop");
+    }
+    Ok(())
+}
+
+/// SIGKILL the init and everything in its cgroup, and wait until it is gone.
+fn kill_and_wait(state: &State) -> Result<()> {
+    if let Ok(cg) = cgroup_manager(state) {
+        let _ = cg.kill_all(libc::SIGKILL);
+        let _ = cg.thaw();
+    }
+    if state.pid > 0 && crate::sys::process_alive(state.pid, state.pid_start_time) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crate::sys::process_alive(state.pid, state.pid_start_time) {
+        // Reap it if it is our child (run, tests); harmless otherwise.
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(state.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        if Instant::now() >= deadline {
+            return Err(Error::Other(format!("container \"{}\" (pid {}) did not die after SIGKILL", state.id, state.pid)));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(())
+}
+
+/// Every container under `root`, with its derived status.
+pub fn list(root: &Path) -> Result<Vec<State>> {
+    let mut v = Vec::new();
+    for id in crate::state::list_ids(root)? {
+        if let Ok(dir) = ContainerDir::open(root, &id) {
+            if let Ok(s) = dir.load_current() {
+                v.push(s);
+            }
+        }
+    }
+    Ok(v)
+}

@@ -1,0 +1,66 @@
+//! The library's error type. Every variant names what went wrong and where.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// config.json is malformed or asks for something invalid; names the field.
+    #[error("config.json: {0}")]
+    Config(String),
+    #[error("container \"{0}\" does not exist")]
+    NotFound(String),
+    #[error("container with id \"{0}\" already exists")]
+    Exists(String),
+    #[error("invalid container id \"{0}\": {1}")]
+    InvalidId(String, &'static str),
+    /// The operation is not allowed in the container's current state.
+    #[error("{0}")]
+    WrongState(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}: {errno}")]
+    Sys {
+        context: String,
+        errno: nix::errno::Errno,
+    },
+    #[error("{path}: {msg}")]
+    Path { path: PathBuf, msg: String },
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] berth_cgroups::CgroupError),
+    #[error("hook {path}: {msg}")]
+    Hook { path: String, msg: String },
+    /// An error reported by the container's init process.
+    #[error("{0}")]
+    Init(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Attach a context to nix/io failures: `.ctx(|| format!("mount {dest}"))`.
+pub trait Context<T> {
+    fn ctx<S: Into<String>, F: FnOnce() -> S>(self, f: F) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, nix::errno::Errno> {
+    fn ctx<S: Into<String>, F: FnOnce() -> S>(self, f: F) -> Result<T> {
+        self.map_err(|errno| Error::Sys {
+            context: f().into(),
+            errno,
+        })
+    }
+}
+
+impl<T> Context<T> for std::result::Result<T, std::io::Error> {
+    fn ctx<S: Into<String>, F: FnOnce() -> S>(self, f: F) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            context: f().into(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! The last steps of the init: dropping privileges, waiting for `start` on the
+//! exec FIFO, startContainer hooks and execve.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Process, Spec};
+
+use super::InitArgs;
+use crate::error::{Context, Error, Result};
+use crate::state::Status;
+use crate::terminal::Pty;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The exec FIFO, held as an O_PATH fd plus this process's /proc/self/fd
+/// directory from the host's /proc, so it can be opened for writing after
+/// pivot_root whatever the container mounts at /proc.
+pub struct FifoHandle {
+    fifo: OwnedFd,
+    fd_dir: OwnedFd,
+}
+
+impl FifoHandle {
+    pub fn open(path: &Path) -> Result<FifoHandle> {
+        let fifo = crate::sys::openat2(libc::AT_FDCWD, path, libc::O_PATH, 0, 0).ctx(|| format!("open {}", path.display()))?;
+        let fd_dir = crate::sys::openat2(libc::AT_FDCWD, Path::new("/proc/self/fd"), libc::O_DIRECTORY | libc::O_RDONLY, 0, 0).ctx(|| "open /proc/self/fd")?;
+        Ok(FifoHandle { fifo, fd_dir })
+    }
+
+    /// Blocks until `berth start` opens the FIFO for reading.
+    fn open_write(&self) -> Result<OwnedFd> {
+        let name = CString::new(self.fifo.as_raw_fd().to_string()).expect("digits");
+        loop {
+            // SAFETY: valid C string and dir fd.
+            let fd = unsafe { libc::openat(self.fd_dir.as_raw_fd(), name.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+            if fd >= 0 {
+                // SAFETY: fresh fd.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e).ctx(|| "open exec fifo");
+            }
+        }
+    }
+}
+
+/// What execve needs, resolved before `create` reports success (so a missing
+/// executable fails `create`, as with runc).
+pub struct Prepared {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+fn cstr(s: &[u8], what: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::Config(format!("{what} contains a NUL byte")))
+}
+
+fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    let is_exec = |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
+    if arg0.contains('/') {
+        let p = PathBuf::from(arg0);
+        if is_exec(&p) {
+            return Ok(p);
+        }
+        return Err(Error::Config(format!("field process.args[0]: \"{arg0}\": executable file not found or not executable in the container")));
+    }
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(arg0);
+        if is_exec(&cand) {
+            return Ok(cand);
+        }
+    }
+    Err(Error::Config(format!("field process.args[0]: \"{arg0}\": executable file not found in $PATH")))
+}
+
+pub fn prepare(spec: &Spec, process: &Process) -> Result<Prepared> {
+    let args = process.args().as_ref().expect("validated");
+    let env = process.env().clone().unwrap_or_default();
+    let exe = find_executable(&args[0], &env)?;
+    let prepared = Prepared {
+        path: cstr(exe.as_os_str().as_bytes(), "process.args[0]")?,
+        argv: args.iter().map(|a| cstr(a.as_bytes(), "process.args")).collect::<Result<_>>()?,
+        envp: env.iter().map(|e| cstr(e.as_bytes(), "process.env")).collect::<Result<_>>()?,
+    };
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| Error::Config(format!("field process.oomScoreAdj {adj}: {e}")))?;
+    }
+    crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
+    nix::unistd::chdir(process.cwd()).map_err(|e| Error::Config(format!("field process.cwd: chdir {}: {e}", process.cwd().display())))?;
+    check_cwd_inside()?;
+    let caps = process.capabilities().as_ref().map(crate::capabilities::parse).transpose()?;
+    if let Some(c) = &caps {
+        crate::capabilities::apply_bounding(c)?;
+    }
+    nix::sys::prctl::set_keepcaps(true).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
+    crate::user::apply(process.user())?;
+    nix::sys::prctl::set_keepcaps(false).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
+    if let Some(c) = &caps {
+        crate::capabilities::apply_sets(c)?;
+    }
+    crate::user::apply_umask(process.user());
+    let _ = spec;
+    Ok(prepared)
+}
+
+/// The cwd must be inside the container's root (CVE-2024-21626: a leaked host
+/// directory fd as cwd shows up as "(unreachable)" or fails getcwd).
+fn check_cwd_inside() -> Result<()> {
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        Ok(p) => Err(Error::Other(format!("current directory {} is outside the container root", p.display()))),
+        Err(e) => Err(Error::Other(format!("current directory is not reachable inside the container: {e}"))),
+    }
+}
+
+/// New session, the terminal, no_new_privs and the fd sweep: done before
+/// `create` reports success.
+pub fn final_setup(a: &InitArgs, pty: Option<Pty>) -> Result<()> {
+    let process = a.spec.process().as_ref().expect("validated");
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    if let Some(p) = &pty {
+        crate::terminal::make_controlling(&p.slave)?;
+    }
+    drop(pty);
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)")?;
+    }
+    // No host fd beyond stdio and --preserve-fds may reach the container.
+    crate::sys::cloexec_from(3 + a.preserve_fds)
+}
+
+pub fn wait_and_exec(a: &mut InitArgs, prepared: Prepared, fifo: FifoHandle) -> Result<std::convert::Infallible> {
+    let w = fifo.open_write()?;
+    drop(fifo);
+    a.state.status = Status::Created;
+    if let Some(h) = a.spec.hooks().as_ref() {
+        if let Err(e) = crate::hooks::run_all(h.start_container().as_ref(), &a.state.hook_json(), "startContainer") {
+            write_all(&w, e.to_string().as_bytes());
+            // SAFETY: end the init.
+            unsafe { libc::_exit(1) }
+        }
+    }
+    write_all(&w, b"0");
+    let argv: Vec<*const libc::c_char> = prepared.argv.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: Vec<*const libc::c_char> = prepared.envp.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    // SAFETY: NUL-terminated arrays of valid C strings.
+    unsafe { libc::execve(prepared.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    let e = std::io::Error::last_os_error();
+    write_all(&w, format!("exec {}: {e}", prepared.path.to_string_lossy()).as_bytes());
+    // SAFETY: end the init.
+    unsafe { libc::_exit(127) }
+}
+
+fn write_all(fd: &OwnedFd, mut data: &[u8]) {
+    while !data.is_empty() {
+        // SAFETY: valid buffer.
+        let r = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+        if r <= 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        data = &data[r as usize..];
+    }
+}

@@ -1,0 +1,28 @@
+//! berth: a runc-compatible OCI runtime.
+//!
+//! The library turns an OCI bundle into a running container. The command line
+//! (`src/cli/`) is a thin layer over [`container`].
+
+pub mod capabilities;
+pub mod cgroup_rules;
+pub mod channel;
+pub mod container;
+pub mod error;
+pub mod features;
+pub mod hooks;
+pub mod init;
+pub mod logging;
+pub mod namespaces;
+pub mod rlimits;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod state;
+pub mod sys;
+pub mod terminal;
+pub mod user;
+
+pub use error::{Error, Result};
+
+/// The OCI runtime-spec version this runtime implements.
+pub const OCI_VERSION: &str = "1.2.0";

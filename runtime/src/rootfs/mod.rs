@@ -1,0 +1,193 @@
+//! Building the container's filesystem view: propagation, the rootfs bind,
+//! `mounts[]`, devices, masked and read-only paths, then pivot_root.
+
+pub mod cgroupfs;
+pub mod devices;
+pub mod mounts;
+pub mod options;
+pub mod paths;
+pub mod sysctl;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::Spec;
+
+use crate::error::{Context, Error, Result};
+use crate::sys::fd_path;
+use mounts::MountCtx;
+use options::{RecAttr, MOUNT_ATTR_RDONLY};
+use paths::{fstat, is_dir, Kind, Root};
+
+fn propagation_flag(name: &str) -> Result<MsFlags> {
+    Ok(match name {
+        "shared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "private" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        other => return Err(Error::Config(format!("field linux.rootfsPropagation: unknown value \"{other}\""))),
+    })
+}
+
+/// Step 1: isolate our mount tree from the host's and make the rootfs a mount point.
+pub fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<Root> {
+    let linux = spec.linux().as_ref();
+    let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        Some(p) => propagation_flag(p)?,
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).ctx(|| "set propagation of /")?;
+    mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .ctx(|| format!("bind mount rootfs {}", rootfs.display()))?;
+    // pivot_root needs the new root's parent mount not to be shared.
+    make_parent_private(rootfs)?;
+    Root::open(rootfs)
+}
+
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let mut best: Option<&str> = None;
+    for line in info.lines() {
+        let Some(mp) = line.split_whitespace().nth(4) else { continue };
+        let is_prefix = mp == "/" || rootfs.starts_with(mp);
+        if is_prefix && mp != rootfs.to_str().unwrap_or("") && best.is_none_or(|b| mp.len() > b.len()) {
+            best = Some(mp);
+        }
+    }
+    if let Some(mp) = best {
+        let shared = info.lines().any(|l| l.split_whitespace().nth(4) == Some(mp) && l.split(" - ").next().unwrap_or("").contains("shared:"));
+        if shared {
+            mount(None::<&str>, mp, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).ctx(|| format!("make {mp} private"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Step 2: `mounts[]`, devices and /dev symlinks.
+pub fn mount_all(spec: &Spec, root: &Root, ctx: &MountCtx, userns: bool) -> Result<()> {
+    let mut dev_fresh = false;
+    let mut with_pts = false;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        mounts::mount_entry(ctx, m, i)?;
+        let dest = m.destination();
+        let bind = m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+        if dest == Path::new("/dev") && !bind {
+            dev_fresh = true;
+        }
+        if dest == Path::new("/dev/pts") {
+            with_pts = true;
+        }
+    }
+    let _ = dev_fresh;
+    for d in devices::defaults() {
+        devices::create(root, &d, userns, false)?;
+    }
+    let linux = spec.linux().as_ref();
+    for (i, d) in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().enumerate() {
+        let dev = devices::from_spec(d, i)?;
+        devices::create(root, &dev, userns, true)?;
+    }
+    devices::symlinks(root, with_pts)?;
+    Ok(())
+}
+
+/// The host's /dev/null, verified to really be the null device (1:3), held as an
+/// fd so nothing in the container can substitute it (CVE-2025-31133).
+pub fn host_devnull() -> Result<OwnedFd> {
+    let f = std::fs::File::open("/dev/null").ctx(|| "open host /dev/null")?;
+    let st = fstat(&f).ctx(|| "stat host /dev/null")?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != nix::sys::stat::makedev(1, 3) {
+        return Err(Error::Other("host /dev/null is not the null character device 1:3; refusing to mask paths with it".into()));
+    }
+    Ok(OwnedFd::from(f))
+}
+
+/// Step 3: maskedPaths (files get /dev/null, directories an empty read-only tmpfs)
+/// and readonlyPaths.
+pub fn mask_and_protect(spec: &Spec, root: &Root) -> Result<()> {
+    let Some(linux) = spec.linux().as_ref() else { return Ok(()) };
+    let masked = linux.masked_paths().as_deref().unwrap_or(&[]);
+    if !masked.is_empty() {
+        let null = host_devnull()?;
+        for p in masked {
+            let path = Path::new(p);
+            let fd = match root.open_path(path, libc::O_NOFOLLOW) {
+                Ok(fd) => fd,
+                Err(nix::errno::Errno::ENOENT) => continue,
+                Err(e) => return Err(Error::Path { path: path.into(), msg: format!("masked path: {e}") }),
+            };
+            let st = fstat(&fd).ctx(|| format!("stat masked path {p}"))?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                return Err(Error::Path { path: path.into(), msg: "masked path is a symlink; refusing to follow it".into() });
+            }
+            if is_dir(&st) {
+                mount(Some("tmpfs"), fd_path(&fd).as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+                    .ctx(|| format!("mask directory {p}"))?;
+            } else {
+                mount(Some(fd_path(&null).as_str()), fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                    .ctx(|| format!("mask {p} with /dev/null"))?;
+            }
+        }
+    }
+    for p in linux.readonly_paths().iter().flatten() {
+        let path = Path::new(p);
+        let fd = match root.open_path(path, 0) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => return Err(Error::Path { path: path.into(), msg: format!("readonly path: {e}") }),
+        };
+        mount(Some(fd_path(&fd).as_str()), fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .ctx(|| format!("bind readonly path {p}"))?;
+        let m = mounts::reopen(root, path)?;
+        mounts::setattr(
+            &m,
+            RecAttr {
+                set: MOUNT_ATTR_RDONLY | options::MOUNT_ATTR_NOSUID | options::MOUNT_ATTR_NODEV | options::MOUNT_ATTR_NOEXEC,
+                clr: 0,
+            },
+            true,
+            path,
+        )?;
+    }
+    Ok(())
+}
+
+/// Create the process's cwd inside the rootfs if it is missing (as runc does).
+pub fn ensure_cwd(root: &Root, cwd: &Path) -> Result<()> {
+    root.ensure(cwd, Kind::Dir).map(|_| ())
+}
+
+/// Step 4: switch to the rootfs with pivot_root(2) (or MS_MOVE + chroot with --no-pivot).
+pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
+    let rootfs = root.path.as_path();
+    nix::unistd::fchdir(dir_fd(root)?.as_raw_fd()).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
+    if no_pivot {
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).ctx(|| "move rootfs to /")?;
+        nix::unistd::chroot(".").ctx(|| "chroot into rootfs")?;
+    } else {
+        nix::unistd::pivot_root(".", ".").ctx(|| format!("pivot_root into {}", rootfs.display()))?;
+        // The old root is now stacked on top of "."; detach it without
+        // propagating the unmount to the host.
+        mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).ctx(|| "make old root slave")?;
+        umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
+    }
+    nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    Ok(())
+}
+
+fn dir_fd(root: &Root) -> Result<OwnedFd> {
+    crate::sys::openat2(root.fd.as_raw_fd(), Path::new("."), libc::O_DIRECTORY | libc::O_RDONLY, 0, 0).ctx(|| "open rootfs")
+}
+
+/// Step 5 (inside the new root): read-only root and the final propagation.
+pub fn finalize(spec: &Spec) -> Result<()> {
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        let slash = std::fs::File::open("/").ctx(|| "open /")?;
+        mounts::setattr(&slash, RecAttr { set: MOUNT_ATTR_RDONLY, clr: 0 }, false, Path::new("/"))?;
+    }
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.rootfs_propagation().as_deref()) {
+        mount(None::<&str>, "/", None::<&str>, propagation_flag(p)?, None::<&str>).ctx(|| "set rootfs propagation")?;
+    }
+    Ok(())
+}

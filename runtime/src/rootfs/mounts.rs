@@ -1,0 +1,189 @@
+//! Mounting `mounts[]` entries onto targets resolved inside the rootfs.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::Mount;
+
+use super::options::{self, MountOptions, RecAttr};
+use super::paths::{fstat, is_dir, Kind, Root};
+use crate::error::{Context, Error, Result};
+use crate::sys::fd_path;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) on the mount an fd refers to.
+pub fn setattr(fd: &impl AsRawFd, rec: RecAttr, recursive: bool, what: &Path) -> Result<()> {
+    if rec == RecAttr::default() {
+        return Ok(());
+    }
+    let attr = MountAttr {
+        attr_set: rec.set,
+        attr_clr: rec.clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= 0x8000; // AT_RECURSIVE
+    }
+    // SAFETY: valid pointers for the call.
+    let r = unsafe {
+        libc::syscall(libc::SYS_mount_setattr, fd.as_raw_fd(), c"".as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+    };
+    if r != 0 {
+        return Err(Error::Path {
+            path: what.into(),
+            msg: format!("mount_setattr: {}", std::io::Error::last_os_error()),
+        });
+    }
+    Ok(())
+}
+
+/// The per-mount attributes (non-recursive) a plain flag set asks for.
+fn flags_as_attr(o: &MountOptions) -> RecAttr {
+    use options::*;
+    let mut a = RecAttr::default();
+    let pairs = [
+        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+        (MsFlags::from_bits_retain(256), MOUNT_ATTR_NOSYMFOLLOW),
+    ];
+    for (f, attr) in pairs {
+        if o.flags.contains(f) {
+            a.set |= attr;
+        } else if o.cleared.contains(f) {
+            a.clr |= attr;
+        }
+    }
+    if o.flags.contains(MsFlags::MS_NOATIME) {
+        a.clr |= MOUNT_ATTR__ATIME;
+        a.set |= MOUNT_ATTR_NOATIME;
+    } else if o.flags.contains(MsFlags::MS_STRICTATIME) {
+        a.clr |= MOUNT_ATTR__ATIME;
+        a.set |= MOUNT_ATTR_STRICTATIME;
+    } else if o.flags.contains(MsFlags::MS_RELATIME) {
+        a.clr |= MOUNT_ATTR__ATIME;
+    }
+    a
+}
+
+/// Context handed to the mount code.
+pub struct MountCtx<'a> {
+    pub root: &'a Root,
+    /// The init is in a new cgroup namespace (cgroup filesystems can be mounted fresh).
+    pub cgroupns: bool,
+    /// The init is in a user namespace (device nodes must be bind mounted).
+    pub userns: bool,
+    /// SELinux mount label, if any.
+    pub mount_label: Option<&'a str>,
+}
+
+pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<()> {
+    let dest = m.destination();
+    let field = || format!("mounts[{index}] ({})", dest.display());
+    let o = options::parse(m.options().as_deref().unwrap_or(&[])).map_err(|e| Error::Config(format!("field {}: {e}", field())))?;
+    let typ = m.typ().as_deref().unwrap_or("");
+    match typ {
+        "cgroup" => return super::cgroupfs::mount_v1(ctx, m, &o),
+        "cgroup2" => return super::cgroupfs::mount_v2(ctx, m, &o),
+        _ => {}
+    }
+    let bind = o.is_bind() || typ == "bind";
+    if bind {
+        let src = m.source().as_ref().ok_or_else(|| Error::Config(format!("field {}.source: a bind mount needs a source", field())))?;
+        let meta = std::fs::metadata(src).map_err(|e| Error::Config(format!("field {}.source: {}: {e}", field(), src.display())))?;
+        let target = ctx.root.ensure(dest, if meta.is_dir() { Kind::Dir } else { Kind::File })?;
+        let flags = MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC);
+        mount(Some(src.as_path()), fd_path(&target).as_str(), None::<&str>, flags, None::<&str>)
+            .ctx(|| format!("bind mount {} on {}", src.display(), dest.display()))?;
+        let mounted = reopen(ctx.root, dest)?;
+        setattr(&mounted, flags_as_attr(&o), false, dest)?;
+        finish(ctx.root, &mounted, &o, dest)
+    } else {
+        if matches!(typ, "proc" | "sysfs") {
+            refuse_symlink(ctx.root, dest)?;
+        }
+        let target = ctx.root.ensure(dest, Kind::Dir)?;
+        if !fstat(&target).map(|s| is_dir(&s)).unwrap_or(false) {
+            return Err(Error::Path {
+                path: dest.into(),
+                msg: format!("mount destination for {typ} is not a directory"),
+            });
+        }
+        let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| typ.to_string());
+        let mut data = o.data.clone();
+        if let (Some(label), true) = (ctx.mount_label, matches!(typ, "tmpfs" | "devpts" | "mqueue")) {
+            if !label.is_empty() {
+                if !data.is_empty() {
+                    data.push(',');
+                }
+                data.push_str(&format!("context=\"{label}\""));
+            }
+        }
+        let flags = o.flags & !(MsFlags::MS_REC);
+        mount(Some(source.as_str()), fd_path(&target).as_str(), Some(typ), flags, (!data.is_empty()).then_some(data.as_str()))
+            .ctx(|| format!("mount {typ} on {} (options {:?})", dest.display(), m.options().as_deref().unwrap_or(&[])))?;
+        let mounted = reopen(ctx.root, dest)?;
+        finish(ctx.root, &mounted, &o, dest)
+    }
+}
+
+fn finish(_root: &Root, mounted: &OwnedFd, o: &MountOptions, dest: &Path) -> Result<()> {
+    for p in &o.propagation {
+        mount(None::<&str>, fd_path(mounted).as_str(), None::<&str>, *p, None::<&str>).ctx(|| format!("set propagation of {}", dest.display()))?;
+    }
+    setattr(mounted, o.rec, true, dest)
+}
+
+/// Open the mount that now sits on `dest` (a magic link to the old fd would
+/// still name the directory underneath it).
+pub fn reopen(root: &Root, dest: &Path) -> Result<OwnedFd> {
+    root.open_path(dest, 0).map_err(|e| Error::Path {
+        path: dest.into(),
+        msg: format!("reopen after mount: {e}"),
+    })
+}
+
+/// proc and sysfs must land on a real directory, never on a symlink (CVE-2019-19921).
+pub fn refuse_symlink(root: &Root, dest: &Path) -> Result<()> {
+    match root.open_path(dest, libc::O_NOFOLLOW) {
+        Ok(fd) => {
+            let st = fstat(&fd).ctx(|| format!("stat {}", dest.display()))?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                return Err(Error::Path {
+                    path: dest.into(),
+                    msg: "mount destination is a symlink; refusing to mount proc/sysfs through it".into(),
+                });
+            }
+            Ok(())
+        }
+        Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(Error::Path {
+            path: dest.into(),
+            msg: format!("open: {e}"),
+        }),
+    }
+}
+
+/// Bind mount the host object behind `src_fd` onto `dest` inside the rootfs.
+pub fn bind_fd(root: &Root, src_fd: &impl AsRawFd, dest: &Path, kind: Kind) -> Result<OwnedFd> {
+    let target = root.ensure(dest, kind)?;
+    mount(Some(fd_path(src_fd).as_str()), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .ctx(|| format!("bind mount onto {}", dest.display()))?;
+    reopen(root, dest)
+}
+
+pub fn join(base: &Path, p: &str) -> PathBuf {
+    base.join(p.trim_start_matches('/'))
+}

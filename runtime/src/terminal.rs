@@ -1,0 +1,102 @@
+//! `process.terminal`: a pty made inside the container's devpts, its master sent
+//! to the `--console-socket` with SCM_RIGHTS, its slave as the process's stdio.
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
+use crate::error::{Context, Error, Result};
+use crate::rootfs::paths::{Kind, Root};
+use crate::sys::fd_path;
+
+const TIOCGPTPEER: libc::c_ulong = 0x5441;
+
+pub struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+}
+
+/// Open a new pty from the container's /dev/pts/ptmx (resolved inside the rootfs).
+pub fn open_in_root(root: &Root) -> Result<Pty> {
+    let master = root
+        .open_file(Path::new("/dev/pts/ptmx"), libc::O_RDWR | libc::O_NOCTTY)
+        .or_else(|_| root.open_file(Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY))
+        .map_err(|e| Error::Other(format!("open the container's /dev/pts/ptmx for the terminal: {e} (is devpts mounted at /dev/pts?)")))?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: ioctls on an fd we own with correctly typed arguments.
+    unsafe {
+        if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) != 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| "unlock pty");
+        }
+        // TIOCGPTPEER opens the slave through the master, without any path lookup.
+        let s = libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if s < 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| "open pty peer");
+        }
+        Ok(Pty {
+            master,
+            slave: OwnedFd::from_raw_fd(s),
+        })
+    }
+}
+
+pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: valid winsize pointer.
+    if unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) } != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "set console size");
+    }
+    Ok(())
+}
+
+/// Bind the pty slave onto /dev/console inside the rootfs.
+pub fn mount_console(root: &Root, pty: &Pty) -> Result<()> {
+    let target = root.ensure(Path::new("/dev/console"), Kind::File)?;
+    nix::mount::mount(
+        Some(fd_path(&pty.slave).as_str()),
+        fd_path(&target).as_str(),
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx(|| "bind pty onto /dev/console")
+}
+
+/// Send the master fd over the console socket, as runc does (payload: the name).
+pub fn send_master(socket: RawFd, master: &OwnedFd) -> Result<()> {
+    let fds = [master.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let name = b"/dev/ptmx";
+    let iov = [IoSlice::new(name)];
+    sendmsg::<()>(socket, &iov, &cmsg, MsgFlags::empty(), None).ctx(|| "send pty master to the console socket")?;
+    Ok(())
+}
+
+/// Connect to the `--console-socket` path.
+pub fn connect(path: &Path) -> Result<OwnedFd> {
+    let s = std::os::unix::net::UnixStream::connect(path).ctx(|| format!("connect to console socket {}", path.display()))?;
+    Ok(OwnedFd::from(s))
+}
+
+/// Make the slave the controlling terminal and the stdio of this process.
+pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
+    // SAFETY: plain syscalls on fds we own.
+    unsafe {
+        for fd in 0..3 {
+            if libc::dup2(slave.as_raw_fd(), fd) < 0 {
+                return Err(std::io::Error::last_os_error()).ctx(|| "dup pty onto stdio");
+            }
+        }
+        if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| "set controlling terminal");
+        }
+    }
+    Ok(())
+}
