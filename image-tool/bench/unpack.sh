@@ -45,5 +45,5 @@ done
 "$BIN" --store "$WORK/store" pull "oci:$LAYOUT:deb3" --name deb3 >/dev/null
 hyperfine --warmup 2 --runs 20 \
     --prepare "$BIN unbundle $WORK/bundle 2>/dev/null || true" \
-    -n "berth-image bundle (layers already unpacked)" "$BIN --store $WORK/store bundle deb3 $WORK/bundle" \
-    -n "berth-image bundle --copy" "$BIN --store $WORK/store bundle --copy deb3 $WORK/bundle"
+    -n "berth-image bundle (layers already unpacked)" "$BIN --store $WORK/store bundle deb3 $WORK/bundle -- /bin/true" \
+    -n "berth-image bundle --copy" "$BIN --store $WORK/store bundle --copy deb3 $WORK/bundle -- /bin/true"

@@ -30,9 +30,10 @@ const DIR_FLAGS: OFlags = OFlags::DIRECTORY
     .union(OFlags::CLOEXEC);
 
 /// Split an archive path into clean components: leading `./` and empty/`.` parts are
-/// dropped; absolute paths and `..` are rejected.
+/// dropped; absolute paths and `..` are rejected. A bare `/` (umoci writes one for the
+/// layer root) names the root like `.` does.
 pub fn clean_components(entry: &[u8]) -> std::result::Result<Vec<&OsStr>, String> {
-    if entry.first() == Some(&b'/') {
+    if entry.first() == Some(&b'/') && !entry.iter().all(|b| *b == b'/') {
         return Err("absolute path".into());
     }
     let mut out = Vec::new();
@@ -204,6 +205,7 @@ mod tests {
         assert_eq!(c, vec![OsStr::new("a"), OsStr::new("b"), OsStr::new("c")]);
         assert!(clean_components(b"./").unwrap().is_empty());
         assert!(clean_components(b"/etc/passwd").is_err());
+        assert!(clean_components(b"/").unwrap().is_empty());
         assert!(clean_components(b"a/../../b").is_err());
         assert!(clean_components(b"..").is_err());
     }

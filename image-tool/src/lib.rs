@@ -18,5 +18,5 @@ pub mod commit;
 pub mod flatten;
 pub mod layout;
 pub mod overlay;
-pub mod spec;
 pub mod registry;
+pub mod spec;

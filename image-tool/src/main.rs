@@ -3,8 +3,8 @@
 use anyhow::{bail, Context, Result};
 use berth_image::bundle::{self, BundleOptions};
 use berth_image::image::Platform;
-use berth_image::registry::Credentials;
 use berth_image::pull::{pull, PullOptions};
+use berth_image::registry::Credentials;
 use berth_image::source::SourceRef;
 use berth_image::store::{ImageRecord, Store, DEFAULT_STORE};
 use clap::{Parser, Subcommand};

@@ -53,7 +53,10 @@ fn mount_fsconfig(spec: &OverlaySpec, target: &Path) -> rustix::io::Result<()> {
 const FIXED_OPTIONS: &[(&str, &str)] = &[("redirect_dir", "off"), ("metacopy", "off")];
 
 fn option_string(lower: &[String], spec: &OverlaySpec) -> String {
-    let fixed: String = FIXED_OPTIONS.iter().map(|(k, v)| format!(",{k}={v}")).collect();
+    let fixed: String = FIXED_OPTIONS
+        .iter()
+        .map(|(k, v)| format!(",{k}={v}"))
+        .collect();
     format!(
         "lowerdir={},upperdir={},workdir={}{fixed}",
         lower.join(":"),

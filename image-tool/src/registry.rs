@@ -33,31 +33,53 @@ impl RegistryRef {
             }
         };
         let (host, repo) = match name.split_once('/') {
-            Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => (h.to_string(), r.to_string()),
+            Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => {
+                (h.to_string(), r.to_string())
+            }
             _ if name.contains('/') => ("registry-1.docker.io".to_string(), name.to_string()),
-            _ => ("registry-1.docker.io".to_string(), format!("library/{name}")),
+            _ => (
+                "registry-1.docker.io".to_string(),
+                format!("library/{name}"),
+            ),
         };
         let repo_ok = !repo.is_empty()
             && repo.split('/').all(|c| {
-                !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                !c.is_empty()
+                    && c.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
+                    })
             });
         let ref_ok = !reference.is_empty()
             && reference.len() <= 128
-            && reference.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b));
+            && reference
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b));
         if host.is_empty() || !repo_ok || !ref_ok {
             return Err(bad("expected docker://HOST/REPO[:TAG|@sha256:HEX]"));
         }
-        Ok(RegistryRef { host, repo, reference })
+        Ok(RegistryRef {
+            host,
+            repo,
+            reference,
+        })
     }
 
     /// The default image name in the store.
     pub fn default_name(&self) -> String {
-        let sep = if self.reference.starts_with("sha256:") { "@" } else { ":" };
+        let sep = if self.reference.starts_with("sha256:") {
+            "@"
+        } else {
+            ":"
+        };
         format!("{}/{}{sep}{}", self.host, self.repo, self.reference)
     }
 
     fn is_loopback(&self) -> bool {
-        let host = self.host.rsplit_once(':').map(|(h, _)| h).unwrap_or(&self.host);
+        let host = self
+            .host
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(&self.host);
         matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.")
     }
 }
@@ -86,7 +108,11 @@ fn http_err(what: &str, e: impl std::fmt::Display) -> Error {
 
 impl Registry {
     /// `insecure` allows plain http, only for loopback registries.
-    pub fn connect(r: &RegistryRef, insecure: bool, creds: Option<Credentials>) -> Result<Registry> {
+    pub fn connect(
+        r: &RegistryRef,
+        insecure: bool,
+        creds: Option<Credentials>,
+    ) -> Result<Registry> {
         if insecure && !r.is_loopback() {
             return Err(invalid(format!(
                 "--insecure (plain http) is only allowed for loopback registries, not {}",
@@ -112,7 +138,10 @@ impl Registry {
         use base64::Engine;
         self.creds.as_ref().map(|c| {
             let raw = format!("{}:{}", c.user, c.password);
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
         })
     }
 
@@ -147,12 +176,17 @@ impl Registry {
     fn authorize(&self, challenge: &str) -> Result<String> {
         let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
         if scheme.eq_ignore_ascii_case("basic") {
-            return self
-                .basic()
-                .ok_or_else(|| invalid(format!("registry {} needs credentials (--creds USER:PASSWORD)", self.r.host)));
+            return self.basic().ok_or_else(|| {
+                invalid(format!(
+                    "registry {} needs credentials (--creds USER:PASSWORD)",
+                    self.r.host
+                ))
+            });
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(invalid(format!("unsupported registry auth challenge {challenge:?}")));
+            return Err(invalid(format!(
+                "unsupported registry auth challenge {challenge:?}"
+            )));
         }
         let param = |k: &str| {
             params.split(',').find_map(|kv| {
@@ -218,9 +252,15 @@ mod tests {
     #[test]
     fn parse_registry_refs() {
         let r = RegistryRef::parse("127.0.0.1:5000/test/bb:1").unwrap();
-        assert_eq!((r.host.as_str(), r.repo.as_str(), r.reference.as_str()), ("127.0.0.1:5000", "test/bb", "1"));
+        assert_eq!(
+            (r.host.as_str(), r.repo.as_str(), r.reference.as_str()),
+            ("127.0.0.1:5000", "test/bb", "1")
+        );
         let r = RegistryRef::parse("busybox").unwrap();
-        assert_eq!((r.host.as_str(), r.repo.as_str(), r.reference.as_str()), ("registry-1.docker.io", "library/busybox", "latest"));
+        assert_eq!(
+            (r.host.as_str(), r.repo.as_str(), r.reference.as_str()),
+            ("registry-1.docker.io", "library/busybox", "latest")
+        );
         let d = format!("sha256:{}", "a".repeat(64));
         let r = RegistryRef::parse(&format!("localhost:5000/x@{d}")).unwrap();
         assert_eq!(r.reference, d);

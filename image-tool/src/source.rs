@@ -246,7 +246,9 @@ mod tests {
         );
         assert!(SourceRef::parse("busybox:latest").is_none());
         assert!(SourceRef::parse("docker:x/y:z").unwrap().is_err());
-        assert!(SourceRef::parse("docker://localhost:5000/y:z").unwrap().is_ok());
+        assert!(SourceRef::parse("docker://localhost:5000/y:z")
+            .unwrap()
+            .is_ok());
         assert_eq!(
             SourceRef::parse("oci:/a/bb:1")
                 .unwrap()

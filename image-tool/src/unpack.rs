@@ -45,6 +45,7 @@ pub fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats> {
     let mut archive = tar::Archive::new(reader);
     let mut unpacker = Unpacker {
         root,
+        cache: None,
         dir_times: Vec::new(),
         stats: UnpackStats::default(),
     };
@@ -58,6 +59,8 @@ pub fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats> {
 
 struct Unpacker {
     root: SafeDir,
+    /// The directory of the previous entry: most entries share a parent with it.
+    cache: Option<(Vec<OsString>, SafeDir)>,
     dir_times: Vec<(Vec<OsString>, Timespec)>,
     stats: UnpackStats,
 }
@@ -118,6 +121,27 @@ impl Meta {
 }
 
 impl Unpacker {
+    /// Open (creating as needed) the parent directory `parents`, starting from the
+    /// cached directory when it is a prefix.
+    fn parent(&mut self, parents: &[&OsStr], name: &str) -> Result<SafeDir> {
+        let start = match &self.cache {
+            Some((path, dir))
+                if path.len() <= parents.len()
+                    && path.iter().zip(parents).all(|(a, b)| a.as_os_str() == *b) =>
+            {
+                Some((path.len(), dir))
+            }
+            _ => None,
+        };
+        let dir = match start {
+            Some((n, dir)) => dir.walk(&parents[n..], true, name)?,
+            None => self.root.walk(parents, true, name)?,
+        };
+        let path = parents.iter().map(|c| c.to_os_string()).collect();
+        self.cache = Some((path, dir.try_clone()?));
+        Ok(dir)
+    }
+
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw_path = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw_path).into_owned();
@@ -137,7 +161,7 @@ impl Unpacker {
         let leaf_bytes = leaf.as_bytes();
         if leaf_bytes == OPAQUE_MARKER.as_bytes() {
             self.stats.whiteouts += 1;
-            let parent = self.root.walk(parents, true, &name)?;
+            let parent = self.parent(parents, &name)?;
             rfs::fsetxattr(
                 &parent,
                 OVERLAY_OPAQUE_XATTR,
@@ -152,14 +176,15 @@ impl Unpacker {
                 return Err(unsafe_entry(&name, "whiteout names no file"));
             }
             self.stats.whiteouts += 1;
-            let parent = self.root.walk(parents, true, &name)?;
+            let parent = self.parent(parents, &name)?;
             let target = OsStr::from_bytes(target);
+            self.cache = None;
             parent.remove_all(target)?;
             rfs::mknodat(&parent, target, FileType::CharacterDevice, Mode::empty(), 0)
                 .ctx(|| format!("{name}: create whiteout device"))?;
             return Ok(());
         }
-        let parent = self.root.walk(parents, true, &name)?;
+        let parent = self.parent(parents, &name)?;
         self.create(entry, kind, &parent, leaf, &meta, &name)?;
         if kind == tar::EntryType::Directory {
             let path = comps.iter().map(|c| c.to_os_string()).collect();
@@ -199,6 +224,9 @@ impl Unpacker {
         use tar::EntryType as E;
         let existing = parent.file_type(leaf).ctx(|| format!("{name}: stat"))?;
         if existing.is_some() && !(kind == E::Directory && existing == Some(FileType::Directory)) {
+            if existing == Some(FileType::Directory) {
+                self.cache = None;
+            }
             parent.remove_all(leaf)?;
         }
         match kind {

@@ -185,7 +185,9 @@ fn committed_image_is_read_by_umoci_and_skopeo() {
     std::fs::hard_link(r.join("srv/app/data"), r.join("srv/app/data2")).unwrap();
     std::os::unix::fs::symlink("app/data", r.join("srv/link")).unwrap();
     // Renaming a directory of the image (mv copies it: the overlay has no redirects).
-    run(Command::new("mv").arg(r.join("etc")).arg(r.join("etc.moved")));
+    run(Command::new("mv")
+        .arg(r.join("etc"))
+        .arg(r.join("etc.moved")));
 
     let committed = berth_image::commit::commit(&dir, "mine:2").unwrap();
     assert_eq!(committed.layers.len(), 2);

@@ -21,7 +21,11 @@ impl Drop for RegistryProcess {
 }
 
 fn start_registry(s: &Scratch) -> RegistryProcess {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let config = s.join("registry.yml");
     std::fs::write(
@@ -42,7 +46,10 @@ fn start_registry(s: &Scratch) -> RegistryProcess {
     let reg = RegistryProcess { child, addr };
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(&reg.addr).is_err() {
-        assert!(Instant::now() < deadline, "registry did not start listening");
+        assert!(
+            Instant::now() < deadline,
+            "registry did not start listening"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     reg
@@ -69,18 +76,37 @@ fn pull_from_a_local_registry_by_tag_and_digest() {
     let out = pull(&format!("docker://{}/test/bb:1", reg.addr));
     let name = format!("{}/test/bb:1", reg.addr);
     let store = berth_image::Store::open(&st).unwrap();
-    let rec = store.find_image(&name).unwrap_or_else(|e| panic!("{e}; pull said {out}"));
-    assert!(store.layer_path(&rec.layers[0].diff_id).join("bin/busybox").is_file());
+    let rec = store
+        .find_image(&name)
+        .unwrap_or_else(|e| panic!("{e}; pull said {out}"));
+    assert!(store
+        .layer_path(&rec.layers[0].diff_id)
+        .join("bin/busybox")
+        .is_file());
     // skopeo may convert the manifest; pulling by the digest it serves gives the same image.
-    let by_digest = pull(&format!("docker://{}/test/bb@{}", reg.addr, rec.manifest_digest));
-    assert!(by_digest.contains(&rec.manifest_digest.to_string()), "{by_digest}");
+    let by_digest = pull(&format!(
+        "docker://{}/test/bb@{}",
+        reg.addr, rec.manifest_digest
+    ));
+    assert!(
+        by_digest.contains(&rec.manifest_digest.to_string()),
+        "{by_digest}"
+    );
     // An unknown tag is a clear error.
     let out = common::berth_image()
         .arg("--store")
         .arg(&st)
-        .args(["pull", "--insecure", &format!("docker://{}/test/bb:nope", reg.addr)])
+        .args([
+            "pull",
+            "--insecure",
+            &format!("docker://{}/test/bb:nope", reg.addr),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("404"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -47,19 +47,29 @@ fn absolute_entry_is_refused() {
     assert!(!s.join("pwned").exists());
 }
 
-#[test]
-fn entry_below_symlinked_parent_is_refused() {
+/// Unpack a layer built around the absolute path of the sentinel `outside` directory: it
+/// must fail naming a symlink, and `outside/leaked` must not appear.
+fn assert_symlink_escape_refused(build: impl FnOnce(&str) -> Vec<u8>, leaked: &str) {
     let s = Scratch::new();
     let outside = format!("{}/outside", s.path.display());
-    // The symlink points at a real directory outside; writing through it would escape.
     std::fs::create_dir_all(&outside).unwrap();
-    let tar = LayerBuilder::new()
-        .symlink("evil", &outside)
-        .file("evil/x", "data")
-        .finish();
-    let err = unpack(&s, &tar).expect_err("symlinked parent");
+    let err = unpack(&s, &build(&outside)).expect_err(leaked);
     assert!(err.to_string().contains("symlink"), "{err}");
-    assert!(!Path::new(&outside).join("x").exists());
+    assert!(!Path::new(&outside).join(leaked).exists());
+}
+
+#[test]
+fn entry_below_symlinked_parent_is_refused() {
+    // The symlink points at a real directory outside; writing through it would escape.
+    assert_symlink_escape_refused(
+        |outside| {
+            LayerBuilder::new()
+                .symlink("evil", outside)
+                .file("evil/x", "data")
+                .finish()
+        },
+        "x",
+    );
     // Relative symlink pointing up, deeper entry.
     assert_unsafe(
         LayerBuilder::new()
@@ -67,6 +77,23 @@ fn entry_below_symlinked_parent_is_refused() {
             .file("up/sub/x", "data")
             .finish(),
         "relative symlinked parent",
+    );
+}
+
+#[test]
+fn directory_replaced_by_symlink_is_not_written_through() {
+    // The unpacker keeps the previous entry's directory open; replacing that directory
+    // with a symlink must not let later entries follow the stale handle or the link.
+    assert_symlink_escape_refused(
+        |outside| {
+            LayerBuilder::new()
+                .dir("d/", 0o755)
+                .file("d/x", "x")
+                .symlink("d", outside)
+                .file("d/y", "y")
+                .finish()
+        },
+        "y",
     );
 }
 

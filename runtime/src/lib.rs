@@ -15,6 +15,7 @@ pub mod logging;
 pub mod namespaces;
 pub mod rlimits;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod state;

@@ -22,7 +22,17 @@ struct Hierarchy {
     v2: bool,
 }
 
-fn host_hierarchies() -> Vec<Hierarchy> {
+/// The host's cgroup mounts (not those that appear under the rootfs itself,
+/// e.g. through an rbind of /sys), first one per mount point.
+fn host_hierarchies(rootfs: &Path) -> Vec<Hierarchy> {
+    let mut v = all_hierarchies();
+    v.retain(|h| !h.mountpoint.starts_with(rootfs));
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|h| seen.insert(h.mountpoint.clone()));
+    v
+}
+
+fn all_hierarchies() -> Vec<Hierarchy> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut v = Vec::new();
     for line in info.lines() {
@@ -100,7 +110,7 @@ fn mount_one(ctx: &MountCtx, h: &Hierarchy, dest: &Path, o: &MountOptions) -> Re
 }
 
 pub fn mount_v1(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
-    let hs = host_hierarchies();
+    let hs = host_hierarchies(&ctx.root.path);
     if !hs.iter().any(|h| !h.v2) {
         return mount_v2(ctx, m, o);
     }
@@ -137,7 +147,7 @@ pub fn mount_v1(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
 }
 
 pub fn mount_v2(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
-    let hs = host_hierarchies();
+    let hs = host_hierarchies(&ctx.root.path);
     let h = hs.into_iter().find(|h| h.v2 && h.mountpoint == Path::new("/sys/fs/cgroup")).unwrap_or(Hierarchy {
         mountpoint: "/sys/fs/cgroup/unified".into(),
         options: String::new(),

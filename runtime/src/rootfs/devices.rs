@@ -72,7 +72,7 @@ pub fn create(root: &Root, dev: &Dev, userns: bool, replace: bool) -> Result<()>
     }
     if userns && dev.typ != SFlag::S_IFIFO {
         // mknod is not allowed in a user namespace: bind the host's node instead.
-        let host = std::fs::File::open(&dev.path).ctx(|| format!("open host device {} to bind into the container", dev.path.display()))?;
+        let host = openat2(libc::AT_FDCWD, &dev.path, libc::O_PATH, 0, 0).ctx(|| format!("open host device {} to bind into the container", dev.path.display()))?;
         bind_fd(root, &host, &dev.path, Kind::File)?;
         return Ok(());
     }

@@ -38,10 +38,11 @@ pub fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<Root> {
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).ctx(|| "set propagation of /")?;
+    // pivot_root refuses shared mounts: make the mount holding the rootfs private
+    // first, so the bind below is private too.
+    make_parent_private(rootfs)?;
     mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .ctx(|| format!("bind mount rootfs {}", rootfs.display()))?;
-    // pivot_root needs the new root's parent mount not to be shared.
-    make_parent_private(rootfs)?;
     Root::open(rootfs)
 }
 
@@ -51,7 +52,7 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
     for line in info.lines() {
         let Some(mp) = line.split_whitespace().nth(4) else { continue };
         let is_prefix = mp == "/" || rootfs.starts_with(mp);
-        if is_prefix && mp != rootfs.to_str().unwrap_or("") && best.is_none_or(|b| mp.len() > b.len()) {
+        if is_prefix && best.is_none_or(|b| mp.len() > b.len()) {
             best = Some(mp);
         }
     }

@@ -1,0 +1,13 @@
+#!/bin/bash
+# Lifecycle benchmark table: berth vs runc vs crun (see bench/lifecycle.py).
+# crun 1.8 refuses this host's hybrid cgroup layout, so every runtime runs in a
+# private mount namespace without the cgroup2 mount at /sys/fs/cgroup/unified.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cargo build --release -p berth -q
+BERTH=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/berth
+exec unshare -m bash -c '
+  mount --make-rprivate /
+  umount /sys/fs/cgroup/unified 2>/dev/null || true
+  exec python3 bench/lifecycle.py --berth "$0" "$@"' "$BERTH" "$@"

@@ -1,0 +1,381 @@
+//! The container process: env, cwd, user, umask, rlimits, capabilities,
+//! no_new_privs, oom score, hostname, read-only root, terminal, preserved fds.
+//! Each test runs a busybox program that reports what it sees.
+
+mod common;
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+/// `berth run` the bundle's program; assert exit 0 and return its stdout.
+#[track_caller]
+fn run_ok(sb: &Sandbox) -> String {
+    let id = sb.id("p");
+    let base = sb.baseline(&id);
+    sb.bundle.save();
+    let o = sb.berth(&["run", "--bundle", &sb.bundle_arg(), &id]);
+    assert_eq!(o.code, 0, "berth run failed: {o:?}");
+    base.assert_clean(sb);
+    o.stdout
+}
+
+/// The value of a `Key:\tvalue` line of /proc/self/status-like output.
+fn field<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+}
+
+#[test]
+fn env_is_exactly_the_configured_one() {
+    let mut sb = Sandbox::new("pr-env");
+    let tag = format!("{TAG_VAR}={}", sb.tag);
+    sb.bundle.set(
+        "/process/env",
+        json!(["PATH=/bin", "FOO=bar baz", "EMPTY=", tag]),
+    );
+    sb.bundle.args(&["env"]);
+    let out = run_ok(&sb);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    let mut want = vec!["PATH=/bin", "FOO=bar baz", "EMPTY=", tag.as_str()];
+    want.sort();
+    // berth's own environment (CARGO_*, HOME, ...) must not leak in.
+    assert_eq!(lines, want, "container env: {out}");
+}
+
+#[test]
+fn cwd_is_created_when_missing() {
+    let mut sb = Sandbox::new("pr-cwd");
+    sb.bundle.set("/process/cwd", json!("/work/some/dir"));
+    sb.bundle.args(&["pwd"]);
+    assert!(!sb.bundle.rootfs().join("work").exists());
+    assert_eq!(run_ok(&sb), "/work/some/dir\n");
+    assert!(sb.bundle.rootfs().join("work/some/dir").is_dir());
+}
+
+#[test]
+fn user_uid_gid_and_additional_gids() {
+    let mut sb = Sandbox::new("pr-user");
+    sb.bundle.set(
+        "/process/user",
+        json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 20, 1234]}),
+    );
+    sb.bundle
+        .sh("cat /proc/self/status; echo hi > /tmp/owned; stat -c 'owner=%u:%g' /tmp/owned");
+    std::fs::set_permissions(
+        sb.bundle.rootfs().join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let out = run_ok(&sb);
+    assert_eq!(
+        field(&out, "Uid").split_whitespace().collect::<Vec<_>>(),
+        ["1000"; 4],
+        "{out}"
+    );
+    assert_eq!(
+        field(&out, "Gid").split_whitespace().collect::<Vec<_>>(),
+        ["1001"; 4],
+        "{out}"
+    );
+    let mut groups: Vec<&str> = field(&out, "Groups").split_whitespace().collect();
+    groups.sort();
+    assert_eq!(groups, ["1234", "20", "5"], "{out}");
+    assert!(out.contains("owner=1000:1001"), "{out}");
+}
+
+#[test]
+fn umask_applies() {
+    let mut sb = Sandbox::new("pr-umask");
+    sb.bundle.set("/process/user/umask", json!(0o027));
+    sb.bundle.sh("umask; touch /tmp/f; stat -c %a /tmp/f");
+    assert_eq!(run_ok(&sb), "0027\n640\n");
+}
+
+#[test]
+fn rlimits_apply() {
+    let mut sb = Sandbox::new("pr-rlimit");
+    sb.bundle.set(
+        "/process/rlimits",
+        json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}, {"type": "RLIMIT_CORE", "soft": 0, "hard": 4096}]),
+    );
+    sb.bundle.args(&["cat", "/proc/self/limits"]);
+    let out = run_ok(&sb);
+    let row = |name: &str| -> Vec<String> {
+        let l = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing: {out}"));
+        l[name.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(row("Max open files")[..2], ["123", "456"], "{out}");
+    assert_eq!(row("Max core file size")[..2], ["0", "4096"], "{out}");
+}
+
+#[test]
+fn invalid_rlimit_fails_create() {
+    let mut sb = Sandbox::new("pr-badrlimit");
+    sb.bundle.set(
+        "/process/rlimits",
+        json!([{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]),
+    );
+    let id = sb.id("p");
+    let base = sb.baseline(&id);
+    sb.create(&id).expect_fail(&["RLIMIT_NOPE"]);
+    base.assert_clean(&sb);
+}
+
+const CAP_CHOWN: u64 = 1 << 0;
+const CAP_KILL: u64 = 1 << 5;
+
+fn caps(out: &str, key: &str) -> u64 {
+    u64::from_str_radix(field(out, key), 16).unwrap()
+}
+
+#[test]
+fn capabilities_for_root() {
+    let mut sb = Sandbox::new("pr-caps");
+    let set = json!(["CAP_KILL"]);
+    sb.bundle.set(
+        "/process/capabilities",
+        json!({"bounding": set, "effective": set, "permitted": set}),
+    );
+    // Without CAP_CHOWN even root cannot give a file away.
+    sb.bundle.sh("cat /proc/self/status; touch /tmp/f; chown 1:1 /tmp/f 2>/dev/null && echo CHOWN-OK || echo CHOWN-DENIED");
+    let out = run_ok(&sb);
+    assert_eq!(caps(&out, "CapBnd"), CAP_KILL, "{out}");
+    assert_eq!(caps(&out, "CapPrm"), CAP_KILL, "{out}");
+    assert_eq!(caps(&out, "CapEff"), CAP_KILL, "{out}");
+    assert_eq!(caps(&out, "CapInh"), 0, "{out}");
+    assert_eq!(caps(&out, "CapAmb"), 0, "{out}");
+    assert!(out.contains("CHOWN-DENIED"), "{out}");
+
+    // The same program with CAP_CHOWN can.
+    let set = json!(["CAP_KILL", "CAP_CHOWN"]);
+    sb.bundle.set(
+        "/process/capabilities",
+        json!({"bounding": set, "effective": set, "permitted": set}),
+    );
+    let out = run_ok(&sb);
+    assert_eq!(caps(&out, "CapEff"), CAP_KILL | CAP_CHOWN, "{out}");
+    assert!(out.contains("CHOWN-OK"), "{out}");
+}
+
+#[test]
+fn capabilities_for_a_non_root_user_via_ambient() {
+    let mut sb = Sandbox::new("pr-ambient");
+    sb.bundle
+        .set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    let set = json!(["CAP_KILL"]);
+    sb.bundle.set(
+        "/process/capabilities",
+        json!({"bounding": set, "effective": set, "permitted": set, "inheritable": set, "ambient": set}),
+    );
+    sb.bundle.args(&["cat", "/proc/self/status"]);
+    let out = run_ok(&sb);
+    assert_eq!(field(&out, "Uid").split_whitespace().next(), Some("1000"));
+    for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(caps(&out, k), CAP_KILL, "{k}: {out}");
+    }
+}
+
+#[test]
+fn unknown_capability_fails_create() {
+    let mut sb = Sandbox::new("pr-badcap");
+    sb.bundle
+        .set("/process/capabilities", json!({"bounding": ["CAP_NOPE"]}));
+    let id = sb.id("p");
+    let base = sb.baseline(&id);
+    sb.create(&id).expect_fail(&["CAP_NOPE"]);
+    base.assert_clean(&sb);
+}
+
+#[test]
+fn no_new_privileges() {
+    let mut sb = Sandbox::new("pr-nnp");
+    sb.bundle.args(&["cat", "/proc/self/status"]);
+    sb.bundle.set("/process/noNewPrivileges", json!(true));
+    assert_eq!(field(&run_ok(&sb), "NoNewPrivs"), "1");
+    sb.bundle.set("/process/noNewPrivileges", json!(false));
+    assert_eq!(field(&run_ok(&sb), "NoNewPrivs"), "0");
+}
+
+#[test]
+fn oom_score_adj() {
+    let mut sb = Sandbox::new("pr-oom");
+    sb.bundle.set("/process/oomScoreAdj", json!(123));
+    sb.bundle.args(&["cat", "/proc/self/oom_score_adj"]);
+    assert_eq!(run_ok(&sb), "123\n");
+}
+
+#[test]
+fn hostname() {
+    let mut sb = Sandbox::new("pr-host");
+    sb.bundle.set("/hostname", json!("berth-test-host"));
+    sb.bundle.args(&["hostname"]);
+    assert_eq!(run_ok(&sb), "berth-test-host\n");
+    let host = nix::unistd::gethostname().unwrap();
+    assert_ne!(
+        host.to_string_lossy(),
+        "berth-test-host",
+        "the container changed the host's hostname"
+    );
+}
+
+#[test]
+fn readonly_root() {
+    let mut sb = Sandbox::new("pr-ro");
+    sb.bundle.set("/root/readonly", json!(true));
+    sb.bundle.sh("touch /written 2>/dev/null && echo ROOT-WRITABLE || echo ROOT-READONLY; echo ok > /host/w && echo HOST-WRITABLE");
+    let out = run_ok(&sb);
+    assert_eq!(out, "ROOT-READONLY\nHOST-WRITABLE\n");
+    assert!(!sb.bundle.rootfs().join("written").exists());
+    // The same program with a writable root does write (the check above is real).
+    sb.bundle.set("/root/readonly", json!(false));
+    assert_eq!(run_ok(&sb), "ROOT-WRITABLE\nHOST-WRITABLE\n");
+}
+
+/// Receive one fd sent with SCM_RIGHTS on `sock`.
+fn recv_fd(sock: &std::os::unix::net::UnixStream) -> OwnedFd {
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the fd was just received and is ours.
+            return unsafe { OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no fd received on the console socket");
+}
+
+/// Read from `fd` until `needle` shows up, EOF/EIO, or the deadline.
+fn read_until(fd: &OwnedFd, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    while Instant::now() < deadline && !String::from_utf8_lossy(&got).contains(needle) {
+        let mut pfd = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).unwrap_or(0) == 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn terminal_via_console_socket() {
+    let mut sb = Sandbox::new("pr-tty");
+    sb.bundle.set("/process/terminal", json!(true));
+    sb.bundle
+        .sh("echo hello; [ -t 0 ] && [ -t 1 ] && echo on-a-tty; tty; read line; echo got:$line");
+    let sock_path = sb.dir.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let id = sb.id("p");
+    let base = sb.baseline(&id);
+    {
+        sb.bundle.save();
+        let _c = sb.guard(&id);
+        sb.berth(&[
+            "create",
+            "--bundle",
+            &sb.bundle_arg(),
+            "--console-socket",
+            &sock_path.display().to_string(),
+            &id,
+        ])
+        .expect_ok();
+        listener.set_nonblocking(true).unwrap();
+        let mut conn = None;
+        assert!(wait_until(POLL_TIMEOUT, || {
+            conn = listener.accept().ok();
+            conn.is_some()
+        }));
+        let (stream, _) = conn.unwrap();
+        stream.set_nonblocking(false).unwrap();
+        let master = recv_fd(&stream);
+        sb.berth(&["start", &id]).expect_ok();
+        let out = read_until(&master, "/dev/", POLL_TIMEOUT);
+        assert!(out.contains("hello"), "terminal output: {out:?}");
+        assert!(
+            out.contains("on-a-tty"),
+            "stdin/stdout are not the terminal: {out:?}"
+        );
+        nix::unistd::write(&master, b"typed\n").unwrap();
+        let out = read_until(&master, "got:typed", POLL_TIMEOUT);
+        assert!(
+            out.contains("got:typed"),
+            "input through the terminal: {out:?}"
+        );
+        sb.wait_status(&id, "stopped");
+        sb.berth(&["delete", &id]).expect_ok();
+    }
+    base.assert_clean(&sb);
+}
+
+#[test]
+fn preserve_fds_passes_exactly_the_requested_fds() {
+    let mut sb = Sandbox::new("pr-fds");
+    let a = sb.dir.join("fd3");
+    let b = sb.dir.join("fd4");
+    std::fs::write(&a, "preserved-content\n").unwrap();
+    std::fs::write(&b, "not-preserved\n").unwrap();
+    let fa = high_fd(&std::fs::File::open(&a).unwrap());
+    let fb = high_fd(&std::fs::File::open(&b).unwrap());
+    sb.bundle
+        .sh("[ -e /proc/self/fd/3 ] && echo HAS3; cat <&3; \
+         for i in $(seq 4 64); do [ -e /proc/self/fd/$i ] && echo LEAK$i; done; echo end");
+    let id = sb.id("p");
+    let base = sb.baseline(&id);
+    sb.bundle.save();
+    let mut cmd = sb.cmd(&[
+        "run",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        &sb.bundle_arg(),
+        &id,
+    ]);
+    pass_fd(&mut cmd, fa.as_raw_fd(), 3);
+    pass_fd(&mut cmd, fb.as_raw_fd(), 4);
+    let o = sb.run_cmd(cmd, "berth run --preserve-fds 1");
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout, "HAS3\npreserved-content\nend\n", "{o:?}");
+    base.assert_clean(&sb);
+
+    // Without --preserve-fds, fd 3 is not passed either.
+    let id = sb.id("p");
+    let mut cmd = sb.cmd(&["run", "--bundle", &sb.bundle_arg(), &id]);
+    pass_fd(&mut cmd, fa.as_raw_fd(), 3);
+    pass_fd(&mut cmd, fb.as_raw_fd(), 4);
+    let o = sb.run_cmd(cmd, "berth run");
+    assert!(
+        !o.stdout.contains("HAS3")
+            && !o.stdout.contains("preserved-content")
+            && !o.stdout.contains("LEAK"),
+        "{o:?}"
+    );
+    assert!(o.stdout.ends_with("end\n"), "{o:?}");
+}

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Install the Debian packages berth's build, demo, tests and benchmarks use.
+# Idempotent: only missing packages are installed. Run as root on Debian 12.
+set -euo pipefail
+
+PKGS=(
+  busybox-static   # the rootfs of demo and test containers
+  runc crun        # peers for the conformance comparison and benchmarks
+  jq iproute2 util-linux procps cpio
+  umoci skopeo     # image interop tests
+  docker-registry  # loopback registry for pull/push tests
+  qemu-system-x86 linux-image-amd64  # the pure cgroup-v2 guest
+  hyperfine
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The registry package starts a service on :5000; tests run their own instance.
+systemctl disable --now docker-registry >/dev/null 2>&1 || true
+if ! command -v cargo >/dev/null; then
+  echo "cargo (Rust toolchain) is required" >&2
+  exit 1
+fi
