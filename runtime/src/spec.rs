@@ -17,7 +17,7 @@ pub fn parse(text: &str) -> Result<Spec> {
     let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path.is_empty() || path == "." {
+        if path.is_empty() || path == "." || path == "?" || inner.is_syntax() || inner.is_eof() {
             Error::Config(format!("invalid JSON: {inner}"))
         } else {
             Error::Config(format!("field {path}: {inner}"))

@@ -25,9 +25,25 @@ pub enum Kind {
     File,
 }
 
+/// `p` as a path relative to the rootfs, cleaned lexically as runc's
+/// `filepath.Clean` does (`..` pops, but never above the root).
 fn rel(p: &Path) -> PathBuf {
-    p.components().filter(|c| matches!(c, Component::Normal(_))).collect()
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
+
+/// How many dangling symlinks a single mkdir-all may follow before giving up
+/// (the kernel's own limit for a path walk is 40).
+const MAX_SYMLINKS: u32 = 40;
 
 impl Root {
     pub fn open(path: &Path) -> Result<Root> {
@@ -52,16 +68,28 @@ impl Root {
 
     /// mkdir -p inside the rootfs; returns an O_PATH fd of the final directory.
     pub fn mkdir_all(&self, p: &Path, mode: u32) -> Result<OwnedFd> {
+        let mut budget = MAX_SYMLINKS;
+        self.mkdir_all_inner(p, mode, &mut budget)
+    }
+
+    fn mkdir_all_inner(&self, p: &Path, mode: u32, budget: &mut u32) -> Result<OwnedFd> {
         let r = rel(p);
         let mut cur = PathBuf::new();
         let mut fd = self.open_path(Path::new("."), libc::O_DIRECTORY).map_err(|e| self.err(p, "open", e))?;
         for comp in r.components() {
+            let parent = cur.clone();
             cur.push(comp);
             match self.open_path(&cur, libc::O_DIRECTORY) {
                 Ok(next) => fd = next,
                 Err(Errno::ENOENT) => {
                     match nix::sys::stat::mkdirat(Some(fd.as_raw_fd()), comp.as_os_str(), Mode::from_bits_truncate(mode)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Ok(()) => {}
+                        Err(Errno::EEXIST) => {
+                            // Something is there but does not resolve: a dangling
+                            // symlink. Create its target, resolved inside the rootfs
+                            // (as runc's securejoin does), then walk on through it.
+                            self.create_link_target(&fd, &parent, comp.as_os_str(), &cur, mode, budget)?;
+                        }
                         Err(e) => return Err(self.err(&cur, "mkdir", e)),
                     }
                     fd = self.open_path(&cur, libc::O_DIRECTORY).map_err(|e| self.err(&cur, "open after mkdir", e))?;
@@ -70,6 +98,24 @@ impl Root {
             }
         }
         Ok(fd)
+    }
+
+    /// `dirfd/name` is a symlink whose target does not exist: make the target
+    /// a directory inside the rootfs.
+    fn create_link_target(&self, dirfd: &OwnedFd, parent: &Path, name: &std::ffi::OsStr, cur: &Path, mode: u32, budget: &mut u32) -> Result<()> {
+        let target = self.dangling_target(dirfd, parent, name, cur, budget)?;
+        self.mkdir_all_inner(&target, mode, budget).map(|_| ())
+    }
+
+    /// The rootfs-relative path a dangling symlink `dirfd/name` points to.
+    fn dangling_target(&self, dirfd: &OwnedFd, parent: &Path, name: &std::ffi::OsStr, cur: &Path, budget: &mut u32) -> Result<PathBuf> {
+        if *budget == 0 {
+            return Err(self.err(cur, "resolve", Errno::ELOOP));
+        }
+        *budget -= 1;
+        let link = nix::fcntl::readlinkat(Some(dirfd.as_raw_fd()), name).map_err(|e| self.err(cur, "readlink", e))?;
+        let link = PathBuf::from(link);
+        Ok(if link.is_absolute() { rel(&link) } else { rel(&parent.join(link)) })
     }
 
     /// Make sure `p` exists inside the rootfs as `kind` (creating parents), and
@@ -90,7 +136,16 @@ impl Root {
                 let dirfd = openat2(dir.as_raw_fd(), Path::new("."), libc::O_DIRECTORY | libc::O_RDONLY, 0, 0)
                     .map_err(|e| self.err(parent, "open", e))?;
                 match openat2(dirfd.as_raw_fd(), Path::new(name), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW, 0o644, 0) {
-                    Ok(_) | Err(Errno::EEXIST) => {}
+                    Ok(_) => {}
+                    Err(Errno::EEXIST) => {
+                        if let Err(Errno::ENOENT) = self.open_path(p, 0) {
+                            // A dangling symlink: create the file it names, inside the rootfs.
+                            let mut budget = MAX_SYMLINKS;
+                            let parent_rel = rel(parent);
+                            let target = self.dangling_target(&dirfd, &parent_rel, name, p, &mut budget)?;
+                            return self.ensure(&target, Kind::File);
+                        }
+                    }
                     Err(e) => return Err(self.err(p, "create", e)),
                 }
                 self.open_path(p, 0).map_err(|e| self.err(p, "open after create", e))
