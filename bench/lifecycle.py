@@ -49,26 +49,36 @@ def make_bundle(root, busybox, variant, seccomp_profile):
         json.dump(cfg, f)
 
 
+SPAWN = None  # bench/spawn.c, compiled by lifecycle.sh
+
+
 def timed(cmd):
-    """Run cmd; return (seconds, ru_maxrss KiB, exit status)."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    dt = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {err.strip()}")
-    return dt, ru.ru_maxrss
+    """Run cmd through the small `spawn` launcher; return (seconds, peak RSS KiB).
+
+    The launcher forks from a ~1 MB process, so ru_maxrss is the command's own
+    (a fork of this Python process would report Python's RSS). stderr goes to a
+    file, not a pipe: after `create` the container's init holds the runtime's
+    stdio, so reading a pipe to EOF would wait for the container."""
+    with tempfile.TemporaryFile() as errf, tempfile.NamedTemporaryFile() as out:
+        subprocess.run([SPAWN, out.name] + cmd, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=errf, check=True)
+        ns, rss, code = (int(x) for x in open(out.name).read().split())
+        if code != 0:
+            errf.seek(0)
+            err = errf.read().decode(errors="replace")
+            raise RuntimeError(f"{' '.join(cmd)} failed ({code}): {err.strip()}")
+    return ns / 1e9, rss
 
 
-def bench(runtimes, bundle, iterations, warmup):
+STATE = f"/run/berth-bench-{os.getpid()}"
+
+
+def bench(runtimes, bundle, iterations, warmup, variant):
     res = {name: {"lifecycle": [], "run": [], "rss": []} for name in runtimes}
     for i in range(warmup + iterations):
         for name, binary in runtimes.items():
-            state = f"/run/berth-bench/{name}"
-            cid = f"bench-{name}-{i}"
+            state = f"{STATE}/{name}"
+            cid = f"bench-{os.getpid()}-{variant}-{i}"
             base = [binary, "--root", state]
             t_create, rss = timed(base + ["create", "--bundle", bundle, cid])
             t_start, _ = timed(base + ["start", cid])
@@ -107,7 +117,10 @@ def main():
     ap.add_argument("--variants", default="plain,resources")
     ap.add_argument("--seccomp", help="add this OCI seccomp profile (JSON) to every bundle")
     ap.add_argument("--busybox", default="/bin/busybox")
+    ap.add_argument("--spawn", required=True, help="the compiled bench/spawn.c")
     a = ap.parse_args()
+    global SPAWN
+    SPAWN = a.spawn
     runtimes = {"berth": a.berth}
     if a.runc:
         runtimes["runc"] = a.runc
@@ -119,13 +132,25 @@ def main():
             bundle = os.path.join(work, variant)
             os.makedirs(bundle)
             make_bundle(bundle, a.busybox, variant, a.seccomp)
-            res = bench(runtimes, bundle, a.iterations, a.warmup)
+            res = bench(runtimes, bundle, a.iterations, a.warmup, variant)
             extra = " + seccomp profile" if a.seccomp else ""
             print(table(res, f"{variant} bundle{extra}, {a.iterations} iterations, /bin/true"))
             print()
     finally:
+        cleanup(runtimes)
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree("/run/berth-bench", ignore_errors=True)
+
+
+def cleanup(runtimes):
+    """Force-delete whatever a failed iteration left behind, then the state roots."""
+    for name, binary in runtimes.items():
+        state = f"{STATE}/{name}"
+        if not os.path.isdir(state):
+            continue
+        for cid in os.listdir(state):
+            subprocess.run([binary, "--root", state, "delete", "-f", cid],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shutil.rmtree(STATE, ignore_errors=True)
 
 
 if __name__ == "__main__":

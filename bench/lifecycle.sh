@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo build --release -p berth -q
+SPAWN=$(mktemp /tmp/berth-spawn.XXXXXX)
+trap 'rm -f "$SPAWN"' EXIT
+gcc -O2 -o "$SPAWN" bench/spawn.c
 BERTH=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/berth
-exec unshare -m bash -c '
+unshare -m bash -c '
   mount --make-rprivate /
   umount /sys/fs/cgroup/unified 2>/dev/null || true
-  exec python3 bench/lifecycle.py --berth "$0" "$@"' "$BERTH" "$@"
+  exec python3 bench/lifecycle.py --berth "$0" --spawn "$1" "${@:2}"' "$BERTH" "$SPAWN" "$@"

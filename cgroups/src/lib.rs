@@ -90,6 +90,18 @@ pub trait CgroupManager {
     fn add_task(&self, pid: i32) -> Result<()>;
     /// Apply `linux.resources`.
     fn set(&self, resources: &LinuxResources) -> Result<()>;
+    /// Change the resources of a live cgroup (`update`): like [`CgroupManager::set`],
+    /// but device rules are never touched (runc's update skips them too, so that
+    /// running processes never see a transient deny-all), and fields left unset
+    /// (or 0, which OCI tools use for "unchanged") keep their current values.
+    fn update(&self, resources: &LinuxResources) -> Result<()> {
+        if resources.devices().is_some() {
+            let mut r = resources.clone();
+            r.set_devices(None);
+            return self.set(&r);
+        }
+        self.set(resources)
+    }
     fn freeze(&self) -> Result<()>;
     fn thaw(&self) -> Result<()>;
     fn freezer_state(&self) -> Result<FreezerState>;

@@ -406,3 +406,31 @@ fn oom_notifier_watches_memory_events() {
     std::fs::write(&events, "low 0\nhigh 0\nmax 6\noom 1\noom_kill 1\n").unwrap();
     assert!(n.wait(Some(Duration::from_secs(5))).unwrap());
 }
+
+#[test]
+fn update_changes_resources_but_never_device_rules() {
+    let root = FakeRoot::new("update");
+    let m = root.manager(None);
+    m.apply(0).unwrap();
+    let d = root.0.join("berth/c1");
+    // An invalid device rule shows whether device rules are looked at at all.
+    let r = resources(
+        r#"{"memory":{"limit":104857600},"pids":{"limit":30},
+            "devices":[{"allow":true,"type":"c","major":1,"minor":3,"access":"rwx"}]}"#,
+    );
+    let err = m.set(&r).unwrap_err().to_string();
+    assert!(err.contains("devices"), "{err}");
+    m.update(&r).unwrap();
+    assert_eq!(last(&d, "memory.max"), "104857600");
+    assert_eq!(last(&d, "pids.max"), "30");
+    // 0 means "unchanged": nothing is written (the two lines are the failed
+    // set's and the update's).
+    m.update(&resources(
+        r#"{"memory":{"limit":0},"pids":{"limit":0},"cpu":{"shares":0}}"#,
+    ))
+    .unwrap();
+    assert_eq!(lines(&d, "memory.max"), vec!["104857600"; 2]);
+    assert_eq!(lines(&d, "pids.max"), vec!["30"; 2]);
+    assert!(!d.join("cpu.weight").exists());
+    m.destroy().unwrap();
+}

@@ -12,6 +12,7 @@ pub mod features;
 pub mod hooks;
 pub mod init;
 pub mod logging;
+pub mod manage;
 pub mod namespaces;
 pub mod rlimits;
 pub mod rootfs;

@@ -223,11 +223,13 @@ impl ContainerDir {
         if state.status == Status::Creating {
             return Status::Creating;
         }
-        if self.fifo_path().exists() {
-            return Status::Created;
-        }
+        // A created container can be paused too (runc allows it): the freezer
+        // comes first.
         if crate::container::is_frozen(state) {
             return Status::Paused;
+        }
+        if self.fifo_path().exists() {
+            return Status::Created;
         }
         Status::Running
     }

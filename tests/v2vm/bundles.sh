@@ -30,3 +30,11 @@ bundle oom-16m '["dd","if=/dev/zero","of=/dev/null","bs=64M","count=1"]' '
 bundle custom-path '["sleep","100000"]' '
   .linux.cgroupsPath = "/v2vm-custom/inner"
 | .linux.resources.pids = {limit: 33}'
+
+# Forks a short sleep every 50 ms (cpu.stat usage_usec grows while it runs),
+# next to a long sleep: two processes at least.
+bundle ticker '["sh","-c","sleep 100000 & while :; do sleep 0.05; done"]'
+
+# Touches 64 MiB under memory.max 16 MiB (no swap), then exits: an OOM event.
+bundle oom-then-exit '["sh","-c","dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 0.5"]' '
+  .linux.resources.memory = {limit: 16777216, swap: 16777216}'

@@ -158,3 +158,133 @@ test_custom_cgroups_path() {
     check_absent $dir
     check_absent $CG/v2vm-custom
 }
+
+# usage_usec of the cgroup's cpu.stat.
+cpu_usage() { sed -n 's/^usage_usec //p' "$1/cpu.stat"; }
+cpu_usage_above() { [ "$(cpu_usage "$1")" -gt "$2" ]; }
+
+test_pause_resume_ps() {
+    id=pause1
+    run_detached ticker $id
+    dir=$CG/berth/$id
+    pid=$(state_pid $id)
+    wait_until "two processes in the cgroup" 30 sh -c "[ \$(wc -l <$dir/cgroup.procs) -ge 2 ]"
+    json=$(berth ps --format json $id)
+    echo "  ps --format json: $json"
+    echo "$json" | grep -qE "[[,]${pid}[],]" || fail "ps json does not list the init $pid: $json"
+    berth ps $id >/tmp/ps.out
+    sed 's/^/  | /' /tmp/ps.out
+    # The guest's ps is busybox's (no -ef): its header is "PID USER COMMAND".
+    check_grep "ps table has a header with PID" /tmp/ps.out '^ *PID '
+    check_grep "ps table shows the init" /tmp/ps.out "^ *$pid "
+    if grep -qE '^ *1 ' /tmp/ps.out; then fail "ps table shows the VM's pid 1"; fi
+    if berth resume $id 2>/tmp/err.out; then fail "resume of a running container succeeded"; fi
+    check_grep "resume error" /tmp/err.out 'not paused'
+    berth pause $id
+    check_file $dir/cgroup.freeze 1
+    check_grep "cgroup.events reports frozen" $dir/cgroup.events '^frozen 1$'
+    check_eq "status after pause" "$(state_status $id)" paused
+    u0=$(cpu_usage $dir)
+    sleep 0.5
+    check_eq "cpu usage while frozen" "$(cpu_usage $dir)" "$u0"
+    if berth pause $id 2>/tmp/err.out; then fail "pause of a paused container succeeded"; fi
+    berth resume $id
+    check_file $dir/cgroup.freeze 0
+    check_grep "cgroup.events reports thawed" $dir/cgroup.events '^frozen 0$'
+    check_eq "status after resume" "$(state_status $id)" running
+    wait_until "cpu usage grows after resume" 30 cpu_usage_above $dir "$u0"
+    berth kill $id KILL
+    wait_until "status becomes stopped" 30 status_is $id stopped
+    if berth pause $id 2>/tmp/err.out; then fail "pause of a stopped container succeeded"; fi
+    check_grep "pause error" /tmp/err.out 'not running'
+    berth delete $id
+    check_absent $dir
+}
+
+test_delete_force_paused() {
+    id=delpaused1
+    run_detached ticker $id
+    dir=$CG/berth/$id
+    wait_until "two processes in the cgroup" 30 sh -c "[ \$(wc -l <$dir/cgroup.procs) -ge 2 ]"
+    pids=$(cat $dir/cgroup.procs)
+    berth pause $id
+    check_eq "status" "$(state_status $id)" paused
+    berth delete -f $id
+    check_absent $BERTH_ROOT/$id
+    check_absent $dir
+    for p in $pids; do wait_until "pid $p is gone" 10 pid_gone $p; done
+}
+
+test_update_v2() {
+    id=update1
+    run_detached sleeper $id
+    dir=$CG/berth/$id
+    berth update --memory 100m --memory-reservation 50M --cpu-quota 20000 --cpu-period 50000 \
+        --cpu-share 512 --pids-limit 30 --cpuset-cpus 0 $id
+    check_file $dir/memory.max 104857600
+    check_file $dir/memory.low 52428800
+    check_file $dir/cpu.max "20000 50000"
+    check_file $dir/cpu.weight 59
+    check_file $dir/pids.max 30
+    check_file $dir/cpuset.cpus 0
+    berth update --cpu-quota 30000 $id
+    check_file $dir/cpu.max "30000 50000"
+    if [ -e $dir/memory.swap.max ]; then
+        berth update --memory 100m --memory-swap 200m $id
+        check_file $dir/memory.swap.max 104857600
+        # Swap alone: the memory limit comes from the saved config.
+        berth update --memory-swap 300m $id
+        check_file $dir/memory.swap.max 209715200
+        check_file $dir/memory.max 104857600
+    else
+        echo "  (no memory.swap.max: swap accounting is off, swap checks skipped)"
+    fi
+    berth update --memory -1 --pids-limit -1 $id
+    check_file $dir/memory.max max
+    check_file $dir/pids.max max
+    printf '{"memory":{"limit":209715200},"cpu":{"quota":40000,"period":100000,"shares":0},"pids":{"limit":12}}' >/tmp/res.json
+    berth update -r /tmp/res.json $id
+    check_file $dir/memory.max 209715200
+    check_file $dir/cpu.max "40000 100000"
+    check_file $dir/pids.max 12
+    check_file $dir/cpu.weight 59
+    if berth update --cpuset-cpus 99 $id 2>/tmp/err.out; then fail "cpuset 99 was accepted"; fi
+    check_grep "the error names the field" /tmp/err.out 'cpu\.cpus'
+    if berth update --memory lots $id 2>/tmp/err.out; then fail "--memory lots was accepted"; fi
+    check_grep "the error names the flag" /tmp/err.out 'value for --memory'
+    check_eq "status" "$(state_status $id)" running
+    berth kill $id KILL
+    wait_until "status becomes stopped" 30 status_is $id stopped
+    if berth update --pids-limit 5 $id 2>/tmp/err.out; then fail "update of a stopped container succeeded"; fi
+    check_grep "update error" /tmp/err.out 'not running'
+}
+
+test_events_stats_v2() {
+    id=stats1
+    run_detached limits $id
+    berth events --stats $id >/tmp/stats.json
+    head -c 400 /tmp/stats.json | sed 's/^/  | /'; echo
+    check_grep "a stats event" /tmp/stats.json '^\{"type":"stats","id":"stats1","data":\{'
+    usage=$(grep -o '"usage":{"limit":[0-9]*,"usage":[0-9]*' /tmp/stats.json | head -n1 | sed 's/.*"usage"://')
+    [ -n "$usage" ] && [ "$usage" -gt 0 ] || fail "memory usage is '$usage'"
+    echo "  ok: memory usage $usage > 0"
+    check_grep "memory limit" /tmp/stats.json '"usage":\{"limit":67108864,'
+    current=$(grep -o '"pids":{"current":[0-9]*' /tmp/stats.json | sed 's/.*://')
+    [ -n "$current" ] && [ "$current" -ge 1 ] || fail "pids.current is '$current'"
+    echo "  ok: pids.current $current >= 1"
+    check_grep "pids limit" /tmp/stats.json '"pids":\{"current":[0-9]+,"limit":50\}'
+}
+
+test_events_oom_v2() {
+    id=oomev1
+    create_container oom-then-exit $id
+    berth events --interval 200ms $id >/tmp/ev.out 2>&1 &
+    evpid=$!
+    on_exit "kill $evpid 2>/dev/null || true"
+    wait_until "events prints stats" 30 grep -q '"type":"stats"' /tmp/ev.out
+    berth start $id
+    wait_until "events ends when the container stops" 60 pid_gone $evpid
+    grep -v '"type":"stats"' /tmp/ev.out | sed 's/^/  | /'
+    check_grep "an oom event" /tmp/ev.out '^\{"type":"oom","id":"oomev1"\}$'
+    check_eq "status" "$(state_status $id)" stopped
+}

@@ -1,7 +1,9 @@
 //! The runc-compatible command line: one file per verb, each a thin layer over
 //! the library.
 
+mod exec;
 mod list;
+mod manage;
 mod run;
 pub mod spec;
 
@@ -118,6 +120,11 @@ enum Command {
     },
     /// Print what this runtime supports, as JSON.
     Features,
+    /// Run a new process inside a running container.
+    Exec(exec::ExecArgs),
+    /// Management verbs over a container's cgroup: pause, resume, ps, events, update.
+    #[command(flatten)]
+    Manage(manage::ManageCommand),
 }
 
 fn create_opts(root: &std::path::Path, a: &CreateArgs) -> CreateOpts {
@@ -194,6 +201,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::List { quiet, format } => list::run(root, *quiet, format)?,
         Command::Spec { bundle, rootless } => spec::run(bundle, *rootless)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&berth_runtime::features::document())?),
+        Command::Exec(a) => return exec::run(root, a),
+        Command::Manage(m) => return manage::dispatch(root, m),
     }
     Ok(0)
 }

@@ -216,6 +216,15 @@ impl Bundle {
         self
     }
 
+    /// Drop the `typ` namespace ("pid", "network", ...) from linux.namespaces:
+    /// the container then shares the host's.
+    pub fn without_namespace(&mut self, typ: &str) -> &mut Bundle {
+        if let Some(ns) = self.config["linux"]["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != typ);
+        }
+        self
+    }
+
     pub fn add_mount(&mut self, m: Value) -> &mut Bundle {
         self.config["mounts"].as_array_mut().unwrap().push(m);
         self
