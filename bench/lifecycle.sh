@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-cargo build --release -p berth -q
+# berth as shipped: a static binary (no dynamic loader, fewer pages to map).
+RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release -p berth -q --target x86_64-unknown-linux-gnu
 SPAWN=$(mktemp /tmp/berth-spawn.XXXXXX)
 trap 'rm -f "$SPAWN"' EXIT
 gcc -O2 -o "$SPAWN" bench/spawn.c
-BERTH=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/berth
+BERTH=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/x86_64-unknown-linux-gnu/release/berth
 unshare -m bash -c '
   mount --make-rprivate /
   umount /sys/fs/cgroup/unified 2>/dev/null || true

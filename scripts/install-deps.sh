@@ -11,6 +11,7 @@ PKGS=(
   docker-registry  # loopback registry for pull/push tests
   qemu-system-x86 linux-image-amd64  # the pure cgroup-v2 guest
   hyperfine
+  containerd       # shim tests and benchmark (containerd-shim-berth-v2)
 )
 
 missing=()

@@ -8,16 +8,27 @@ use oci_spec::runtime::LinuxCapabilities;
 
 use crate::error::{Error, Result};
 
-fn to_set(names: Option<&HashSet<oci_spec::runtime::Capability>>, field: &str) -> Result<CapsHashSet> {
+fn to_set(
+    names: Option<&HashSet<oci_spec::runtime::Capability>>,
+    field: &str,
+) -> Result<CapsHashSet> {
     let mut out = CapsHashSet::new();
     for c in names.into_iter().flatten() {
         let name = c.to_string();
-        let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
+        let name = if name.starts_with("CAP_") {
+            name
+        } else {
+            format!("CAP_{name}")
+        };
         match Capability::from_str(&name) {
             Ok(cap) => {
                 out.insert(cap);
             }
-            Err(_) => return Err(Error::Config(format!("field process.capabilities.{field}: unknown capability {name}"))),
+            Err(_) => {
+                return Err(Error::Config(format!(
+                    "field process.capabilities.{field}: unknown capability {name}"
+                )))
+            }
         }
     }
     Ok(out)
@@ -46,8 +57,10 @@ pub fn parse(c: &LinuxCapabilities) -> Result<Sets> {
 /// before changing user).
 pub fn apply_bounding(s: &Sets) -> Result<()> {
     for cap in caps::all() {
-        if !s.bounding.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| Error::Other(format!("drop {cap} from the bounding set: {e}")))?;
+        if !s.bounding.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false)
+        {
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| Error::Other(format!("drop {cap} from the bounding set: {e}")))?;
         }
     }
     Ok(())
@@ -55,11 +68,18 @@ pub fn apply_bounding(s: &Sets) -> Result<()> {
 
 /// Set effective, permitted and inheritable, then raise ambient (after the user change).
 pub fn apply_sets(s: &Sets) -> Result<()> {
-    let err = |set: &str, e: caps::errors::CapsError| Error::Other(format!("set {set} capabilities: {e}"));
+    let err = |set: &str, e: caps::errors::CapsError| {
+        Error::Other(format!("set {set} capabilities: {e}"))
+    };
     // Permitted must be a superset of effective while we set them.
     let mut perm = s.permitted.clone();
     perm.extend(s.effective.iter().copied());
-    caps::set(None, CapSet::Effective, &perm.intersection(&current_permitted()).copied().collect()).map_err(|e| err("effective", e))?;
+    caps::set(
+        None,
+        CapSet::Effective,
+        &perm.intersection(&current_permitted()).copied().collect(),
+    )
+    .map_err(|e| err("effective", e))?;
     caps::set(None, CapSet::Inheritable, &s.inheritable).map_err(|e| err("inheritable", e))?;
     caps::set(None, CapSet::Permitted, &s.permitted).map_err(|e| err("permitted", e))?;
     caps::set(None, CapSet::Effective, &s.effective).map_err(|e| err("effective", e))?;

@@ -6,8 +6,10 @@ use oci_spec::runtime::{Linux, LinuxDeviceCgroup, LinuxResources};
 use serde_json::json;
 
 fn rule(typ: &str, major: Option<i64>, minor: Option<i64>, access: &str) -> LinuxDeviceCgroup {
-    serde_json::from_value(json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": access}))
-        .expect("static device rule")
+    serde_json::from_value(
+        json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": access}),
+    )
+    .expect("static device rule")
 }
 
 pub fn default_allowed() -> Vec<LinuxDeviceCgroup> {

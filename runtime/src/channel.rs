@@ -22,6 +22,11 @@ pub enum Msg {
     RunRuntimeHooks,
     /// parent → init: hooks finished.
     HooksDone,
+    /// init → parent: the seccomp notify fd follows (SCM_RIGHTS) for the
+    /// runtime to hand to `linux.seccomp.listenerPath`.
+    SeccompFd,
+    /// parent → init: the listener has the fd (init may close its copy).
+    SeccompFdSent,
     /// init → parent: the container is created; init now waits for `start`.
     Created,
     /// either way: a fatal error, with the reason.
@@ -33,16 +38,30 @@ pub struct Channel {
 }
 
 pub fn pair() -> Result<(Channel, Channel)> {
-    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "socketpair")?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
-        let data = serde_json::to_vec(msg).map_err(|e| Error::Other(format!("encode message: {e}")))?;
+        let data =
+            serde_json::to_vec(msg).map_err(|e| Error::Other(format!("encode message: {e}")))?;
         loop {
             // SAFETY: valid buffer; MSG_NOSIGNAL avoids SIGPIPE when the peer died.
-            let r = unsafe { libc::send(self.fd.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+            let r = unsafe {
+                libc::send(
+                    self.fd.as_raw_fd(),
+                    data.as_ptr().cast(),
+                    data.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
             if r >= 0 {
                 return Ok(());
             }
@@ -58,12 +77,14 @@ impl Channel {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             // SAFETY: valid buffer.
-            let r = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let r =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if r == 0 {
                 return Ok(None);
             }
             if r > 0 {
-                let msg = serde_json::from_slice(&buf[..r as usize]).map_err(|e| Error::Other(format!("decode message: {e}")))?;
+                let msg = serde_json::from_slice(&buf[..r as usize])
+                    .map_err(|e| Error::Other(format!("decode message: {e}")))?;
                 return Ok(Some(msg));
             }
             let e = std::io::Error::last_os_error();
@@ -79,6 +100,59 @@ impl Channel {
             Some(Msg::Error(e)) => Err(Error::Init(e)),
             Some(m) => Ok(m),
             None => Err(Error::Init(format!("container init exited while {what}"))),
+        }
+    }
+
+    /// Pass one fd to the peer (a one-byte datagram carrying SCM_RIGHTS).
+    pub fn send_fd(&self, fd: &OwnedFd) -> Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let fds = [fd.as_raw_fd()];
+        let iov = [std::io::IoSlice::new(b"F")];
+        loop {
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).ctx(|| "send fd over init channel"),
+            }
+        }
+    }
+
+    /// Receive the fd sent with [`Channel::send_fd`].
+    pub fn recv_fd(&self) -> Result<OwnedFd> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::FromRawFd;
+        let mut byte = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        loop {
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) => {
+                    for c in m.cmsgs().ctx(|| "read control message")? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            if let Some(&fd) = fds.first() {
+                                // SAFETY: a fresh fd received over SCM_RIGHTS.
+                                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+                            }
+                        }
+                    }
+                    return Err(Error::Init(
+                        "expected an fd from the container init, got none".into(),
+                    ));
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).ctx(|| "receive fd over init channel"),
+            }
         }
     }
 

@@ -48,7 +48,10 @@ pub fn cgroup_manager(state: &State) -> Result<Box<dyn CgroupManager>> {
 
 /// Whether the container's cgroup is frozen (paused).
 pub fn is_frozen(state: &State) -> bool {
-    cgroup_manager(state).and_then(|m| Ok(m.freezer_state()?)).map(|s| s == FreezerState::Frozen).unwrap_or(false)
+    cgroup_manager(state)
+        .and_then(|m| Ok(m.freezer_state()?))
+        .map(|s| s == FreezerState::Frozen)
+        .unwrap_or(false)
 }
 
 /// Removes what a failed `create` made: the init, its cgroup, the state dir.
@@ -90,20 +93,48 @@ fn destroy_cgroup(cg: &dyn CgroupManager) {
 
 /// `berth create`: returns the init's pid with the container `created`.
 pub fn create(opts: &CreateOpts) -> Result<i32> {
-    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
-    let text = std::fs::read_to_string(bundle.join("config.json"))
-        .map_err(|e| Error::Config(format!("cannot read {}: {e}", bundle.join("config.json").display())))?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
+    let text = std::fs::read_to_string(bundle.join("config.json")).map_err(|e| {
+        Error::Config(format!(
+            "cannot read {}: {e}",
+            bundle.join("config.json").display()
+        ))
+    })?;
     let spec = crate::spec::parse(&text)?;
     let rootfs = crate::spec::validate(&spec, &bundle)?;
     let linux = spec.linux().as_ref().expect("validated");
+    if let Some(p) = spec.process() {
+        crate::procattrs::check(p, Some(linux))?;
+    }
     let plan = Plan::from_linux(linux);
-    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     if terminal && opts.console_socket.is_none() && opts.console_fd.is_none() {
-        return Err(Error::Config("field process.terminal: true requires --console-socket".into()));
+        return Err(Error::Config(
+            "field process.terminal: true requires --console-socket".into(),
+        ));
     }
 
+    // Compile the seccomp filter before touching the system (a profile error
+    // leaves nothing behind); identical profiles are compiled once per root.
+    let seccomp = match linux.seccomp() {
+        Some(sc) => Some(
+            crate::seccomp::compile_cached(sc, Some(&opts.root.join(SECCOMP_CACHE)))
+                .map_err(|e| Error::Config(format!("field linux.seccomp: {e}")))?,
+        ),
+        None => None,
+    };
+
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
-    let mut guard = CreateGuard { dir: Some(dir), pid: None, cgroup: None };
+    let mut guard = CreateGuard {
+        dir: Some(dir),
+        pid: None,
+        cgroup: None,
+    };
     let dir = guard.dir.as_ref().expect("set");
 
     let mut state = State {
@@ -117,14 +148,25 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         rootfs: rootfs.clone(),
         created: crate::sys::rfc3339_now(),
         owner: String::new(),
-        cgroups_path: linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned()),
+        cgroups_path: linux
+            .cgroups_path()
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
         cgroup_owned_depth: None,
     };
     dir.save(&state)?;
     std::fs::write(dir.path.join(crate::state::CONFIG_COPY), &text).ctx(|| "save config copy")?;
-    nix::unistd::mkfifo(&dir.fifo_path(), nix::sys::stat::Mode::from_bits_truncate(0o622)).ctx(|| "create exec fifo")?;
+    nix::unistd::mkfifo(
+        &dir.fifo_path(),
+        nix::sys::stat::Mode::from_bits_truncate(0o622),
+    )
+    .ctx(|| "create exec fifo")?;
     // mkfifo applies the umask; the init may run as any user.
-    std::fs::set_permissions(dir.fifo_path(), std::os::unix::fs::PermissionsExt::from_mode(0o622)).ctx(|| "chmod exec fifo")?;
+    std::fs::set_permissions(
+        dir.fifo_path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .ctx(|| "chmod exec fifo")?;
 
     let cgroup = cgroup_manager(&state)?;
     let console = match (&opts.console_socket, opts.console_fd) {
@@ -155,6 +197,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
                 preserve_fds: opts.preserve_fds,
                 no_new_keyring: opts.no_new_keyring,
                 state: state.clone(),
+                seccomp: seccomp.as_ref(),
             })
         }
         ForkResult::Parent { child } => child.as_raw(),
@@ -163,10 +206,16 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     drop(console);
     guard.pid = Some(child);
 
-    let pid = if plan.involves_user() { wait_for_init_pid(&parent_end, linux, child)? } else { child };
+    let pid = if plan.involves_user() {
+        wait_for_init_pid(&parent_end, linux, child)?
+    } else {
+        child
+    };
     guard.pid = Some(pid);
     state.pid = pid;
-    state.pid_start_time = crate::sys::proc_start_time(pid).map(|(t, _)| t).unwrap_or(0);
+    state.pid_start_time = crate::sys::proc_start_time(pid)
+        .map(|(t, _)| t)
+        .unwrap_or(0);
 
     cgroup.apply(pid)?;
     state.cgroup_owned_depth = Some(cgroup.owned_depth());
@@ -187,6 +236,16 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
                         return Err(e);
                     }
                 }
+            }
+            Msg::SeccompFd => {
+                let fd = parent_end.recv_fd()?;
+                let r = send_seccomp_fd(linux, &state, &fd);
+                drop(fd);
+                if let Err(e) = r {
+                    let _ = parent_end.send(&Msg::Error(e.to_string()));
+                    return Err(e);
+                }
+                parent_end.send(&Msg::SeccompFdSent)?;
             }
             Msg::Created => break,
             m => return Err(Error::Init(format!("unexpected message from init: {m:?}"))),
@@ -209,6 +268,31 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     Ok(pid)
 }
 
+/// Where compiled seccomp filters are cached, inside `--root` (`@` keeps the
+/// name out of the container id space).
+pub const SECCOMP_CACHE: &str = "@seccomp-cache";
+
+/// Give the notify fd and the container state to `linux.seccomp.listenerPath`.
+fn send_seccomp_fd(linux: &oci_spec::runtime::Linux, state: &State, fd: &OwnedFd) -> Result<()> {
+    let sc = linux
+        .seccomp()
+        .as_ref()
+        .ok_or_else(|| Error::Init("seccomp fd without linux.seccomp".into()))?;
+    let path = sc.listener_path().as_ref().ok_or_else(|| {
+        Error::Config("field linux.seccomp.listenerPath: required with SCMP_ACT_NOTIFY".into())
+    })?;
+    let st = serde_json::to_value(state.public())
+        .map_err(|e| Error::Other(format!("encode state: {e}")))?;
+    crate::seccomp::send_to_listener(path, fd, sc.listener_metadata().as_deref(), &st).map_err(
+        |e| {
+            Error::Config(format!(
+                "field linux.seccomp.listenerPath {}: {e}",
+                path.display()
+            ))
+        },
+    )
+}
+
 fn dup_fd(fd: i32) -> Result<OwnedFd> {
     // SAFETY: borrowing an fd the caller keeps open for the duration of the call.
     let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -226,7 +310,9 @@ fn enter_children_namespaces(plan: &Plan, linux: &oci_spec::runtime::Linux) -> R
     if let Some(p) = plan.joins(LinuxNamespaceType::Time) {
         namespaces::join(LinuxNamespaceType::Time, p)?;
     } else if plan.creates(LinuxNamespaceType::Time) {
-        namespaces::unshare(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))?;
+        namespaces::unshare(nix::sched::CloneFlags::from_bits_retain(
+            libc::CLONE_NEWTIME,
+        ))?;
         namespaces::write_time_offsets(linux)?;
     }
     Ok(())
@@ -234,7 +320,11 @@ fn enter_children_namespaces(plan: &Plan, linux: &oci_spec::runtime::Linux) -> R
 
 /// With a user namespace the forked child is an intermediate process: write its
 /// id maps, learn the real init's pid and reap the intermediate.
-fn wait_for_init_pid(ch: &channel::Channel, linux: &oci_spec::runtime::Linux, intermediate: i32) -> Result<i32> {
+fn wait_for_init_pid(
+    ch: &channel::Channel,
+    linux: &oci_spec::runtime::Linux,
+    intermediate: i32,
+) -> Result<i32> {
     loop {
         match ch.expect("entering its namespaces")? {
             Msg::MapIds { pid } => {
@@ -252,14 +342,20 @@ fn wait_for_init_pid(ch: &channel::Channel, linux: &oci_spec::runtime::Linux, in
 
 #[allow(deprecated)]
 fn run_runtime_hooks(spec: &Spec, state: &State) -> Result<()> {
-    let Some(h) = spec.hooks().as_ref() else { return Ok(()) };
+    let Some(h) = spec.hooks().as_ref() else {
+        return Ok(());
+    };
     let json = state.hook_json();
     crate::hooks::run_all(h.prestart().as_ref(), &json, "prestart")?;
     crate::hooks::run_all(h.create_runtime().as_ref(), &json, "createRuntime")
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().ctx(|| "getcwd")?.join(path) };
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ctx(|| "getcwd")?.join(path)
+    };
     crate::sys::write_atomic(&abs, pid.to_string().as_bytes())
 }
 
@@ -274,10 +370,21 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     let mut state = dir.load_current()?;
     match state.status {
         Status::Created => {}
-        Status::Stopped => return Err(Error::WrongState(format!("cannot start container \"{id}\": it has stopped"))),
-        Status::Creating => return Err(Error::WrongState(format!("cannot start container \"{id}\": it is still being created"))),
+        Status::Stopped => {
+            return Err(Error::WrongState(format!(
+                "cannot start container \"{id}\": it has stopped"
+            )))
+        }
+        Status::Creating => {
+            return Err(Error::WrongState(format!(
+                "cannot start container \"{id}\": it is still being created"
+            )))
+        }
         Status::Running | Status::Paused => {
-            return Err(Error::WrongState(format!("cannot start container \"{id}\": it is already {}", state.status)))
+            return Err(Error::WrongState(format!(
+                "cannot start container \"{id}\": it is already {}",
+                state.status
+            )))
         }
     }
     let reply = release_init(&dir, &state)?;
@@ -307,7 +414,10 @@ fn release_init(dir: &ContainerDir, state: &State) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let mut pfd = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&fifo), nix::poll::PollFlags::POLLIN)];
+        let mut pfd = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&fifo),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let n = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).unwrap_or(0);
         if n > 0 {
             // SAFETY: valid buffer.
@@ -325,7 +435,10 @@ fn release_init(dir: &ContainerDir, state: &State) -> Result<Vec<u8>> {
         }
         if !crate::sys::process_alive(state.pid, state.pid_start_time) {
             if out.is_empty() {
-                return Err(Error::Init(format!("container \"{}\" init exited before it could start", state.id)));
+                return Err(Error::Init(format!(
+                    "container \"{}\" init exited before it could start",
+                    state.id
+                )));
             }
             return Ok(out);
         }
@@ -353,7 +466,9 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     let dir = ContainerDir::open(root, id)?;
     let state = dir.load_current()?;
     if matches!(state.status, Status::Stopped) {
-        return Err(Error::WrongState(format!("cannot kill container \"{id}\": it is not running")));
+        return Err(Error::WrongState(format!(
+            "cannot kill container \"{id}\": it is not running"
+        )));
     }
     if all {
         let cg = cgroup_manager(&state)?;
@@ -365,8 +480,11 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
         cg.kill_all(signal)?;
         return Ok(());
     }
-    nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::try_from(signal).map_err(|_| Error::Other(format!("invalid signal {signal}")))?)
-        .ctx(|| format!("signal {signal} to container \"{id}\" (pid {})", state.pid))
+    nix::sys::signal::kill(
+        Pid::from_raw(state.pid),
+        Signal::try_from(signal).map_err(|_| Error::Other(format!("invalid signal {signal}")))?,
+    )
+    .ctx(|| format!("signal {signal} to container \"{id}\" (pid {})", state.pid))
 }
 
 /// `berth delete`.
@@ -379,7 +497,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         // does and as containerd relies on.
         Status::Created | Status::Creating => kill_and_wait(&state)?,
         Status::Running | Status::Paused if force => kill_and_wait(&state)?,
-        s => return Err(Error::WrongState(format!("cannot delete container \"{id}\": it is {s}; stop it first or use --force"))),
+        s => {
+            return Err(Error::WrongState(format!(
+                "cannot delete container \"{id}\": it is {s}; stop it first or use --force"
+            )))
+        }
     }
     let spec = load_spec_copy(&dir);
     if let Ok(cg) = cgroup_manager(&state) {
@@ -407,9 +529,15 @@ fn kill_and_wait(state: &State) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while crate::sys::process_alive(state.pid, state.pid_start_time) {
         // Reap it if it is our child (run, tests); harmless otherwise.
-        let _ = nix::sys::wait::waitpid(Pid::from_raw(state.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(state.pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
         if Instant::now() >= deadline {
-            return Err(Error::Other(format!("container \"{}\" (pid {}) did not die after SIGKILL", state.id, state.pid)));
+            return Err(Error::Other(format!(
+                "container \"{}\" (pid {}) did not die after SIGKILL",
+                state.id, state.pid
+            )));
         }
         std::thread::sleep(Duration::from_micros(200));
     }

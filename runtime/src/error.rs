@@ -29,8 +29,10 @@ pub enum Error {
     },
     #[error("{path}: {msg}")]
     Path { path: PathBuf, msg: String },
+    /// Not a `#[source]`: the message is already part of this one, and error
+    /// chains printed with `{:#}` would repeat it.
     #[error("cgroup: {0}")]
-    Cgroup(#[from] berth_cgroups::CgroupError),
+    Cgroup(berth_cgroups::CgroupError),
     #[error("hook {path}: {msg}")]
     Hook { path: String, msg: String },
     /// An error reported by the container's init process.
@@ -62,5 +64,11 @@ impl<T> Context<T> for std::result::Result<T, std::io::Error> {
             context: f().into(),
             source,
         })
+    }
+}
+
+impl From<berth_cgroups::CgroupError> for Error {
+    fn from(e: berth_cgroups::CgroupError) -> Self {
+        Error::Cgroup(e)
     }
 }

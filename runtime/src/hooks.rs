@@ -13,7 +13,10 @@ use crate::error::{Error, Result};
 /// Run one hook to completion.
 pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
     let path = hook.path().display().to_string();
-    let err = |msg: String| Error::Hook { path: format!("{path} ({kind})"), msg };
+    let err = |msg: String| Error::Hook {
+        path: format!("{path} ({kind})"),
+        msg,
+    };
     let args = hook.args().clone().unwrap_or_default();
     let mut cmd = Command::new(hook.path());
     if let Some(a0) = args.first() {
@@ -26,7 +29,9 @@ pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| err(format!("start: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine.
@@ -34,7 +39,10 @@ pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
     }
     let mut out = child.stdout.take();
     let mut errp = child.stderr.take();
-    let timeout = hook.timeout().filter(|t| *t > 0).map(|t| Duration::from_secs(t as u64));
+    let timeout = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Duration::from_secs(t as u64));
     let start = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -49,7 +57,13 @@ pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
                 return Err(err(format!("timed out after {}s", t.as_secs())));
             }
         }
-        std::thread::sleep(Duration::from_millis(if start.elapsed() < Duration::from_millis(20) { 1 } else { 5 }));
+        std::thread::sleep(Duration::from_millis(
+            if start.elapsed() < Duration::from_millis(20) {
+                1
+            } else {
+                5
+            },
+        ));
     };
     if !status.success() {
         let mut text = String::new();
@@ -59,7 +73,11 @@ pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
         if let Some(e) = errp.as_mut() {
             let _ = e.read_to_string(&mut text);
         }
-        return Err(err(format!("{status}{}{}", if text.trim().is_empty() { "" } else { ": " }, text.trim())));
+        return Err(err(format!(
+            "{status}{}{}",
+            if text.trim().is_empty() { "" } else { ": " },
+            text.trim()
+        )));
     }
     Ok(())
 }

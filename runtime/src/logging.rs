@@ -21,7 +21,11 @@ struct Config {
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
 pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
-    let _ = CONFIG.set(Config { file, format, debug });
+    let _ = CONFIG.set(Config {
+        file,
+        format,
+        debug,
+    });
 }
 
 fn emit(level: &str, msg: &str) {
@@ -36,14 +40,23 @@ fn emit(level: &str, msg: &str) {
     }
     let line = match c.format {
         Format::Json => {
-            let v = serde_json::json!({"level": level, "msg": msg, "time": crate::sys::rfc3339_now()});
+            let v =
+                serde_json::json!({"level": level, "msg": msg, "time": crate::sys::rfc3339_now()});
             format!("{v}\n")
         }
-        Format::Text => format!("time=\"{}\" level={level} msg=\"{}\"\n", crate::sys::rfc3339_now(), msg.replace('"', "\\\"")),
+        Format::Text => format!(
+            "time=\"{}\" level={level} msg=\"{}\"\n",
+            crate::sys::rfc3339_now(),
+            msg.replace('"', "\\\"")
+        ),
     };
     match &c.file {
         Some(path) => {
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 let _ = f.write_all(line.as_bytes());
             }
             if level == "error" || level == "warning" {

@@ -51,7 +51,8 @@ impl Plan {
                 None => p.new.push(ns.typ()),
             }
         }
-        p.join.sort_by_key(|(t, _)| if *t == LinuxNamespaceType::User { 0 } else { 1 });
+        p.join
+            .sort_by_key(|(t, _)| if *t == LinuxNamespaceType::User { 0 } else { 1 });
         p
     }
 
@@ -60,7 +61,10 @@ impl Plan {
     }
 
     pub fn joins(&self, t: LinuxNamespaceType) -> Option<&Path> {
-        self.join.iter().find(|(x, _)| *x == t).map(|(_, p)| p.as_path())
+        self.join
+            .iter()
+            .find(|(x, _)| *x == t)
+            .map(|(_, p)| p.as_path())
     }
 
     pub fn has(&self, t: LinuxNamespaceType) -> bool {
@@ -81,7 +85,8 @@ impl Plan {
         let mut f = CloneFlags::empty();
         for t in &self.new {
             match t {
-                LinuxNamespaceType::Pid | LinuxNamespaceType::Time | LinuxNamespaceType::Cgroup => {}
+                LinuxNamespaceType::Pid | LinuxNamespaceType::Time | LinuxNamespaceType::Cgroup => {
+                }
                 t => f |= clone_flag(*t),
             }
         }
@@ -91,8 +96,10 @@ impl Plan {
 
 /// setns(2) into the namespace at `path`.
 pub fn join(t: LinuxNamespaceType, path: &Path) -> Result<()> {
-    let f = std::fs::File::open(path).ctx(|| format!("open {} namespace {}", proc_name(t), path.display()))?;
-    nix::sched::setns(f.as_fd_compat(), clone_flag(t)).ctx(|| format!("join {} namespace {}", proc_name(t), path.display()))
+    let f = std::fs::File::open(path)
+        .ctx(|| format!("open {} namespace {}", proc_name(t), path.display()))?;
+    nix::sched::setns(f.as_fd_compat(), clone_flag(t))
+        .ctx(|| format!("join {} namespace {}", proc_name(t), path.display()))
 }
 
 trait AsFdCompat {
@@ -113,7 +120,9 @@ pub fn unshare(flags: CloneFlags) -> Result<()> {
 }
 
 fn map_text(maps: &[LinuxIdMapping]) -> String {
-    maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
 }
 
 /// Write /proc/PID/{uid_map,gid_map} from the config (done by the parent, which
@@ -121,7 +130,8 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
 pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
     if let Some(m) = linux.uid_mappings().as_ref().filter(|m| !m.is_empty()) {
         let p = format!("/proc/{pid}/uid_map");
-        std::fs::write(&p, map_text(m)).map_err(|e| Error::Config(format!("field linux.uidMappings: write {p}: {e}")))?;
+        std::fs::write(&p, map_text(m))
+            .map_err(|e| Error::Config(format!("field linux.uidMappings: write {p}: {e}")))?;
     }
     if let Some(m) = linux.gid_mappings().as_ref().filter(|m| !m.is_empty()) {
         let p = format!("/proc/{pid}/gid_map");
@@ -129,22 +139,34 @@ pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
             // Unprivileged writers must deny setgroups first.
             let _ = std::fs::write(format!("/proc/{pid}/setgroups"), "deny");
         }
-        std::fs::write(&p, map_text(m)).map_err(|e| Error::Config(format!("field linux.gidMappings: write {p}: {e}")))?;
+        std::fs::write(&p, map_text(m))
+            .map_err(|e| Error::Config(format!("field linux.gidMappings: write {p}: {e}")))?;
     }
     Ok(())
 }
 
 /// Write /proc/self/timens_offsets (before any process enters the new time namespace).
 pub fn write_time_offsets(linux: &Linux) -> Result<()> {
-    let Some(offsets) = linux.time_offsets() else { return Ok(()) };
+    let Some(offsets) = linux.time_offsets() else {
+        return Ok(());
+    };
     let mut text = String::new();
     for (clock, off) in offsets {
         let name = match clock.as_str() {
             "monotonic" => "monotonic",
             "boottime" => "boottime",
-            other => return Err(Error::Config(format!("field linux.timeOffsets: unknown clock \"{other}\""))),
+            other => {
+                return Err(Error::Config(format!(
+                    "field linux.timeOffsets: unknown clock \"{other}\""
+                )))
+            }
         };
-        text.push_str(&format!("{name} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        text.push_str(&format!(
+            "{name} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
     }
-    std::fs::write("/proc/self/timens_offsets", text).map_err(|e| Error::Config(format!("field linux.timeOffsets: {e}")))
+    std::fs::write("/proc/self/timens_offsets", text)
+        .map_err(|e| Error::Config(format!("field linux.timeOffsets: {e}")))
 }

@@ -12,18 +12,34 @@ pub fn parse(s: &str) -> Result<i32> {
         return Err(Error::Other(format!("invalid signal number {n}")));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     if let Some(rt) = name.strip_prefix("SIGRTMIN") {
         let base = libc::SIGRTMIN();
-        let off: i32 = if rt.is_empty() { 0 } else { rt.parse().map_err(|_| Error::Other(format!("unknown signal \"{s}\"")))? };
+        let off: i32 = if rt.is_empty() {
+            0
+        } else {
+            rt.parse()
+                .map_err(|_| Error::Other(format!("unknown signal \"{s}\"")))?
+        };
         return Ok(base + off);
     }
     if let Some(rt) = name.strip_prefix("SIGRTMAX") {
         let base = libc::SIGRTMAX();
-        let off: i32 = if rt.is_empty() { 0 } else { rt.parse().map_err(|_| Error::Other(format!("unknown signal \"{s}\"")))? };
+        let off: i32 = if rt.is_empty() {
+            0
+        } else {
+            rt.parse()
+                .map_err(|_| Error::Other(format!("unknown signal \"{s}\"")))?
+        };
         return Ok(base + off);
     }
-    name.parse::<Signal>().map(|s| s as i32).map_err(|_| Error::Other(format!("unknown signal \"{s}\"")))
+    name.parse::<Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| Error::Other(format!("unknown signal \"{s}\"")))
 }
 
 #[cfg(test)]

@@ -30,13 +30,18 @@ pub fn parse(text: &str) -> Result<Spec> {
 /// Load `bundle/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
     parse(&text)
 }
 
 /// Accept ociVersion 1.0.0 – 1.3.x (pre-release suffixes such as `1.0.2-dev` included).
 pub fn check_version(v: &str) -> Result<()> {
-    let bad = || Error::Config(format!("field ociVersion: unsupported version \"{v}\" (berth accepts 1.0.0 through 1.3.x)"));
+    let bad = || {
+        Error::Config(format!(
+            "field ociVersion: unsupported version \"{v}\" (berth accepts 1.0.0 through 1.3.x)"
+        ))
+    };
     let core = v.split(['-', '+']).next().unwrap_or("");
     let mut parts = core.split('.');
     let major: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -53,18 +58,36 @@ pub fn check_version(v: &str) -> Result<()> {
 
 /// The rootfs directory of a bundle (relative `root.path` is relative to the bundle).
 pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
-    let root = spec.root().as_ref().ok_or_else(|| Error::Config("field root: missing (required on Linux)".into()))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::Config("field root: missing (required on Linux)".into()))?;
     let p = root.path();
     if p.as_os_str().is_empty() {
         return Err(Error::Config("field root.path: empty".into()));
     }
-    let full = if p.is_absolute() { p.clone() } else { bundle.join(p) };
+    let full = if p.is_absolute() {
+        p.clone()
+    } else {
+        bundle.join(p)
+    };
     match std::fs::metadata(&full) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(Error::Config(format!("field root.path: {} is not a directory", full.display()))),
-        Err(e) => return Err(Error::Config(format!("field root.path: {}: {e}", full.display()))),
+        Ok(_) => {
+            return Err(Error::Config(format!(
+                "field root.path: {} is not a directory",
+                full.display()
+            )))
+        }
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "field root.path: {}: {e}",
+                full.display()
+            )))
+        }
     }
-    std::fs::canonicalize(&full).map_err(|e| Error::Config(format!("field root.path: {}: {e}", full.display())))
+    std::fs::canonicalize(&full)
+        .map_err(|e| Error::Config(format!("field root.path: {}: {e}", full.display())))
 }
 
 /// Check everything `create` relies on, before any state, mount or process exists.
@@ -76,15 +99,24 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .ok_or_else(|| Error::Config("field process: missing (required by create/run)".into()))?;
     match process.args() {
         Some(a) if !a.is_empty() => {}
-        _ => return Err(Error::Config("field process.args: must contain at least one element".into())),
+        _ => {
+            return Err(Error::Config(
+                "field process.args: must contain at least one element".into(),
+            ))
+        }
     }
     if !process.cwd().is_absolute() {
-        return Err(Error::Config(format!("field process.cwd: {} is not an absolute path", process.cwd().display())));
+        return Err(Error::Config(format!(
+            "field process.cwd: {} is not an absolute path",
+            process.cwd().display()
+        )));
     }
     if process.terminal().unwrap_or(false) && process.console_size().is_some() {
         // fine: consoleSize only applies with a terminal
     } else if process.console_size().is_some() {
-        return Err(Error::Config("field process.consoleSize: set while process.terminal is false".into()));
+        return Err(Error::Config(
+            "field process.consoleSize: set while process.terminal is false".into(),
+        ));
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
@@ -94,48 +126,88 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             )));
         }
     }
-    let linux = spec.linux().as_ref().ok_or_else(|| Error::Config("field linux: missing (required on Linux)".into()))?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::Config("field linux: missing (required on Linux)".into()))?;
     let mut seen = HashSet::new();
     let have = |t: LinuxNamespaceType| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if !seen.insert(ns.typ()) {
-            return Err(Error::Config(format!("field linux.namespaces[{i}]: duplicate namespace type {:?}", ns.typ())));
+            return Err(Error::Config(format!(
+                "field linux.namespaces[{i}]: duplicate namespace type {:?}",
+                ns.typ()
+            )));
         }
         if let Some(p) = ns.path() {
             if !p.is_absolute() {
-                return Err(Error::Config(format!("field linux.namespaces[{i}].path: {} is not absolute", p.display())));
+                return Err(Error::Config(format!(
+                    "field linux.namespaces[{i}].path: {} is not absolute",
+                    p.display()
+                )));
             }
             if let Err(e) = std::fs::metadata(p) {
-                return Err(Error::Config(format!("field linux.namespaces[{i}].path: {}: {e}", p.display())));
+                return Err(Error::Config(format!(
+                    "field linux.namespaces[{i}].path: {}: {e}",
+                    p.display()
+                )));
             }
         }
     }
     if !have(LinuxNamespaceType::Mount) {
-        return Err(Error::Config("field linux.namespaces: berth requires a mount namespace".into()));
+        return Err(Error::Config(
+            "field linux.namespaces: berth requires a mount namespace".into(),
+        ));
     }
     let userns = have(LinuxNamespaceType::User);
-    if !userns && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()) || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())) {
-        return Err(Error::Config("field linux.uidMappings: set without a user namespace".into()));
+    if !userns
+        && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()))
+    {
+        return Err(Error::Config(
+            "field linux.uidMappings: set without a user namespace".into(),
+        ));
     }
-    let new_user = linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    let new_user = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
     if new_user && linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
-        return Err(Error::Config("field linux.uidMappings: a new user namespace needs uid mappings".into()));
+        return Err(Error::Config(
+            "field linux.uidMappings: a new user namespace needs uid mappings".into(),
+        ));
     }
     if spec.hostname().is_some() && !have(LinuxNamespaceType::Uts) {
-        return Err(Error::Config("field hostname: set without a UTS namespace".into()));
+        return Err(Error::Config(
+            "field hostname: set without a UTS namespace".into(),
+        ));
     }
     if spec.domainname().is_some() && !have(LinuxNamespaceType::Uts) {
-        return Err(Error::Config("field domainname: set without a UTS namespace".into()));
+        return Err(Error::Config(
+            "field domainname: set without a UTS namespace".into(),
+        ));
     }
-    if linux.time_offsets().is_some() && !linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none()) {
-        return Err(Error::Config("field linux.timeOffsets: set without a new time namespace".into()));
+    if linux.time_offsets().is_some()
+        && !linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none())
+    {
+        return Err(Error::Config(
+            "field linux.timeOffsets: set without a new time namespace".into(),
+        ));
     }
     for (k, _) in linux.sysctl().iter().flatten() {
         crate::rootfs::sysctl::check_namespaced(k, linux)?;
     }
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !d.path().is_absolute() {
-            return Err(Error::Config(format!("field linux.devices[{i}].path: {} is not absolute", d.path().display())));
+            return Err(Error::Config(format!(
+                "field linux.devices[{i}].path: {} is not absolute",
+                d.path().display()
+            )));
         }
     }
     Ok(rootfs)
@@ -150,7 +222,9 @@ mod tests {
         for ok in ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.1", "1.3.0", "1.3.9"] {
             check_version(ok).unwrap();
         }
-        for bad in ["", "1", "1.4.0", "2.0.0", "0.9.9", "9.9.9", "1.a.0", "1.0.0.0"] {
+        for bad in [
+            "", "1", "1.4.0", "2.0.0", "0.9.9", "9.9.9", "1.a.0", "1.0.0.0",
+        ] {
             let e = check_version(bad).unwrap_err().to_string();
             assert!(e.contains("ociVersion"), "{e}");
         }
@@ -158,7 +232,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = parse(r#"{"ociVersion":"1.0.0","process":{"user":{"uid":"zero","gid":0},"cwd":"/"}}"#).unwrap_err();
+        let e =
+            parse(r#"{"ociVersion":"1.0.0","process":{"user":{"uid":"zero","gid":0},"cwd":"/"}}"#)
+                .unwrap_err();
         assert!(e.to_string().contains("process.user.uid"), "{e}");
         let e = parse("{not json").unwrap_err();
         assert!(e.to_string().contains("invalid JSON"), "{e}");

@@ -86,7 +86,11 @@ impl State {
         PublicState {
             oci_version: &self.oci_version,
             id: &self.id,
-            pid: if self.status == Status::Stopped { 0 } else { self.pid },
+            pid: if self.status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             status: self.status,
             bundle: &self.bundle,
             rootfs: &self.rootfs,
@@ -133,8 +137,14 @@ pub fn validate_id(id: &str) -> Result<()> {
     if id.len() > 1024 {
         return Err(Error::InvalidId(id.into(), "longer than 1024 bytes"));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+.-".contains(&b)) {
-        return Err(Error::InvalidId(id.into(), "only letters, digits and _ + . - are allowed"));
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_+.-".contains(&b))
+    {
+        return Err(Error::InvalidId(
+            id.into(),
+            "only letters, digits and _ + . - are allowed",
+        ));
     }
     Ok(())
 }
@@ -153,7 +163,9 @@ impl ContainerDir {
         let path = root.join(id);
         let lock = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(id.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(id.into()))
+            }
             Err(e) => return Err(e).ctx(|| format!("open {}", path.display())),
         };
         flock(&lock, &path)?;
@@ -169,13 +181,16 @@ impl ContainerDir {
         validate_id(id)?;
         if let Err(e) = std::fs::create_dir(root) {
             if e.kind() != std::io::ErrorKind::AlreadyExists {
-                std::fs::create_dir_all(root).ctx(|| format!("create state root {}", root.display()))?;
+                std::fs::create_dir_all(root)
+                    .ctx(|| format!("create state root {}", root.display()))?;
             }
         }
         let path = root.join(id);
         match std::fs::create_dir(&path) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(id.into()))
+            }
             Err(e) => return Err(e).ctx(|| format!("create {}", path.display())),
         }
         let lock = File::open(&path).ctx(|| format!("open {}", path.display()))?;
@@ -200,17 +215,20 @@ impl ContainerDir {
     pub fn load(&self) -> Result<State> {
         let p = self.state_path();
         let text = std::fs::read(&p).ctx(|| format!("read {}", p.display()))?;
-        serde_json::from_slice(&text).map_err(|e| Error::Other(format!("{}: corrupt state: {e}", p.display())))
+        serde_json::from_slice(&text)
+            .map_err(|e| Error::Other(format!("{}: corrupt state: {e}", p.display())))
     }
 
     pub fn save(&self, state: &State) -> Result<()> {
-        let data = serde_json::to_vec(state).map_err(|e| Error::Other(format!("serialize state: {e}")))?;
+        let data =
+            serde_json::to_vec(state).map_err(|e| Error::Other(format!("serialize state: {e}")))?;
         crate::sys::write_atomic(&self.state_path(), &data)
     }
 
     /// Remove the directory and everything in it (the lock is released after).
     pub fn remove(self) -> Result<()> {
-        let r = std::fs::remove_dir_all(&self.path).ctx(|| format!("remove {}", self.path.display()));
+        let r =
+            std::fs::remove_dir_all(&self.path).ctx(|| format!("remove {}", self.path.display()));
         drop(self.lock);
         r
     }
@@ -293,7 +311,10 @@ mod tests {
     fn create_is_exclusive_and_state_roundtrips() {
         let t = tempfile::tempdir().unwrap();
         let d = ContainerDir::create(t.path(), "c1").unwrap();
-        assert!(matches!(ContainerDir::create(t.path(), "c1"), Err(Error::Exists(_))));
+        assert!(matches!(
+            ContainerDir::create(t.path(), "c1"),
+            Err(Error::Exists(_))
+        ));
         let s = State {
             oci_version: "1.0.0".into(),
             id: "c1".into(),
@@ -314,6 +335,9 @@ mod tests {
         // pid i32::MAX does not exist: derived status is stopped, whatever was written.
         assert_eq!(back.status, Status::Stopped);
         d.remove().unwrap();
-        assert!(matches!(ContainerDir::open(t.path(), "c1"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            ContainerDir::open(t.path(), "c1"),
+            Err(Error::NotFound(_))
+        ));
     }
 }

@@ -31,7 +31,11 @@ pub fn open_in_root(root: &Root) -> Result<Pty> {
             return Err(std::io::Error::last_os_error()).ctx(|| "unlock pty");
         }
         // TIOCGPTPEER opens the slave through the master, without any path lookup.
-        let s = libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        let s = libc::ioctl(
+            master.as_raw_fd(),
+            TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
         if s < 0 {
             return Err(std::io::Error::last_os_error()).ctx(|| "open pty peer");
         }
@@ -75,13 +79,15 @@ pub fn send_master(socket: RawFd, master: &OwnedFd) -> Result<()> {
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let name = b"/dev/ptmx";
     let iov = [IoSlice::new(name)];
-    sendmsg::<()>(socket, &iov, &cmsg, MsgFlags::empty(), None).ctx(|| "send pty master to the console socket")?;
+    sendmsg::<()>(socket, &iov, &cmsg, MsgFlags::empty(), None)
+        .ctx(|| "send pty master to the console socket")?;
     Ok(())
 }
 
 /// Connect to the `--console-socket` path.
 pub fn connect(path: &Path) -> Result<OwnedFd> {
-    let s = std::os::unix::net::UnixStream::connect(path).ctx(|| format!("connect to console socket {}", path.display()))?;
+    let s = std::os::unix::net::UnixStream::connect(path)
+        .ctx(|| format!("connect to console socket {}", path.display()))?;
     Ok(OwnedFd::from(s))
 }
 

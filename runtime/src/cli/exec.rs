@@ -1,16 +1,202 @@
-//! `berth exec`: run a new process inside a running container.
+//! `berth exec`: run a new process inside a running container, with runc's flags.
 
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use berth_runtime::exec::{self, ExecOpts};
+use oci_spec::runtime::{Capability, Process};
 
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
+    /// Path to a process.json (an OCI `process` object); the flags below are then ignored.
+    #[arg(short = 'p', long)]
+    process: Option<PathBuf>,
+    /// Unix socket that receives the pty master when --tty is set.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Working directory in the container.
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE); may be repeated.
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// User as uid[:gid].
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Additional gids; may be repeated.
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    /// Detach from the process.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// File to write the process's pid to.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// SELinux label for the process.
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    /// AppArmor profile for the process.
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// Set no_new_privileges.
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// Add a capability to the bounding, effective and permitted sets; may be repeated.
+    #[arg(short = 'c', long = "cap")]
+    cap: Vec<String>,
+    /// Pass this many extra fds (from 3 on) to the process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
     /// Container id.
     id: String,
     /// Command and arguments.
-    #[arg(trailing_var_arg = true)]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
 
-pub fn run(_root: &Path, a: &ExecArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("exec {}: not implemented yet", a.id)
+fn load_process_file(path: &Path) -> anyhow::Result<Process> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("read process file {}: {e}", path.display()))?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        anyhow::anyhow!(
+            "process file {}: field {}: {}",
+            path.display(),
+            e.path(),
+            e.inner()
+        )
+    })
+}
+
+/// The process to run: --process, or the container's own process with the
+/// flags applied (as runc builds it).
+fn build_process(root: &Path, a: &ExecArgs) -> anyhow::Result<Process> {
+    if let Some(p) = &a.process {
+        return load_process_file(p);
+    }
+    if a.command.is_empty() {
+        anyhow::bail!("exec: no command given (berth exec [flags] ID COMMAND [ARGS...])");
+    }
+    let spec = exec::container_spec(root, &a.id)?;
+    let mut p = spec.process().clone().unwrap_or_default();
+    p.set_args(Some(a.command.clone()));
+    p.set_terminal(Some(a.tty));
+    p.set_console_size(None);
+    let mut env = p.env().clone().unwrap_or_default();
+    for kv in &a.env {
+        let key = kv.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(c) = &a.cwd {
+        p.set_cwd(c.clone());
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (u.as_str(), None),
+        };
+        let mut user = p.user().clone();
+        user.set_uid(
+            uid.parse()
+                .map_err(|_| anyhow::anyhow!("--user {u}: uid must be a number"))?,
+        );
+        if let Some(g) = gid {
+            user.set_gid(
+                g.parse()
+                    .map_err(|_| anyhow::anyhow!("--user {u}: gid must be a number"))?,
+            );
+        }
+        p.set_user(user);
+    }
+    if !a.additional_gids.is_empty() {
+        let mut user = p.user().clone();
+        user.set_additional_gids(Some(a.additional_gids.clone()));
+        p.set_user(user);
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(l) = &a.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
+    if let Some(l) = &a.apparmor {
+        p.set_apparmor_profile(Some(l.clone()));
+    }
+    if !a.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for c in &a.cap {
+            let name = if c.starts_with("CAP_") {
+                c.clone()
+            } else {
+                format!("CAP_{}", c.to_uppercase())
+            };
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(name))
+                .map_err(|_| anyhow::anyhow!("--cap {c}: unknown capability"))?;
+            for set in [
+                caps.bounding().clone(),
+                caps.effective().clone(),
+                caps.permitted().clone(),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let mut s = set.1.clone().unwrap_or_default();
+                s.insert(cap);
+                match set.0 {
+                    0 => caps.set_bounding(Some(s)),
+                    1 => caps.set_effective(Some(s)),
+                    _ => caps.set_permitted(Some(s)),
+                };
+            }
+        }
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}
+
+pub fn run(root: &Path, a: &ExecArgs) -> anyhow::Result<i32> {
+    let process = build_process(root, a)?;
+    let tty = process.terminal().unwrap_or(false);
+    let own_pty = tty && a.console_socket.is_none();
+    if own_pty && a.detach {
+        anyhow::bail!("exec --detach --tty needs --console-socket");
+    }
+    let mut opts = ExecOpts {
+        root: root.to_path_buf(),
+        id: a.id.clone(),
+        process,
+        console_socket: a.console_socket.clone(),
+        console_fd: None,
+        pid_file: a.pid_file.clone(),
+        preserve_fds: a.preserve_fds,
+    };
+    if a.detach {
+        exec::exec(&opts)?;
+        return Ok(0);
+    }
+    let guard = super::run::Supervisor::prepare()?;
+    let console = if own_pty {
+        let (x, y) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )?;
+        opts.console_fd = Some(x.as_raw_fd());
+        Some((x, y))
+    } else {
+        None
+    };
+    let pid = exec::exec(&opts)?;
+    let master = match &console {
+        Some((_, y)) => Some(super::run::recv_master(y)?),
+        None => None,
+    };
+    drop(console);
+    guard.supervise(pid, master.as_ref())
 }

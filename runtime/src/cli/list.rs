@@ -18,10 +18,21 @@ pub fn run(root: &Path, quiet: bool, format: &str) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&v)?);
         }
         "table" => {
-            println!("{:<12} {:<10} {:<10} {:<40} {:<30} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            println!(
+                "{:<12} {:<10} {:<10} {:<40} {:<30} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
             for s in &states {
                 let p = s.public();
-                println!("{:<12} {:<10} {:<10} {:<40} {:<30} {}", p.id, p.pid, p.status, p.bundle.display(), p.created, if p.owner.is_empty() { "root" } else { p.owner });
+                println!(
+                    "{:<12} {:<10} {:<10} {:<40} {:<30} {}",
+                    p.id,
+                    p.pid,
+                    p.status,
+                    p.bundle.display(),
+                    p.created,
+                    if p.owner.is_empty() { "root" } else { p.owner }
+                );
             }
         }
         other => anyhow::bail!("unknown --format \"{other}\" (table or json)"),

@@ -14,7 +14,11 @@ use berth_runtime::logging;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "berth", about = "berth: a runc-compatible OCI container runtime", disable_version_flag = true)]
+#[command(
+    name = "berth",
+    about = "berth: a runc-compatible OCI container runtime",
+    disable_version_flag = true
+)]
 pub struct Cli {
     /// Root directory for container state.
     #[arg(long, global = true, default_value = "/run/berth")]
@@ -160,7 +164,11 @@ pub fn main() -> i32 {
     };
     logging::init(cli.log.clone(), format, cli.debug);
     if cli.version {
-        println!("berth version {}\nspec: {}", env!("CARGO_PKG_VERSION"), berth_runtime::OCI_VERSION);
+        println!(
+            "berth version {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            berth_runtime::OCI_VERSION
+        );
         return 0;
     }
     match dispatch(&cli) {
@@ -197,10 +205,18 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             Err(berth_runtime::Error::NotFound(_)) if *force => {}
             r => r?,
         },
-        Command::Run { create, detach, keep, .. } => return run::run(&create_opts(root, create), *detach, *keep),
+        Command::Run {
+            create,
+            detach,
+            keep,
+            ..
+        } => return run::run(&create_opts(root, create), *detach, *keep),
         Command::List { quiet, format } => list::run(root, *quiet, format)?,
         Command::Spec { bundle, rootless } => spec::run(bundle, *rootless)?,
-        Command::Features => println!("{}", serde_json::to_string_pretty(&berth_runtime::features::document())?),
+        Command::Features => println!(
+            "{}",
+            serde_json::to_string_pretty(&berth_runtime::features::document())?
+        ),
         Command::Exec(a) => return exec::run(root, a),
         Command::Manage(m) => return manage::dispatch(root, m),
     }

@@ -24,7 +24,9 @@ pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> anyhow::Result<i32> {
     let own_pty = wants_terminal(&opts) && opts.console_socket.is_none();
     if detach {
         if own_pty {
-            anyhow::bail!("cannot allocate a terminal for a detached container without --console-socket");
+            anyhow::bail!(
+                "cannot allocate a terminal for a detached container without --console-socket"
+            );
         }
         container::create(&opts)?;
         if let Err(e) = container::start(&opts.root, &opts.id) {
@@ -33,9 +35,7 @@ pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    nix::sys::prctl::set_child_subreaper(true)?;
-    let all = SigSet::all();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)?;
+    let sup = Supervisor::prepare()?;
     let console = if own_pty {
         let (a, b) = nix::sys::socket::socketpair(
             nix::sys::socket::AddressFamily::Unix,
@@ -61,18 +61,40 @@ pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> anyhow::Result<i32> {
         let _ = container::delete(&opts.root, &opts.id, true);
         return Err(e.into());
     }
-    let code = supervise(pid, master.as_ref())?;
+    let code = sup.supervise(pid, master.as_ref())?;
     if !keep {
         container::delete(&opts.root, &opts.id, true)?;
     }
     Ok(code)
 }
 
-fn recv_master(sock: &OwnedFd) -> anyhow::Result<OwnedFd> {
+/// A foreground runtime process waiting for a container process: a subreaper
+/// with every signal blocked (they arrive through a signalfd and are forwarded).
+pub(crate) struct Supervisor(());
+
+impl Supervisor {
+    pub(crate) fn prepare() -> anyhow::Result<Supervisor> {
+        nix::sys::prctl::set_child_subreaper(true)?;
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None)?;
+        Ok(Supervisor(()))
+    }
+
+    /// Forward signals and terminal I/O until `pid` exits; its exit status.
+    pub(crate) fn supervise(&self, pid: i32, master: Option<&OwnedFd>) -> anyhow::Result<i32> {
+        supervise(pid, master)
+    }
+}
+
+pub(crate) fn recv_master(sock: &OwnedFd) -> anyhow::Result<OwnedFd> {
     let mut buf = [0u8; 256];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = nix::sys::socket::recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), nix::sys::socket::MsgFlags::empty())?;
+    let msg = nix::sys::socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::empty(),
+    )?;
     for c in msg.cmsgs()? {
         if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
             if let Some(fd) = fds.first() {
@@ -93,7 +115,11 @@ impl RawMode {
             Ok(orig) => {
                 let mut raw = orig.clone();
                 nix::sys::termios::cfmakeraw(&mut raw);
-                let _ = nix::sys::termios::tcsetattr(stdin.as_fd(), nix::sys::termios::SetArg::TCSANOW, &raw);
+                let _ = nix::sys::termios::tcsetattr(
+                    stdin.as_fd(),
+                    nix::sys::termios::SetArg::TCSANOW,
+                    &raw,
+                );
                 RawMode(Some(orig))
             }
             Err(_) => RawMode(None),
@@ -104,7 +130,11 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         if let Some(t) = &self.0 {
-            let _ = nix::sys::termios::tcsetattr(std::io::stdin().as_fd(), nix::sys::termios::SetArg::TCSANOW, t);
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin().as_fd(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
         }
     }
 }
@@ -174,7 +204,10 @@ fn supervise(pid: i32, master: Option<&OwnedFd>) -> anyhow::Result<i32> {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
         drop(fds);
         if let Some(m) = master {
             if ready.get(1) == Some(&true) && !pump(m.as_raw_fd(), 1) {

@@ -48,8 +48,14 @@ pub fn default_spec(rootless: bool) -> Value {
         let gid = nix::unistd::getegid().as_raw();
         let linux = s["linux"].as_object_mut().expect("object");
         linux.remove("resources");
-        linux.insert("uidMappings".into(), json!([{"containerID": 0, "hostID": uid, "size": 1}]));
-        linux.insert("gidMappings".into(), json!([{"containerID": 0, "hostID": gid, "size": 1}]));
+        linux.insert(
+            "uidMappings".into(),
+            json!([{"containerID": 0, "hostID": uid, "size": 1}]),
+        );
+        linux.insert(
+            "gidMappings".into(),
+            json!([{"containerID": 0, "hostID": gid, "size": 1}]),
+        );
         linux.insert(
             "namespaces".into(),
             json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}]),
@@ -64,7 +70,13 @@ pub fn default_spec(rootless: bool) -> Value {
                 *m = json!({"destination": "/dev/mqueue", "type": "none", "source": "/dev/mqueue", "options": ["bind", "nosuid", "noexec", "nodev"]});
             }
             if m["destination"] == "/dev/pts" {
-                m["options"] = json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]);
+                m["options"] = json!([
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620"
+                ]);
             }
         }
     }
@@ -77,7 +89,8 @@ pub fn run(bundle: &Path, rootless: bool) -> anyhow::Result<()> {
         anyhow::bail!("File {} exists. Remove it first", path.display());
     }
     let text = serde_json::to_string_pretty(&default_spec(rootless))?;
-    std::fs::write(&path, text + "\n").map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
+    std::fs::write(&path, text + "\n")
+        .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
     Ok(())
 }
 

@@ -6,9 +6,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::Process;
 
 use super::InitArgs;
+use crate::channel::Msg;
 use crate::error::{Context, Error, Result};
 use crate::state::Status;
 use crate::terminal::Pty;
@@ -25,8 +26,16 @@ pub struct FifoHandle {
 
 impl FifoHandle {
     pub fn open(path: &Path) -> Result<FifoHandle> {
-        let fifo = crate::sys::openat2(libc::AT_FDCWD, path, libc::O_PATH, 0, 0).ctx(|| format!("open {}", path.display()))?;
-        let fd_dir = crate::sys::openat2(libc::AT_FDCWD, Path::new("/proc/self/fd"), libc::O_DIRECTORY | libc::O_RDONLY, 0, 0).ctx(|| "open /proc/self/fd")?;
+        let fifo = crate::sys::openat2(libc::AT_FDCWD, path, libc::O_PATH, 0, 0)
+            .ctx(|| format!("open {}", path.display()))?;
+        let fd_dir = crate::sys::openat2(
+            libc::AT_FDCWD,
+            Path::new("/proc/self/fd"),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+            0,
+            0,
+        )
+        .ctx(|| "open /proc/self/fd")?;
         Ok(FifoHandle { fifo, fd_dir })
     }
 
@@ -35,7 +44,13 @@ impl FifoHandle {
         let name = CString::new(self.fifo.as_raw_fd().to_string()).expect("digits");
         loop {
             // SAFETY: valid C string and dir fd.
-            let fd = unsafe { libc::openat(self.fd_dir.as_raw_fd(), name.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+            let fd = unsafe {
+                libc::openat(
+                    self.fd_dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                )
+            };
             if fd >= 0 {
                 // SAFETY: fresh fd.
                 return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
@@ -61,7 +76,8 @@ fn cstr(s: &[u8], what: &str) -> Result<CString> {
 }
 
 fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
-    let is_exec = |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
+    let is_exec =
+        |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
     if arg0.contains('/') {
         let p = PathBuf::from(arg0);
         if is_exec(&p) {
@@ -69,7 +85,10 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
         }
         return Err(Error::Config(format!("field process.args[0]: \"{arg0}\": executable file not found or not executable in the container")));
     }
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
     for dir in path.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
         let cand = Path::new(dir).join(arg0);
@@ -77,25 +96,66 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
             return Ok(cand);
         }
     }
-    Err(Error::Config(format!("field process.args[0]: \"{arg0}\": executable file not found in $PATH")))
+    Err(Error::Config(format!(
+        "field process.args[0]: \"{arg0}\": executable file not found in $PATH"
+    )))
 }
 
-pub fn prepare(spec: &Spec, process: &Process) -> Result<Prepared> {
-    let args = process.args().as_ref().expect("validated");
+pub fn prepare(a: &InitArgs, process: &Process) -> Result<Prepared> {
+    setup_process(process, &mut || install_seccomp(a))
+}
+
+/// Resolve the executable and apply the process fields that need privileges
+/// (oom score, rlimits, cwd, LSM label, capabilities, user, umask), in the
+/// container's namespaces. `early_seccomp` is called at the point where a
+/// filter must go on when no_new_privs is off (before the capability drop).
+pub(crate) fn setup_process(
+    process: &Process,
+    early_seccomp: &mut dyn FnMut() -> Result<()>,
+) -> Result<Prepared> {
+    let args = process
+        .args()
+        .as_ref()
+        .ok_or_else(|| Error::Config("field process.args: missing".into()))?;
+    if args.is_empty() {
+        return Err(Error::Config("field process.args: empty".into()));
+    }
     let env = process.env().clone().unwrap_or_default();
     let exe = find_executable(&args[0], &env)?;
     let prepared = Prepared {
         path: cstr(exe.as_os_str().as_bytes(), "process.args[0]")?,
-        argv: args.iter().map(|a| cstr(a.as_bytes(), "process.args")).collect::<Result<_>>()?,
-        envp: env.iter().map(|e| cstr(e.as_bytes(), "process.env")).collect::<Result<_>>()?,
+        argv: args
+            .iter()
+            .map(|a| cstr(a.as_bytes(), "process.args"))
+            .collect::<Result<_>>()?,
+        envp: env
+            .iter()
+            .map(|e| cstr(e.as_bytes(), "process.env"))
+            .collect::<Result<_>>()?,
     };
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| Error::Config(format!("field process.oomScoreAdj {adj}: {e}")))?;
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::Config(format!("field process.oomScoreAdj {adj}: {e}")))?;
     }
     crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
-    nix::unistd::chdir(process.cwd()).map_err(|e| Error::Config(format!("field process.cwd: chdir {}: {e}", process.cwd().display())))?;
+    nix::unistd::chdir(process.cwd()).map_err(|e| {
+        Error::Config(format!(
+            "field process.cwd: chdir {}: {e}",
+            process.cwd().display()
+        ))
+    })?;
     check_cwd_inside()?;
-    let caps = process.capabilities().as_ref().map(crate::capabilities::parse).transpose()?;
+    crate::procattrs::apply(process)?;
+    if !process.no_new_privileges().unwrap_or(false) {
+        // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it
+        // before the user switch and the capability drop (as runc does).
+        early_seccomp()?;
+    }
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(crate::capabilities::parse)
+        .transpose()?;
     if let Some(c) = &caps {
         crate::capabilities::apply_bounding(c)?;
     }
@@ -106,17 +166,46 @@ pub fn prepare(spec: &Spec, process: &Process) -> Result<Prepared> {
         crate::capabilities::apply_sets(c)?;
     }
     crate::user::apply_umask(process.user());
-    let _ = spec;
     Ok(prepared)
+}
+
+impl Prepared {
+    /// execve; returns only on failure.
+    pub(crate) fn exec(&self) -> std::io::Error {
+        let argv: Vec<*const libc::c_char> = self
+            .argv
+            .iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        let envp: Vec<*const libc::c_char> = self
+            .envp
+            .iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        // SAFETY: NUL-terminated arrays of valid C strings.
+        unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        std::io::Error::last_os_error()
+    }
+
+    pub(crate) fn path_lossy(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
 }
 
 /// The cwd must be inside the container's root (CVE-2024-21626: a leaked host
 /// directory fd as cwd shows up as "(unreachable)" or fails getcwd).
-fn check_cwd_inside() -> Result<()> {
+pub(crate) fn check_cwd_inside() -> Result<()> {
     match nix::unistd::getcwd() {
         Ok(p) if p.is_absolute() => Ok(()),
-        Ok(p) => Err(Error::Other(format!("current directory {} is outside the container root", p.display()))),
-        Err(e) => Err(Error::Other(format!("current directory is not reachable inside the container: {e}"))),
+        Ok(p) => Err(Error::Other(format!(
+            "current directory {} is outside the container root",
+            p.display()
+        ))),
+        Err(e) => Err(Error::Other(format!(
+            "current directory is not reachable inside the container: {e}"
+        ))),
     }
 }
 
@@ -129,36 +218,67 @@ pub fn final_setup(a: &InitArgs, pty: Option<Pty>) -> Result<()> {
         crate::terminal::make_controlling(&p.slave)?;
     }
     drop(pty);
-    if process.no_new_privileges().unwrap_or(false) {
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if nnp {
         nix::sys::prctl::set_no_new_privs().ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)")?;
     }
     // No host fd beyond stdio and --preserve-fds may reach the container.
-    crate::sys::cloexec_from(3 + a.preserve_fds)
+    crate::sys::cloexec_from(3 + a.preserve_fds)?;
+    if nnp {
+        // With no_new_privs the filter goes on as late as possible, so the
+        // profile has to allow as few of the runtime's own syscalls as can be.
+        install_seccomp(a)?;
+    }
+    Ok(())
 }
 
-pub fn wait_and_exec(a: &mut InitArgs, prepared: Prepared, fifo: FifoHandle) -> Result<std::convert::Infallible> {
+/// Install `linux.seccomp`; a notify fd goes to the parent, which hands it to
+/// the listener (the spec has the runtime, not the container, do that).
+fn install_seccomp(a: &InitArgs) -> Result<()> {
+    let Some(c) = a.seccomp else { return Ok(()) };
+    let fd = crate::seccomp::install(c, crate::seccomp::InstallFlags::NONE)
+        .map_err(|e| Error::Config(format!("field linux.seccomp: {e}")))?;
+    if let Some(fd) = fd {
+        a.channel.send(&Msg::SeccompFd)?;
+        a.channel.send_fd(&fd)?;
+        match a.channel.expect("handing the seccomp fd to its listener")? {
+            Msg::SeccompFdSent => {}
+            m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+    }
+    Ok(())
+}
+
+pub fn wait_and_exec(
+    a: &mut InitArgs,
+    prepared: Prepared,
+    fifo: FifoHandle,
+) -> Result<std::convert::Infallible> {
     let w = fifo.open_write()?;
     drop(fifo);
     a.state.status = Status::Created;
     if let Some(h) = a.spec.hooks().as_ref() {
-        if let Err(e) = crate::hooks::run_all(h.start_container().as_ref(), &a.state.hook_json(), "startContainer") {
+        if let Err(e) = crate::hooks::run_all(
+            h.start_container().as_ref(),
+            &a.state.hook_json(),
+            "startContainer",
+        ) {
             write_all(&w, e.to_string().as_bytes());
             // SAFETY: end the init.
             unsafe { libc::_exit(1) }
         }
     }
     write_all(&w, b"0");
-    let argv: Vec<*const libc::c_char> = prepared.argv.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let envp: Vec<*const libc::c_char> = prepared.envp.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    // SAFETY: NUL-terminated arrays of valid C strings.
-    unsafe { libc::execve(prepared.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    let e = std::io::Error::last_os_error();
-    write_all(&w, format!("exec {}: {e}", prepared.path.to_string_lossy()).as_bytes());
+    let e = prepared.exec();
+    write_all(
+        &w,
+        format!("exec {}: {e}", prepared.path_lossy()).as_bytes(),
+    );
     // SAFETY: end the init.
     unsafe { libc::_exit(127) }
 }
 
-fn write_all(fd: &OwnedFd, mut data: &[u8]) {
+pub(crate) fn write_all(fd: &OwnedFd, mut data: &[u8]) {
     while !data.is_empty() {
         // SAFETY: valid buffer.
         let r = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };

@@ -8,6 +8,8 @@
 mod exec;
 mod namespaces;
 
+pub(crate) use exec::setup_process as setup_exec_process;
+
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -32,6 +34,8 @@ pub struct InitArgs<'a> {
     pub no_new_keyring: bool,
     /// State as hooks see it (status and pid filled in as they become known).
     pub state: State,
+    /// `linux.seccomp`, compiled by the parent before the fork.
+    pub seccomp: Option<&'a crate::seccomp::Compiled>,
 }
 
 /// Entry point in the forked child. Never returns.
@@ -60,15 +64,23 @@ pub fn run(mut args: InitArgs) -> ! {
 fn setup_process() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
     let all = nix::sys::signal::SigSet::all();
-    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_UNBLOCK, Some(&all), None).ctx(|| "unblock signals")?;
+    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_UNBLOCK, Some(&all), None)
+        .ctx(|| "unblock signals")?;
     Ok(())
 }
 
 fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
     let spec = a.spec;
-    let linux = spec.linux().as_ref().ok_or_else(|| Error::Config("field linux: missing".into()))?;
-    let process = spec.process().as_ref().ok_or_else(|| Error::Config("field process: missing".into()))?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::Config("field linux: missing".into()))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Config("field process: missing".into()))?;
 
+    crate::procattrs::apply_initial_affinity(process)?;
     match a.channel.expect("waiting for its cgroup")? {
         // The pid as the host sees it, for the state hooks receive.
         Msg::CgroupReady { pid } => a.state.pid = pid,
@@ -81,7 +93,8 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
         join_session_keyring(&a.state.id);
     }
     if let Some(h) = spec.hostname() {
-        nix::unistd::sethostname(h).map_err(|e| Error::Config(format!("field hostname \"{h}\": {e}")))?;
+        nix::unistd::sethostname(h)
+            .map_err(|e| Error::Config(format!("field hostname \"{h}\": {e}")))?;
     }
     if let Some(d) = spec.domainname() {
         set_domainname(d)?;
@@ -108,7 +121,9 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
     drop(root);
     rootfs::finalize(spec)?;
 
-    let prepared = exec::prepare(spec, process)?;
+    crate::procattrs::apply_personality(linux)?;
+    crate::procattrs::apply_memory_policy(linux)?;
+    let prepared = exec::prepare(a, process)?;
     exec::final_setup(a, pty)?;
     a.channel.send(&Msg::Created)?;
     exec::wait_and_exec(a, prepared, fifo)
@@ -127,7 +142,10 @@ fn set_domainname(d: &str) -> Result<()> {
     // SAFETY: valid buffer and length.
     let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
     if r != 0 {
-        return Err(Error::Config(format!("field domainname \"{d}\": {}", std::io::Error::last_os_error())));
+        return Err(Error::Config(format!(
+            "field domainname \"{d}\": {}",
+            std::io::Error::last_os_error()
+        )));
     }
     Ok(())
 }
@@ -137,13 +155,16 @@ fn setup_terminal(a: &mut InitArgs, root: &Root) -> Result<Option<crate::termina
     if !process.terminal().unwrap_or(false) {
         return Ok(None);
     }
-    let socket = a
-        .console_socket
-        .take()
-        .ok_or_else(|| Error::Config("field process.terminal: true, but no --console-socket was given".into()))?;
+    let socket = a.console_socket.take().ok_or_else(|| {
+        Error::Config("field process.terminal: true, but no --console-socket was given".into())
+    })?;
     let pty = crate::terminal::open_in_root(root)?;
     if let Some(sz) = process.console_size() {
-        crate::terminal::set_size(pty.master.as_raw_fd(), sz.height() as u16, sz.width() as u16)?;
+        crate::terminal::set_size(
+            pty.master.as_raw_fd(),
+            sz.height() as u16,
+            sz.width() as u16,
+        )?;
     }
     crate::terminal::mount_console(root, &pty)?;
     crate::terminal::send_master(socket.as_raw_fd(), &pty.master)?;
@@ -154,9 +175,15 @@ fn setup_terminal(a: &mut InitArgs, root: &Root) -> Result<Option<crate::termina
 /// does that), then createContainer hooks here, in the container's namespaces
 /// before pivot_root.
 fn run_creation_hooks(a: &mut InitArgs) -> Result<()> {
-    let Some(hooks) = a.spec.hooks().as_ref() else { return Ok(()) };
+    let Some(hooks) = a.spec.hooks().as_ref() else {
+        return Ok(());
+    };
     #[allow(deprecated)]
-    let runtime_side = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty()) || hooks.create_runtime().as_ref().is_some_and(|h| !h.is_empty());
+    let runtime_side = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
+        || hooks
+            .create_runtime()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty());
     if runtime_side {
         a.channel.send(&Msg::RunRuntimeHooks)?;
         match a.channel.expect("waiting for createRuntime hooks")? {
@@ -165,5 +192,9 @@ fn run_creation_hooks(a: &mut InitArgs) -> Result<()> {
         }
     }
     a.state.status = Status::Creating;
-    crate::hooks::run_all(hooks.create_container().as_ref(), &a.state.hook_json(), "createContainer")
+    crate::hooks::run_all(
+        hooks.create_container().as_ref(),
+        &a.state.hook_json(),
+        "createContainer",
+    )
 }

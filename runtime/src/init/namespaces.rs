@@ -39,8 +39,16 @@ pub fn enter_via_intermediate(a: &InitArgs) -> Result<()> {
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),
         }
         // Become the namespace's root (needed to create further namespaces cleanly).
-        let _ = nix::unistd::setresgid(nix::unistd::Gid::from_raw(0), nix::unistd::Gid::from_raw(0), nix::unistd::Gid::from_raw(0));
-        let _ = nix::unistd::setresuid(nix::unistd::Uid::from_raw(0), nix::unistd::Uid::from_raw(0), nix::unistd::Uid::from_raw(0));
+        let _ = nix::unistd::setresgid(
+            nix::unistd::Gid::from_raw(0),
+            nix::unistd::Gid::from_raw(0),
+            nix::unistd::Gid::from_raw(0),
+        );
+        let _ = nix::unistd::setresuid(
+            nix::unistd::Uid::from_raw(0),
+            nix::unistd::Uid::from_raw(0),
+            nix::unistd::Uid::from_raw(0),
+        );
     }
     let mut flags = plan.unshare_flags() & !CloneFlags::CLONE_NEWUSER;
     if plan.creates(LinuxNamespaceType::Pid) {
@@ -59,7 +67,9 @@ pub fn enter_via_intermediate(a: &InitArgs) -> Result<()> {
     match unsafe { nix::unistd::fork() }.ctx(|| "fork container init")? {
         ForkResult::Child => Ok(()),
         ForkResult::Parent { child } => {
-            let _ = a.channel.send(&Msg::InitPid { pid: child.as_raw() });
+            let _ = a.channel.send(&Msg::InitPid {
+                pid: child.as_raw(),
+            });
             // SAFETY: end the intermediate process without running destructors.
             unsafe { libc::_exit(0) }
         }

@@ -36,15 +36,22 @@ fn all_hierarchies() -> Vec<Hierarchy> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut v = Vec::new();
     for line in info.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let mut post = post.split_whitespace();
         let fstype = post.next().unwrap_or("");
         let _src = post.next();
         let superopts = post.next().unwrap_or("");
-        let Some(mp) = pre.split_whitespace().nth(4) else { continue };
+        let Some(mp) = pre.split_whitespace().nth(4) else {
+            continue;
+        };
         match fstype {
             "cgroup" => {
-                let opts: Vec<&str> = superopts.split(',').filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent")).collect();
+                let opts: Vec<&str> = superopts
+                    .split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
+                    .collect();
                 v.push(Hierarchy {
                     mountpoint: mp.into(),
                     options: opts.join(","),
@@ -67,7 +74,11 @@ fn own_path(opts: &str, v2: bool) -> String {
     let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
-        let (_, ctrls, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+        let (_, ctrls, path) = (
+            parts.next(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("/"),
+        );
         if v2 && ctrls.is_empty() {
             return path.to_string();
         }
@@ -85,25 +96,51 @@ fn own_path(opts: &str, v2: bool) -> String {
 }
 
 fn cgroup_flags(o: &MountOptions) -> MsFlags {
-    o.flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME)
+    o.flags
+        & (MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC
+            | MsFlags::MS_RELATIME)
 }
 
 fn mount_one(ctx: &MountCtx, h: &Hierarchy, dest: &Path, o: &MountOptions) -> Result<()> {
     let target = ctx.root.ensure(dest, Kind::Dir)?;
     let flags = cgroup_flags(o);
     if ctx.cgroupns {
-        let (fstype, data) = if h.v2 { ("cgroup2", None) } else { ("cgroup", Some(h.options.as_str())) };
-        mount(Some(fstype), fd_path(&target).as_str(), Some(fstype), flags, data).ctx(|| format!("mount {fstype} on {}", dest.display()))?;
+        let (fstype, data) = if h.v2 {
+            ("cgroup2", None)
+        } else {
+            ("cgroup", Some(h.options.as_str()))
+        };
+        mount(
+            Some(fstype),
+            fd_path(&target).as_str(),
+            Some(fstype),
+            flags,
+            data,
+        )
+        .ctx(|| format!("mount {fstype} on {}", dest.display()))?;
     } else {
-        let src = h.mountpoint.join(own_path(&h.options, h.v2).trim_start_matches('/'));
-        mount(Some(src.as_path()), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .ctx(|| format!("bind mount {} on {}", src.display(), dest.display()))?;
+        let src = h
+            .mountpoint
+            .join(own_path(&h.options, h.v2).trim_start_matches('/'));
+        mount(
+            Some(src.as_path()),
+            fd_path(&target).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind mount {} on {}", src.display(), dest.display()))?;
         let m = reopen(ctx.root, dest)?;
         let mut attr = RecAttr::default();
         if flags.contains(MsFlags::MS_RDONLY) {
             attr.set |= MOUNT_ATTR_RDONLY;
         }
-        attr.set |= super::options::MOUNT_ATTR_NOSUID | super::options::MOUNT_ATTR_NODEV | super::options::MOUNT_ATTR_NOEXEC;
+        attr.set |= super::options::MOUNT_ATTR_NOSUID
+            | super::options::MOUNT_ATTR_NODEV
+            | super::options::MOUNT_ATTR_NOEXEC;
         setattr(&m, attr, false, dest)?;
     }
     Ok(())
@@ -125,7 +162,11 @@ pub fn mount_v1(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
     )
     .ctx(|| format!("mount tmpfs on {}", dest.display()))?;
     for h in &hs {
-        let name = h.mountpoint.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = h
+            .mountpoint
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.is_empty() || (h.v2 && name != "unified") {
             continue;
         }
@@ -133,25 +174,47 @@ pub fn mount_v1(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
         mount_one(ctx, h, &sub, o)?;
         if name.contains(',') {
             let dir = reopen(ctx.root, dest)?;
-            let dirfd = crate::sys::openat2(std::os::fd::AsRawFd::as_raw_fd(&dir), Path::new("."), libc::O_DIRECTORY, 0, 0).ctx(|| format!("open {}", dest.display()))?;
+            let dirfd = crate::sys::openat2(
+                std::os::fd::AsRawFd::as_raw_fd(&dir),
+                Path::new("."),
+                libc::O_DIRECTORY,
+                0,
+                0,
+            )
+            .ctx(|| format!("open {}", dest.display()))?;
             for c in name.split(',') {
-                let _ = nix::unistd::symlinkat(name.as_str(), Some(std::os::fd::AsRawFd::as_raw_fd(&dirfd)), c);
+                let _ = nix::unistd::symlinkat(
+                    name.as_str(),
+                    Some(std::os::fd::AsRawFd::as_raw_fd(&dirfd)),
+                    c,
+                );
             }
         }
     }
     if o.flags.contains(MsFlags::MS_RDONLY) {
         let tm = reopen(ctx.root, dest)?;
-        setattr(&tm, RecAttr { set: MOUNT_ATTR_RDONLY, clr: 0 }, false, dest)?;
+        setattr(
+            &tm,
+            RecAttr {
+                set: MOUNT_ATTR_RDONLY,
+                clr: 0,
+            },
+            false,
+            dest,
+        )?;
     }
     Ok(())
 }
 
 pub fn mount_v2(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
     let hs = host_hierarchies(&ctx.root.path);
-    let h = hs.into_iter().find(|h| h.v2 && h.mountpoint == Path::new("/sys/fs/cgroup")).unwrap_or(Hierarchy {
-        mountpoint: "/sys/fs/cgroup/unified".into(),
-        options: String::new(),
-        v2: true,
-    });
+    let h = hs
+        .into_iter()
+        .find(|h| h.v2 && h.mountpoint == Path::new("/sys/fs/cgroup"))
+        .unwrap_or(Hierarchy {
+            mountpoint: "/sys/fs/cgroup/unified".into(),
+            options: String::new(),
+            v2: true,
+        });
     mount_one(ctx, &h, m.destination(), o)
 }

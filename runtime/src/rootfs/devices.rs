@@ -25,18 +25,25 @@ pub struct Dev {
 
 /// /dev/null, zero, full, random, urandom, tty (runtime-spec config-linux.md#default-devices).
 pub fn defaults() -> Vec<Dev> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .into_iter()
-        .map(|(n, ma, mi)| Dev {
-            path: PathBuf::from("/dev").join(n),
-            typ: SFlag::S_IFCHR,
-            major: ma,
-            minor: mi,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(n, ma, mi)| Dev {
+        path: PathBuf::from("/dev").join(n),
+        typ: SFlag::S_IFCHR,
+        major: ma,
+        minor: mi,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 pub fn from_spec(d: &LinuxDevice, index: usize) -> Result<Dev> {
@@ -44,7 +51,11 @@ pub fn from_spec(d: &LinuxDevice, index: usize) -> Result<Dev> {
         LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
         LinuxDeviceType::B => SFlag::S_IFBLK,
         LinuxDeviceType::P => SFlag::S_IFIFO,
-        LinuxDeviceType::A => return Err(Error::Config(format!("field linux.devices[{index}].type: \"a\" is not a device type"))),
+        LinuxDeviceType::A => {
+            return Err(Error::Config(format!(
+                "field linux.devices[{index}].type: \"a\" is not a device type"
+            )))
+        }
     };
     Ok(Dev {
         path: d.path().clone(),
@@ -60,31 +71,71 @@ pub fn from_spec(d: &LinuxDevice, index: usize) -> Result<Dev> {
 /// Create one device node inside the rootfs. `replace`: remove an existing entry first.
 pub fn create(root: &Root, dev: &Dev, userns: bool, replace: bool) -> Result<()> {
     let parent = dev.path.parent().unwrap_or(Path::new("/dev"));
-    let name = dev.path.file_name().ok_or_else(|| Error::Config(format!("device path {} has no name", dev.path.display())))?;
+    let name = dev
+        .path
+        .file_name()
+        .ok_or_else(|| Error::Config(format!("device path {} has no name", dev.path.display())))?;
     let dir_o = root.mkdir_all(parent, 0o755)?;
-    let dir = openat2(dir_o.as_raw_fd(), Path::new("."), libc::O_DIRECTORY | libc::O_RDONLY, 0, 0).ctx(|| format!("open {}", parent.display()))?;
-    let exists = nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
+    let dir = openat2(
+        dir_o.as_raw_fd(),
+        Path::new("."),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+        0,
+    )
+    .ctx(|| format!("open {}", parent.display()))?;
+    let exists = nix::sys::stat::fstatat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .is_ok();
     if exists {
         if !replace {
             return Ok(());
         }
-        let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        let _ = nix::unistd::unlinkat(
+            Some(dir.as_raw_fd()),
+            name,
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
     }
     if userns && dev.typ != SFlag::S_IFIFO {
         // mknod is not allowed in a user namespace: bind the host's node instead.
-        let host = openat2(libc::AT_FDCWD, &dev.path, libc::O_PATH, 0, 0).ctx(|| format!("open host device {} to bind into the container", dev.path.display()))?;
+        let host = openat2(libc::AT_FDCWD, &dev.path, libc::O_PATH, 0, 0).ctx(|| {
+            format!(
+                "open host device {} to bind into the container",
+                dev.path.display()
+            )
+        })?;
         bind_fd(root, &host, &dev.path, Kind::File)?;
         return Ok(());
     }
     let mode = Mode::from_bits_truncate(dev.mode & 0o7777);
-    match mknodat(Some(dir.as_raw_fd()), name, dev.typ, mode, makedev(dev.major, dev.minor)) {
+    match mknodat(
+        Some(dir.as_raw_fd()),
+        name,
+        dev.typ,
+        mode,
+        makedev(dev.major, dev.minor),
+    ) {
         Ok(()) => {}
         Err(Errno::EEXIST) => {}
-        Err(e) => return Err(Error::Path { path: dev.path.clone(), msg: format!("mknod: {e}") }),
+        Err(e) => {
+            return Err(Error::Path {
+                path: dev.path.clone(),
+                msg: format!("mknod: {e}"),
+            })
+        }
     }
     // mknod applies the umask; set the exact mode and owner.
-    nix::sys::stat::fchmodat(Some(dir.as_raw_fd()), name, mode, nix::sys::stat::FchmodatFlags::FollowSymlink)
-        .ctx(|| format!("chmod {}", dev.path.display()))?;
+    nix::sys::stat::fchmodat(
+        Some(dir.as_raw_fd()),
+        name,
+        mode,
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .ctx(|| format!("chmod {}", dev.path.display()))?;
     nix::unistd::fchownat(
         Some(dir.as_raw_fd()),
         name,
@@ -99,20 +150,42 @@ pub fn create(root: &Root, dev: &Dev, userns: bool, replace: bool) -> Result<()>
 /// /dev/fd, /dev/std{in,out,err}, /dev/core and /dev/ptmx (when /dev/pts is mounted).
 pub fn symlinks(root: &Root, with_pts: bool) -> Result<()> {
     let dev_o = root.mkdir_all(Path::new("/dev"), 0o755)?;
-    let dev = openat2(dev_o.as_raw_fd(), Path::new("."), libc::O_DIRECTORY | libc::O_RDONLY, 0, 0).ctx(|| "open /dev")?;
-    let mut links = vec![("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")];
+    let dev = openat2(
+        dev_o.as_raw_fd(),
+        Path::new("."),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+        0,
+    )
+    .ctx(|| "open /dev")?;
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ];
     if Path::new("/proc/kcore").exists() {
         links.push(("/proc/kcore", "core"));
     }
     for (target, name) in links {
         match nix::unistd::symlinkat(target, Some(dev.as_raw_fd()), name) {
             Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(Error::Path { path: PathBuf::from("/dev").join(name), msg: format!("symlink: {e}") }),
+            Err(e) => {
+                return Err(Error::Path {
+                    path: PathBuf::from("/dev").join(name),
+                    msg: format!("symlink: {e}"),
+                })
+            }
         }
     }
     if with_pts {
-        let _ = nix::unistd::unlinkat(Some(dev.as_raw_fd()), "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
-        nix::unistd::symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx").ctx(|| "symlink /dev/ptmx")?;
+        let _ = nix::unistd::unlinkat(
+            Some(dev.as_raw_fd()),
+            "ptmx",
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+        nix::unistd::symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx")
+            .ctx(|| "symlink /dev/ptmx")?;
     }
     Ok(())
 }

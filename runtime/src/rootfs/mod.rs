@@ -26,7 +26,11 @@ fn propagation_flag(name: &str) -> Result<MsFlags> {
         "slave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
         "private" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         "unbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        other => return Err(Error::Config(format!("field linux.rootfsPropagation: unknown value \"{other}\""))),
+        other => {
+            return Err(Error::Config(format!(
+                "field linux.rootfsPropagation: unknown value \"{other}\""
+            )))
+        }
     })
 }
 
@@ -41,25 +45,44 @@ pub fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<Root> {
     // pivot_root refuses shared mounts: make the mount holding the rootfs private
     // first, so the bind below is private too.
     make_parent_private(rootfs)?;
-    mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .ctx(|| format!("bind mount rootfs {}", rootfs.display()))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind mount rootfs {}", rootfs.display()))?;
     Root::open(rootfs)
 }
 
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
     let mut best: Option<&str> = None;
     for line in info.lines() {
-        let Some(mp) = line.split_whitespace().nth(4) else { continue };
+        let Some(mp) = line.split_whitespace().nth(4) else {
+            continue;
+        };
         let is_prefix = mp == "/" || rootfs.starts_with(mp);
         if is_prefix && best.is_none_or(|b| mp.len() > b.len()) {
             best = Some(mp);
         }
     }
     if let Some(mp) = best {
-        let shared = info.lines().any(|l| l.split_whitespace().nth(4) == Some(mp) && l.split(" - ").next().unwrap_or("").contains("shared:"));
+        let shared = info.lines().any(|l| {
+            l.split_whitespace().nth(4) == Some(mp)
+                && l.split(" - ").next().unwrap_or("").contains("shared:")
+        });
         if shared {
-            mount(None::<&str>, mp, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).ctx(|| format!("make {mp} private"))?;
+            mount(
+                None::<&str>,
+                mp,
+                None::<&str>,
+                MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .ctx(|| format!("make {mp} private"))?;
         }
     }
     Ok(())
@@ -72,7 +95,11 @@ pub fn mount_all(spec: &Spec, root: &Root, ctx: &MountCtx, userns: bool) -> Resu
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         mounts::mount_entry(ctx, m, i)?;
         let dest = m.destination();
-        let bind = m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+        let bind = m.typ().as_deref() == Some("bind")
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind");
         if dest == Path::new("/dev") && !bind {
             dev_fresh = true;
         }
@@ -85,7 +112,12 @@ pub fn mount_all(spec: &Spec, root: &Root, ctx: &MountCtx, userns: bool) -> Resu
         devices::create(root, &d, userns, false)?;
     }
     let linux = spec.linux().as_ref();
-    for (i, d) in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().enumerate() {
+    for (i, d) in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let dev = devices::from_spec(d, i)?;
         devices::create(root, &dev, userns, true)?;
     }
@@ -99,7 +131,10 @@ pub fn host_devnull() -> Result<OwnedFd> {
     let f = std::fs::File::open("/dev/null").ctx(|| "open host /dev/null")?;
     let st = fstat(&f).ctx(|| "stat host /dev/null")?;
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != nix::sys::stat::makedev(1, 3) {
-        return Err(Error::Other("host /dev/null is not the null character device 1:3; refusing to mask paths with it".into()));
+        return Err(Error::Other(
+            "host /dev/null is not the null character device 1:3; refusing to mask paths with it"
+                .into(),
+        ));
     }
     Ok(OwnedFd::from(f))
 }
@@ -107,7 +142,9 @@ pub fn host_devnull() -> Result<OwnedFd> {
 /// Step 3: maskedPaths (files get /dev/null, directories an empty read-only tmpfs)
 /// and readonlyPaths.
 pub fn mask_and_protect(spec: &Spec, root: &Root) -> Result<()> {
-    let Some(linux) = spec.linux().as_ref() else { return Ok(()) };
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(());
+    };
     let masked = linux.masked_paths().as_deref().unwrap_or(&[]);
     if !masked.is_empty() {
         let null = host_devnull()?;
@@ -116,18 +153,38 @@ pub fn mask_and_protect(spec: &Spec, root: &Root) -> Result<()> {
             let fd = match root.open_path(path, libc::O_NOFOLLOW) {
                 Ok(fd) => fd,
                 Err(nix::errno::Errno::ENOENT) => continue,
-                Err(e) => return Err(Error::Path { path: path.into(), msg: format!("masked path: {e}") }),
+                Err(e) => {
+                    return Err(Error::Path {
+                        path: path.into(),
+                        msg: format!("masked path: {e}"),
+                    })
+                }
             };
             let st = fstat(&fd).ctx(|| format!("stat masked path {p}"))?;
             if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-                return Err(Error::Path { path: path.into(), msg: "masked path is a symlink; refusing to follow it".into() });
+                return Err(Error::Path {
+                    path: path.into(),
+                    msg: "masked path is a symlink; refusing to follow it".into(),
+                });
             }
             if is_dir(&st) {
-                mount(Some("tmpfs"), fd_path(&fd).as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
-                    .ctx(|| format!("mask directory {p}"))?;
+                mount(
+                    Some("tmpfs"),
+                    fd_path(&fd).as_str(),
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY,
+                    None::<&str>,
+                )
+                .ctx(|| format!("mask directory {p}"))?;
             } else {
-                mount(Some(fd_path(&null).as_str()), fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                    .ctx(|| format!("mask {p} with /dev/null"))?;
+                mount(
+                    Some(fd_path(&null).as_str()),
+                    fd_path(&fd).as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .ctx(|| format!("mask {p} with /dev/null"))?;
             }
         }
     }
@@ -136,15 +193,29 @@ pub fn mask_and_protect(spec: &Spec, root: &Root) -> Result<()> {
         let fd = match root.open_path(path, 0) {
             Ok(fd) => fd,
             Err(nix::errno::Errno::ENOENT) => continue,
-            Err(e) => return Err(Error::Path { path: path.into(), msg: format!("readonly path: {e}") }),
+            Err(e) => {
+                return Err(Error::Path {
+                    path: path.into(),
+                    msg: format!("readonly path: {e}"),
+                })
+            }
         };
-        mount(Some(fd_path(&fd).as_str()), fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .ctx(|| format!("bind readonly path {p}"))?;
+        mount(
+            Some(fd_path(&fd).as_str()),
+            fd_path(&fd).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind readonly path {p}"))?;
         let m = mounts::reopen(root, path)?;
         mounts::setattr(
             &m,
             RecAttr {
-                set: MOUNT_ATTR_RDONLY | options::MOUNT_ATTR_NOSUID | options::MOUNT_ATTR_NODEV | options::MOUNT_ATTR_NOEXEC,
+                set: MOUNT_ATTR_RDONLY
+                    | options::MOUNT_ATTR_NOSUID
+                    | options::MOUNT_ATTR_NODEV
+                    | options::MOUNT_ATTR_NOEXEC,
                 clr: 0,
             },
             true,
@@ -162,15 +233,25 @@ pub fn ensure_cwd(root: &Root, cwd: &Path) -> Result<()> {
 /// Step 4: switch to the rootfs with pivot_root(2) (or MS_MOVE + chroot with --no-pivot).
 pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
     let rootfs = root.path.as_path();
-    nix::unistd::fchdir(dir_fd(root)?.as_raw_fd()).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
+    nix::unistd::fchdir(dir_fd(root)?.as_raw_fd())
+        .ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
     if no_pivot {
-        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).ctx(|| "move rootfs to /")?;
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .ctx(|| "move rootfs to /")?;
         nix::unistd::chroot(".").ctx(|| "chroot into rootfs")?;
     } else {
-        nix::unistd::pivot_root(".", ".").ctx(|| format!("pivot_root into {}", rootfs.display()))?;
+        nix::unistd::pivot_root(".", ".")
+            .ctx(|| format!("pivot_root into {}", rootfs.display()))?;
         // The old root is now stacked on top of "."; detach it without
         // propagating the unmount to the host.
-        mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).ctx(|| "make old root slave")?;
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| "make old root slave")?;
         umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
     }
     nix::unistd::chdir("/").ctx(|| "chdir /")?;
@@ -178,17 +259,48 @@ pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
 }
 
 fn dir_fd(root: &Root) -> Result<OwnedFd> {
-    crate::sys::openat2(root.fd.as_raw_fd(), Path::new("."), libc::O_DIRECTORY | libc::O_RDONLY, 0, 0).ctx(|| "open rootfs")
+    crate::sys::openat2(
+        root.fd.as_raw_fd(),
+        Path::new("."),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+        0,
+    )
+    .ctx(|| "open rootfs")
 }
 
 /// Step 5 (inside the new root): read-only root and the final propagation.
 pub fn finalize(spec: &Spec) -> Result<()> {
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         let slash = std::fs::File::open("/").ctx(|| "open /")?;
-        mounts::setattr(&slash, RecAttr { set: MOUNT_ATTR_RDONLY, clr: 0 }, false, Path::new("/"))?;
+        mounts::setattr(
+            &slash,
+            RecAttr {
+                set: MOUNT_ATTR_RDONLY,
+                clr: 0,
+            },
+            false,
+            Path::new("/"),
+        )?;
     }
-    if let Some(p) = spec.linux().as_ref().and_then(|l| l.rootfs_propagation().as_deref()) {
-        mount(None::<&str>, "/", None::<&str>, propagation_flag(p)?, None::<&str>).ctx(|| "set rootfs propagation")?;
+    if let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            propagation_flag(p)?,
+            None::<&str>,
+        )
+        .ctx(|| "set rootfs propagation")?;
     }
     Ok(())
 }

@@ -36,7 +36,14 @@ pub fn setattr(fd: &impl AsRawFd, rec: RecAttr, recursive: bool, what: &Path) ->
     }
     // SAFETY: valid pointers for the call.
     let r = unsafe {
-        libc::syscall(libc::SYS_mount_setattr, fd.as_raw_fd(), c"".as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
     };
     if r != 0 {
         return Err(Error::Path {
@@ -92,7 +99,8 @@ pub struct MountCtx<'a> {
 pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<()> {
     let dest = m.destination();
     let field = || format!("mounts[{index}] ({})", dest.display());
-    let o = options::parse(m.options().as_deref().unwrap_or(&[])).map_err(|e| Error::Config(format!("field {}: {e}", field())))?;
+    let o = options::parse(m.options().as_deref().unwrap_or(&[]))
+        .map_err(|e| Error::Config(format!("field {}: {e}", field())))?;
     let typ = m.typ().as_deref().unwrap_or("");
     match typ {
         "cgroup" => return super::cgroupfs::mount_v1(ctx, m, &o),
@@ -101,12 +109,27 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<()> {
     }
     let bind = o.is_bind() || typ == "bind";
     if bind {
-        let src = m.source().as_ref().ok_or_else(|| Error::Config(format!("field {}.source: a bind mount needs a source", field())))?;
-        let meta = std::fs::metadata(src).map_err(|e| Error::Config(format!("field {}.source: {}: {e}", field(), src.display())))?;
-        let target = ctx.root.ensure(dest, if meta.is_dir() { Kind::Dir } else { Kind::File })?;
+        let src = m.source().as_ref().ok_or_else(|| {
+            Error::Config(format!(
+                "field {}.source: a bind mount needs a source",
+                field()
+            ))
+        })?;
+        let meta = std::fs::metadata(src).map_err(|e| {
+            Error::Config(format!("field {}.source: {}: {e}", field(), src.display()))
+        })?;
+        let target = ctx
+            .root
+            .ensure(dest, if meta.is_dir() { Kind::Dir } else { Kind::File })?;
         let flags = MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC);
-        mount(Some(src.as_path()), fd_path(&target).as_str(), None::<&str>, flags, None::<&str>)
-            .ctx(|| format!("bind mount {} on {}", src.display(), dest.display()))?;
+        mount(
+            Some(src.as_path()),
+            fd_path(&target).as_str(),
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind mount {} on {}", src.display(), dest.display()))?;
         let mounted = reopen(ctx.root, dest)?;
         setattr(&mounted, flags_as_attr(&o), false, dest)?;
         finish(ctx.root, &mounted, &o, dest)
@@ -121,9 +144,16 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<()> {
                 msg: format!("mount destination for {typ} is not a directory"),
             });
         }
-        let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| typ.to_string());
+        let source = m
+            .source()
+            .as_ref()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| typ.to_string());
         let mut data = o.data.clone();
-        if let (Some(label), true) = (ctx.mount_label, matches!(typ, "tmpfs" | "devpts" | "mqueue")) {
+        if let (Some(label), true) = (
+            ctx.mount_label,
+            matches!(typ, "tmpfs" | "devpts" | "mqueue"),
+        ) {
             if !label.is_empty() {
                 if !data.is_empty() {
                     data.push(',');
@@ -132,8 +162,20 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<()> {
             }
         }
         let flags = o.flags & !(MsFlags::MS_REC);
-        mount(Some(source.as_str()), fd_path(&target).as_str(), Some(typ), flags, (!data.is_empty()).then_some(data.as_str()))
-            .ctx(|| format!("mount {typ} on {} (options {:?})", dest.display(), m.options().as_deref().unwrap_or(&[])))?;
+        mount(
+            Some(source.as_str()),
+            fd_path(&target).as_str(),
+            Some(typ),
+            flags,
+            (!data.is_empty()).then_some(data.as_str()),
+        )
+        .ctx(|| {
+            format!(
+                "mount {typ} on {} (options {:?})",
+                dest.display(),
+                m.options().as_deref().unwrap_or(&[])
+            )
+        })?;
         let mounted = reopen(ctx.root, dest)?;
         finish(ctx.root, &mounted, &o, dest)
     }
@@ -141,7 +183,14 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<()> {
 
 fn finish(_root: &Root, mounted: &OwnedFd, o: &MountOptions, dest: &Path) -> Result<()> {
     for p in &o.propagation {
-        mount(None::<&str>, fd_path(mounted).as_str(), None::<&str>, *p, None::<&str>).ctx(|| format!("set propagation of {}", dest.display()))?;
+        mount(
+            None::<&str>,
+            fd_path(mounted).as_str(),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .ctx(|| format!("set propagation of {}", dest.display()))?;
     }
     setattr(mounted, o.rec, true, dest)
 }
@@ -163,7 +212,8 @@ pub fn refuse_symlink(root: &Root, dest: &Path) -> Result<()> {
             if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
                 return Err(Error::Path {
                     path: dest.into(),
-                    msg: "mount destination is a symlink; refusing to mount proc/sysfs through it".into(),
+                    msg: "mount destination is a symlink; refusing to mount proc/sysfs through it"
+                        .into(),
                 });
             }
             Ok(())
@@ -179,8 +229,14 @@ pub fn refuse_symlink(root: &Root, dest: &Path) -> Result<()> {
 /// Bind mount the host object behind `src_fd` onto `dest` inside the rootfs.
 pub fn bind_fd(root: &Root, src_fd: &impl AsRawFd, dest: &Path, kind: Kind) -> Result<OwnedFd> {
     let target = root.ensure(dest, kind)?;
-    mount(Some(fd_path(src_fd).as_str()), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .ctx(|| format!("bind mount onto {}", dest.display()))?;
+    mount(
+        Some(fd_path(src_fd).as_str()),
+        fd_path(&target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind mount onto {}", dest.display()))?;
     reopen(root, dest)
 }
 

@@ -136,12 +136,65 @@ fn recursive(name: &str) -> Option<(bool, u64)> {
 /// The option names berth understands (reported by `berth features`).
 pub fn known_options() -> Vec<&'static str> {
     vec![
-        "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion", "lazytime", "loud", "mand",
-        "noatime", "nodev", "nodiratime", "noexec", "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime",
-        "nosuid", "nosymfollow", "private", "rprivate", "rbind", "relatime", "remount", "ro", "rw", "rshared", "rslave",
-        "runbindable", "shared", "silent", "slave", "strictatime", "suid", "symfollow", "sync", "unbindable", "rro", "rrw",
-        "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnodiratime", "rdiratime", "rrelatime", "rnorelatime",
-        "rnoatime", "ratime", "rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow",
+        "async",
+        "atime",
+        "bind",
+        "defaults",
+        "dev",
+        "diratime",
+        "dirsync",
+        "exec",
+        "iversion",
+        "lazytime",
+        "loud",
+        "mand",
+        "noatime",
+        "nodev",
+        "nodiratime",
+        "noexec",
+        "noiversion",
+        "nolazytime",
+        "nomand",
+        "norelatime",
+        "nostrictatime",
+        "nosuid",
+        "nosymfollow",
+        "private",
+        "rprivate",
+        "rbind",
+        "relatime",
+        "remount",
+        "ro",
+        "rw",
+        "rshared",
+        "rslave",
+        "runbindable",
+        "shared",
+        "silent",
+        "slave",
+        "strictatime",
+        "suid",
+        "symfollow",
+        "sync",
+        "unbindable",
+        "rro",
+        "rrw",
+        "rnosuid",
+        "rsuid",
+        "rnodev",
+        "rdev",
+        "rnoexec",
+        "rexec",
+        "rnodiratime",
+        "rdiratime",
+        "rrelatime",
+        "rnorelatime",
+        "rnoatime",
+        "ratime",
+        "rstrictatime",
+        "rnostrictatime",
+        "rnosymfollow",
+        "rsymfollow",
     ]
 }
 
@@ -175,9 +228,13 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
                 o.rec.set &= !attr;
             }
         } else if opt == "idmap" || opt == "ridmap" {
-            return Err(Error::Config(format!("mount option \"{opt}\" (idmapped mounts) is not supported by berth")));
+            return Err(Error::Config(format!(
+                "mount option \"{opt}\" (idmapped mounts) is not supported by berth"
+            )));
         } else if opt == "tmpcopyup" {
-            return Err(Error::Config("mount option \"tmpcopyup\" is not supported by berth".into()));
+            return Err(Error::Config(
+                "mount option \"tmpcopyup\" is not supported by berth".into(),
+            ));
         } else {
             data.push(opt.as_str());
         }
@@ -206,7 +263,10 @@ mod tests {
         assert!(!o.flags.contains(MsFlags::MS_RDONLY));
         assert!(o.cleared.contains(MsFlags::MS_RDONLY));
         let o = p(&["rro", "rnoatime", "rnosuid"]);
-        assert_eq!(o.rec.set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME | MOUNT_ATTR_NOSUID);
+        assert_eq!(
+            o.rec.set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME | MOUNT_ATTR_NOSUID
+        );
         assert_eq!(o.rec.clr, MOUNT_ATTR__ATIME);
         assert!(parse(&["idmap".to_string()]).is_err());
     }

@@ -47,23 +47,51 @@ const MAX_SYMLINKS: u32 = 40;
 
 impl Root {
     pub fn open(path: &Path) -> Result<Root> {
-        let fd = nix::fcntl::open(path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| Error::Path { path: path.into(), msg: format!("open rootfs: {e}") })?;
+        let fd = nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::Path {
+            path: path.into(),
+            msg: format!("open rootfs: {e}"),
+        })?;
         // SAFETY: fresh fd from open(2).
         let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        Ok(Root { fd, path: path.into() })
+        Ok(Root {
+            fd,
+            path: path.into(),
+        })
     }
 
     /// Open `p` (interpreted inside the rootfs) with O_PATH.
     pub fn open_path(&self, p: &Path, extra: i32) -> std::result::Result<OwnedFd, Errno> {
         let r = rel(p);
-        let target = if r.as_os_str().is_empty() { PathBuf::from(".") } else { r };
-        openat2(self.fd.as_raw_fd(), &target, libc::O_PATH | extra, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        let target = if r.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            r
+        };
+        openat2(
+            self.fd.as_raw_fd(),
+            &target,
+            libc::O_PATH | extra,
+            0,
+            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        )
     }
 
     /// Open with real access flags (for writing files such as sysctls or reading).
     pub fn open_file(&self, p: &Path, flags: i32) -> std::result::Result<OwnedFd, Errno> {
-        openat2(self.fd.as_raw_fd(), &rel(p), flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        openat2(
+            self.fd.as_raw_fd(),
+            &rel(p),
+            flags,
+            0,
+            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        )
     }
 
     /// mkdir -p inside the rootfs; returns an O_PATH fd of the final directory.
@@ -75,24 +103,39 @@ impl Root {
     fn mkdir_all_inner(&self, p: &Path, mode: u32, budget: &mut u32) -> Result<OwnedFd> {
         let r = rel(p);
         let mut cur = PathBuf::new();
-        let mut fd = self.open_path(Path::new("."), libc::O_DIRECTORY).map_err(|e| self.err(p, "open", e))?;
+        let mut fd = self
+            .open_path(Path::new("."), libc::O_DIRECTORY)
+            .map_err(|e| self.err(p, "open", e))?;
         for comp in r.components() {
             let parent = cur.clone();
             cur.push(comp);
             match self.open_path(&cur, libc::O_DIRECTORY) {
                 Ok(next) => fd = next,
                 Err(Errno::ENOENT) => {
-                    match nix::sys::stat::mkdirat(Some(fd.as_raw_fd()), comp.as_os_str(), Mode::from_bits_truncate(mode)) {
+                    match nix::sys::stat::mkdirat(
+                        Some(fd.as_raw_fd()),
+                        comp.as_os_str(),
+                        Mode::from_bits_truncate(mode),
+                    ) {
                         Ok(()) => {}
                         Err(Errno::EEXIST) => {
                             // Something is there but does not resolve: a dangling
                             // symlink. Create its target, resolved inside the rootfs
                             // (as runc's securejoin does), then walk on through it.
-                            self.create_link_target(&fd, &parent, comp.as_os_str(), &cur, mode, budget)?;
+                            self.create_link_target(
+                                &fd,
+                                &parent,
+                                comp.as_os_str(),
+                                &cur,
+                                mode,
+                                budget,
+                            )?;
                         }
                         Err(e) => return Err(self.err(&cur, "mkdir", e)),
                     }
-                    fd = self.open_path(&cur, libc::O_DIRECTORY).map_err(|e| self.err(&cur, "open after mkdir", e))?;
+                    fd = self
+                        .open_path(&cur, libc::O_DIRECTORY)
+                        .map_err(|e| self.err(&cur, "open after mkdir", e))?;
                 }
                 Err(e) => return Err(self.err(&cur, "open", e)),
             }
@@ -102,20 +145,40 @@ impl Root {
 
     /// `dirfd/name` is a symlink whose target does not exist: make the target
     /// a directory inside the rootfs.
-    fn create_link_target(&self, dirfd: &OwnedFd, parent: &Path, name: &std::ffi::OsStr, cur: &Path, mode: u32, budget: &mut u32) -> Result<()> {
+    fn create_link_target(
+        &self,
+        dirfd: &OwnedFd,
+        parent: &Path,
+        name: &std::ffi::OsStr,
+        cur: &Path,
+        mode: u32,
+        budget: &mut u32,
+    ) -> Result<()> {
         let target = self.dangling_target(dirfd, parent, name, cur, budget)?;
         self.mkdir_all_inner(&target, mode, budget).map(|_| ())
     }
 
     /// The rootfs-relative path a dangling symlink `dirfd/name` points to.
-    fn dangling_target(&self, dirfd: &OwnedFd, parent: &Path, name: &std::ffi::OsStr, cur: &Path, budget: &mut u32) -> Result<PathBuf> {
+    fn dangling_target(
+        &self,
+        dirfd: &OwnedFd,
+        parent: &Path,
+        name: &std::ffi::OsStr,
+        cur: &Path,
+        budget: &mut u32,
+    ) -> Result<PathBuf> {
         if *budget == 0 {
             return Err(self.err(cur, "resolve", Errno::ELOOP));
         }
         *budget -= 1;
-        let link = nix::fcntl::readlinkat(Some(dirfd.as_raw_fd()), name).map_err(|e| self.err(cur, "readlink", e))?;
+        let link = nix::fcntl::readlinkat(Some(dirfd.as_raw_fd()), name)
+            .map_err(|e| self.err(cur, "readlink", e))?;
         let link = PathBuf::from(link);
-        Ok(if link.is_absolute() { rel(&link) } else { rel(&parent.join(link)) })
+        Ok(if link.is_absolute() {
+            rel(&link)
+        } else {
+            rel(&parent.join(link))
+        })
     }
 
     /// Make sure `p` exists inside the rootfs as `kind` (creating parents), and
@@ -130,25 +193,42 @@ impl Root {
             Kind::Dir => self.mkdir_all(p, 0o755),
             Kind::File => {
                 let parent = p.parent().unwrap_or(Path::new("/"));
-                let name = p.file_name().ok_or_else(|| Error::Path { path: p.into(), msg: "no file name".into() })?;
+                let name = p.file_name().ok_or_else(|| Error::Path {
+                    path: p.into(),
+                    msg: "no file name".into(),
+                })?;
                 let dir = self.mkdir_all(parent, 0o755)?;
                 // Re-open the parent as a real directory fd for openat with O_CREAT.
-                let dirfd = openat2(dir.as_raw_fd(), Path::new("."), libc::O_DIRECTORY | libc::O_RDONLY, 0, 0)
-                    .map_err(|e| self.err(parent, "open", e))?;
-                match openat2(dirfd.as_raw_fd(), Path::new(name), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW, 0o644, 0) {
+                let dirfd = openat2(
+                    dir.as_raw_fd(),
+                    Path::new("."),
+                    libc::O_DIRECTORY | libc::O_RDONLY,
+                    0,
+                    0,
+                )
+                .map_err(|e| self.err(parent, "open", e))?;
+                match openat2(
+                    dirfd.as_raw_fd(),
+                    Path::new(name),
+                    libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+                    0o644,
+                    0,
+                ) {
                     Ok(_) => {}
                     Err(Errno::EEXIST) => {
                         if let Err(Errno::ENOENT) = self.open_path(p, 0) {
                             // A dangling symlink: create the file it names, inside the rootfs.
                             let mut budget = MAX_SYMLINKS;
                             let parent_rel = rel(parent);
-                            let target = self.dangling_target(&dirfd, &parent_rel, name, p, &mut budget)?;
+                            let target =
+                                self.dangling_target(&dirfd, &parent_rel, name, p, &mut budget)?;
                             return self.ensure(&target, Kind::File);
                         }
                     }
                     Err(e) => return Err(self.err(p, "create", e)),
                 }
-                self.open_path(p, 0).map_err(|e| self.err(p, "open after create", e))
+                self.open_path(p, 0)
+                    .map_err(|e| self.err(p, "open after create", e))
             }
         }
     }

@@ -21,8 +21,14 @@ fn has_own(linux: &Linux, t: LinuxNamespaceType) -> bool {
 }
 
 pub fn check_namespaced(key: &str, linux: &Linux) -> Result<()> {
-    let bad = |why: &str| Err(Error::Config(format!("field linux.sysctl: \"{key}\": {why}")));
-    if key.contains("..") || key.contains('/') && key.contains('.') && key.split('/').any(|c| c == "..") {
+    let bad = |why: &str| {
+        Err(Error::Config(format!(
+            "field linux.sysctl: \"{key}\": {why}"
+        )))
+    };
+    if key.contains("..")
+        || key.contains('/') && key.contains('.') && key.split('/').any(|c| c == "..")
+    {
         return bad("invalid key");
     }
     let norm = key.replace('/', ".");
@@ -33,7 +39,11 @@ pub fn check_namespaced(key: &str, linux: &Linux) -> Result<()> {
         return Ok(());
     }
     if norm.starts_with("net.") {
-        let host_net = linux.namespaces().iter().flatten().find(|n| n.typ() == LinuxNamespaceType::Network);
+        let host_net = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .find(|n| n.typ() == LinuxNamespaceType::Network);
         if host_net.is_none() {
             return bad("requires a network namespace other than the host's");
         }
@@ -53,7 +63,11 @@ pub fn check_namespaced(key: &str, linux: &Linux) -> Result<()> {
 pub fn apply(linux: &Linux) -> Result<()> {
     for (k, v) in linux.sysctl().iter().flatten() {
         let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        std::fs::write(&path, v).map_err(|e| Error::Config(format!("field linux.sysctl: \"{k}\" = \"{v}\": write {path}: {e}")))?;
+        std::fs::write(&path, v).map_err(|e| {
+            Error::Config(format!(
+                "field linux.sysctl: \"{k}\" = \"{v}\": write {path}: {e}"
+            ))
+        })?;
     }
     Ok(())
 }

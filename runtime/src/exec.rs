@@ -1,0 +1,328 @@
+//! `berth exec`: a new process in a running container.
+//!
+//! The calling process joins the container's pid and time namespaces (they
+//! apply to its children), then forks. The child is put in the container's
+//! cgroup by the parent, joins the other namespaces the container does not
+//! share with the host (user first), sets up the process exactly as the init
+//! does (rlimits, cwd, LSM label, seccomp, capabilities, user, no_new_privs)
+//! and execs. Errors come back over a CLOEXEC channel, so its EOF means the
+//! exec happened.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{ForkResult, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use crate::channel::{self, Msg};
+use crate::error::{Context, Error, Result};
+use crate::state::{ContainerDir, State, Status, CONFIG_COPY};
+
+pub struct ExecOpts {
+    pub root: PathBuf,
+    pub id: String,
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    /// An already connected console socket (for `exec -t` in the foreground).
+    pub console_fd: Option<RawFd>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// The container's config as saved by `create`.
+pub fn container_spec(root: &Path, id: &str) -> Result<Spec> {
+    let dir = ContainerDir::open(root, id)?;
+    load_spec(&dir)
+}
+
+fn load_spec(dir: &ContainerDir) -> Result<Spec> {
+    let text = std::fs::read_to_string(dir.path.join(CONFIG_COPY))
+        .ctx(|| format!("read {}", dir.path.join(CONFIG_COPY).display()))?;
+    crate::spec::parse(&text)
+}
+
+/// Namespaces are joined in this order: the user namespace first (it grants
+/// the capabilities the others need), mount last among those the child joins.
+const CHILD_ORDER: [LinuxNamespaceType; 6] = [
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Mount,
+];
+
+/// Open the namespaces of `pid` that differ from ours.
+fn open_namespaces(
+    pid: i32,
+    kinds: &[LinuxNamespaceType],
+) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
+    let mut out = Vec::new();
+    for &t in kinds {
+        let name = crate::namespaces::proc_name(t);
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let Ok(their_md) = std::fs::metadata(&theirs) else {
+            continue;
+        };
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}")).ok();
+        if ours.is_some_and(|m| m.ino() == their_md.ino() && m.dev() == their_md.dev()) {
+            continue;
+        }
+        let f = std::fs::File::open(&theirs).ctx(|| format!("open {theirs}"))?;
+        out.push((t, OwnedFd::from(f)));
+    }
+    Ok(out)
+}
+
+fn setns(t: LinuxNamespaceType, fd: &OwnedFd) -> Result<()> {
+    use std::os::fd::AsFd;
+    nix::sched::setns(fd.as_fd(), crate::namespaces::clone_flag(t)).ctx(|| {
+        format!(
+            "join the container's {} namespace",
+            crate::namespaces::proc_name(t)
+        )
+    })
+}
+
+/// Start the process; returns its host pid once it has exec'd.
+pub fn exec(opts: &ExecOpts) -> Result<i32> {
+    let dir = ContainerDir::open(&opts.root, &opts.id)?;
+    let state = dir.load_current()?;
+    match state.status {
+        Status::Running | Status::Created => {}
+        Status::Paused => {
+            return Err(Error::WrongState(format!(
+                "cannot exec in container \"{}\": it is paused",
+                opts.id
+            )))
+        }
+        Status::Stopped => {
+            return Err(Error::WrongState(format!(
+                "cannot exec in container \"{}\": it is stopped",
+                opts.id
+            )))
+        }
+        Status::Creating => {
+            return Err(Error::WrongState(format!(
+                "cannot exec in container \"{}\": it is still being created",
+                opts.id
+            )))
+        }
+    }
+    let spec = load_spec(&dir)?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::Config("saved config has no linux section".into()))?;
+    let process = &opts.process;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::Config("field process.args: no command given".into()));
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.console_socket.is_none() && opts.console_fd.is_none() {
+        return Err(Error::Config(
+            "field process.terminal: true requires --console-socket".into(),
+        ));
+    }
+    crate::procattrs::check(process, None)?;
+    let seccomp = match linux.seccomp() {
+        Some(sc) => Some(
+            crate::seccomp::compile_cached(
+                sc,
+                Some(&opts.root.join(crate::container::SECCOMP_CACHE)),
+            )
+            .map_err(|e| Error::Config(format!("field linux.seccomp: {e}")))?,
+        ),
+        None => None,
+    };
+
+    let early = open_namespaces(
+        state.pid,
+        &[LinuxNamespaceType::Pid, LinuxNamespaceType::Time],
+    )?;
+    let late = open_namespaces(state.pid, &CHILD_ORDER)?;
+    let cgroup = crate::container::cgroup_manager(&state)?;
+    let console = match (&opts.console_socket, opts.console_fd) {
+        (_, Some(fd)) if terminal => {
+            // SAFETY: the caller keeps the fd open for the duration of the call.
+            Some(
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+                    .try_clone_to_owned()
+                    .ctx(|| "dup console socket")?,
+            )
+        }
+        (Some(p), _) if terminal => Some(crate::terminal::connect(p)?),
+        _ => None,
+    };
+    let (parent_end, child_end) = channel::pair()?;
+    // pid and time namespaces apply to the children of the caller.
+    for (t, fd) in &early {
+        setns(*t, fd)?;
+    }
+
+    // SAFETY: berth is single-threaded; the child runs only the code below.
+    let child = match unsafe { nix::unistd::fork() }.ctx(|| "fork exec process")? {
+        ForkResult::Child => {
+            drop(parent_end);
+            // SAFETY: our copy of the state lock; the parent keeps its own.
+            unsafe { libc::close(dir.lock_fd()) };
+            let r = child_main(
+                &child_end,
+                process,
+                linux,
+                &late,
+                console,
+                seccomp.as_ref(),
+                opts.preserve_fds,
+            );
+            let msg = match r {
+                Err(e) => e.to_string(),
+                Ok(never) => match never {},
+            };
+            let _ = child_end.send(&Msg::Error(msg));
+            // SAFETY: end the child without running the parent's destructors.
+            unsafe { libc::_exit(1) }
+        }
+        ForkResult::Parent { child } => child.as_raw(),
+    };
+    drop(child_end);
+    drop(console);
+    let fail = |e: Error| -> Error {
+        let _ = nix::sys::signal::kill(Pid::from_raw(child), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(child), None);
+        e
+    };
+    if let Err(e) = cgroup.add_task(child) {
+        return Err(fail(e.into()));
+    }
+    parent_end
+        .send(&Msg::CgroupReady { pid: child })
+        .map_err(fail)?;
+    loop {
+        match parent_end.recv().map_err(fail)? {
+            None => break,
+            Some(Msg::Error(e)) => {
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(child), None);
+                return Err(Error::Init(e));
+            }
+            Some(Msg::SeccompFd) => {
+                let fd = parent_end.recv_fd().map_err(fail)?;
+                let mut st = state.clone();
+                st.pid = child;
+                let r = send_seccomp_fd(linux, &st, &fd);
+                drop(fd);
+                r.map_err(fail)?;
+                parent_end.send(&Msg::SeccompFdSent).map_err(fail)?;
+            }
+            Some(m) => {
+                return Err(fail(Error::Init(format!(
+                    "unexpected message from exec process: {m:?}"
+                ))))
+            }
+        }
+    }
+    if let Some(pf) = &opts.pid_file {
+        crate::sys::write_atomic(pf, child.to_string().as_bytes())?;
+    }
+    Ok(child)
+}
+
+fn send_seccomp_fd(linux: &oci_spec::runtime::Linux, state: &State, fd: &OwnedFd) -> Result<()> {
+    let sc = linux
+        .seccomp()
+        .as_ref()
+        .ok_or_else(|| Error::Init("seccomp fd without linux.seccomp".into()))?;
+    let path = sc.listener_path().as_ref().ok_or_else(|| {
+        Error::Config("field linux.seccomp.listenerPath: required with SCMP_ACT_NOTIFY".into())
+    })?;
+    let st = serde_json::to_value(state.public())
+        .map_err(|e| Error::Other(format!("encode state: {e}")))?;
+    crate::seccomp::send_to_listener(path, fd, sc.listener_metadata().as_deref(), &st).map_err(
+        |e| {
+            Error::Config(format!(
+                "field linux.seccomp.listenerPath {}: {e}",
+                path.display()
+            ))
+        },
+    )
+}
+
+fn child_main(
+    ch: &channel::Channel,
+    process: &Process,
+    linux: &oci_spec::runtime::Linux,
+    namespaces: &[(LinuxNamespaceType, OwnedFd)],
+    console: Option<OwnedFd>,
+    seccomp: Option<&crate::seccomp::Compiled>,
+    preserve_fds: u32,
+) -> Result<std::convert::Infallible> {
+    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
+    // A foreground `berth exec` blocks every signal; the process gets none of that.
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .ctx(|| "unblock signals")?;
+    crate::procattrs::apply_initial_affinity(process)?;
+    match ch.expect("waiting for its cgroup")? {
+        Msg::CgroupReady { .. } => {}
+        m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+    }
+    for (t, fd) in namespaces {
+        setns(*t, fd)?;
+    }
+    let pty = match &console {
+        Some(sock) => {
+            let root = crate::rootfs::paths::Root::open(Path::new("/"))?;
+            let pty = crate::terminal::open_in_root(&root)?;
+            if let Some(b) = process.console_size() {
+                crate::terminal::set_size(
+                    pty.master.as_raw_fd(),
+                    b.height() as u16,
+                    b.width() as u16,
+                )?;
+            }
+            crate::terminal::send_master(sock.as_raw_fd(), &pty.master)?;
+            Some(pty)
+        }
+        None => None,
+    };
+    drop(console);
+    crate::procattrs::apply_personality(linux)?;
+    let install = |ch: &channel::Channel| -> Result<()> {
+        let Some(c) = seccomp else { return Ok(()) };
+        let fd = crate::seccomp::install(c, crate::seccomp::InstallFlags::NONE)
+            .map_err(|e| Error::Config(format!("field linux.seccomp: {e}")))?;
+        if let Some(fd) = fd {
+            ch.send(&Msg::SeccompFd)?;
+            ch.send_fd(&fd)?;
+            match ch.expect("handing the seccomp fd to its listener")? {
+                Msg::SeccompFdSent => {}
+                m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+            }
+        }
+        Ok(())
+    };
+    let prepared = crate::init::setup_exec_process(process, &mut || install(ch))?;
+    if let Some(p) = &pty {
+        nix::unistd::setsid().ctx(|| "setsid")?;
+        crate::terminal::make_controlling(&p.slave)?;
+    }
+    drop(pty);
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)")?;
+    }
+    // Keep the channel (CLOEXEC) above the preserved range for the sweep.
+    crate::sys::cloexec_from(3 + preserve_fds)?;
+    if nnp {
+        install(ch)?;
+    }
+    let e = prepared.exec();
+    Err(Error::Config(format!(
+        "field process.args[0]: exec {}: {e}",
+        prepared.path_lossy()
+    )))
+}
