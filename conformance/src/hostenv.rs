@@ -120,10 +120,12 @@ mod tests {
     }
 
     fn check(bytes: &[u8]) -> Result<(), String> {
+        // Tests run in parallel: each call gets its own directory.
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "berth-conformance-elf-{}-{}",
             std::process::id(),
-            bytes.len()
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("bin-{}", bytes[64]));

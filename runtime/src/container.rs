@@ -124,7 +124,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     let seccomp = match linux.seccomp() {
         Some(sc) => Some(
             crate::seccomp::compile_cached(sc, Some(&opts.root.join(SECCOMP_CACHE)))
-                .map_err(|e| Error::Config(format!("field linux.seccomp: {e}")))?,
+                .map_err(crate::seccomp::config_error)?,
         ),
         None => None,
     };
@@ -167,6 +167,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         std::os::unix::fs::PermissionsExt::from_mode(0o622),
     )
     .ctx(|| "chmod exec fifo")?;
+    let fifo_fd = crate::init::FifoHandle::open_path(&dir.fifo_path())?;
 
     let cgroup = cgroup_manager(&state)?;
     let console = match (&opts.console_socket, opts.console_fd) {
@@ -191,7 +192,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
                 rootfs: &rootfs,
                 plan: &plan,
                 channel: child_end,
-                fifo: dir.fifo_path(),
+                fifo: Some(fifo_fd),
                 console_socket: console,
                 no_pivot: opts.no_pivot,
                 preserve_fds: opts.preserve_fds,

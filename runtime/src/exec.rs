@@ -132,7 +132,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
                 sc,
                 Some(&opts.root.join(crate::container::SECCOMP_CACHE)),
             )
-            .map_err(|e| Error::Config(format!("field linux.seccomp: {e}")))?,
+            .map_err(crate::seccomp::config_error)?,
         ),
         None => None,
     };
@@ -294,7 +294,7 @@ fn child_main(
     let install = |ch: &channel::Channel| -> Result<()> {
         let Some(c) = seccomp else { return Ok(()) };
         let fd = crate::seccomp::install(c, crate::seccomp::InstallFlags::NONE)
-            .map_err(|e| Error::Config(format!("field linux.seccomp: {e}")))?;
+            .map_err(crate::seccomp::config_error)?;
         if let Some(fd) = fd {
             ch.send(&Msg::SeccompFd)?;
             ch.send_fd(&fd)?;

@@ -13,8 +13,22 @@ pub const MAX_VERSION: (u64, u64) = (1, 3);
 
 /// Parse config.json text. Errors name the JSON path of the offending field.
 pub fn parse(text: &str) -> Result<Spec> {
+    // The plain deserializer first: it is the only code a valid config runs
+    // through (the path-tracking one is a second, larger copy of the serde
+    // code, and paging it in would cost every `create` time and memory).
+    let spec: Spec = match serde_json::from_str(text) {
+        Ok(s) => s,
+        Err(_) => return Err(parse_error(text)),
+    };
+    check_version(spec.version())?;
+    Ok(spec)
+}
+
+/// Re-parse an invalid config with path tracking, for an error naming the field.
+#[cold]
+fn parse_error(text: &str) -> Error {
     let de = &mut serde_json::Deserializer::from_str(text);
-    let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
+    match serde_path_to_error::deserialize::<_, Spec>(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path.is_empty() || path == "." || path == "?" || inner.is_syntax() || inner.is_eof() {
@@ -22,9 +36,10 @@ pub fn parse(text: &str) -> Result<Spec> {
         } else {
             Error::Config(format!("field {path}: {inner}"))
         }
-    })?;
-    check_version(spec.version())?;
-    Ok(spec)
+    }) {
+        Err(e) => e,
+        Ok(_) => Error::Config("invalid config".into()),
+    }
 }
 
 /// Load `bundle/config.json`.

@@ -7,6 +7,7 @@ mod mounts;
 mod namespaces;
 mod process;
 mod root;
+mod seccomp;
 
 use crate::bundle::Bundle;
 use crate::suite::{Case, Ctx, NotPassed};
@@ -20,6 +21,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(mounts::cases());
     cases.extend(namespaces::cases());
     cases.extend(devices::cases());
+    cases.extend(seccomp::cases());
     cases
 }
 

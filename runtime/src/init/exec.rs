@@ -25,9 +25,15 @@ pub struct FifoHandle {
 }
 
 impl FifoHandle {
-    pub fn open(path: &Path) -> Result<FifoHandle> {
-        let fifo = crate::sys::openat2(libc::AT_FDCWD, path, libc::O_PATH, 0, 0)
-            .ctx(|| format!("open {}", path.display()))?;
+    /// An O_PATH fd of the FIFO, opened by `create` before the fork (so the
+    /// init needs no search permission on `--root`, which may be 0700 while
+    /// the init runs as an unprivileged user-namespace uid).
+    pub fn open_path(path: &Path) -> Result<OwnedFd> {
+        crate::sys::openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_CLOEXEC, 0, 0)
+            .ctx(|| format!("open {}", path.display()))
+    }
+
+    pub fn from_fd(fifo: OwnedFd) -> Result<FifoHandle> {
         let fd_dir = crate::sys::openat2(
             libc::AT_FDCWD,
             Path::new("/proc/self/fd"),
@@ -237,7 +243,7 @@ pub fn final_setup(a: &InitArgs, pty: Option<Pty>) -> Result<()> {
 fn install_seccomp(a: &InitArgs) -> Result<()> {
     let Some(c) = a.seccomp else { return Ok(()) };
     let fd = crate::seccomp::install(c, crate::seccomp::InstallFlags::NONE)
-        .map_err(|e| Error::Config(format!("field linux.seccomp: {e}")))?;
+        .map_err(crate::seccomp::config_error)?;
     if let Some(fd) = fd {
         a.channel.send(&Msg::SeccompFd)?;
         a.channel.send_fd(&fd)?;

@@ -9,9 +9,10 @@ mod exec;
 mod namespaces;
 
 pub(crate) use exec::setup_process as setup_exec_process;
+pub use exec::FifoHandle;
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
@@ -27,7 +28,8 @@ pub struct InitArgs<'a> {
     pub rootfs: &'a Path,
     pub plan: &'a Plan,
     pub channel: Channel,
-    pub fifo: PathBuf,
+    /// O_PATH fd of the exec FIFO.
+    pub fifo: Option<OwnedFd>,
     pub console_socket: Option<OwnedFd>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
@@ -116,7 +118,8 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
 
     rootfs::sysctl::apply(linux)?;
     rootfs::mask_and_protect(spec, &root)?;
-    let fifo = exec::FifoHandle::open(&a.fifo)?;
+    let fifo_fd = a.fifo.take().ok_or_else(|| Error::Init("exec fifo already taken".into()))?;
+    let fifo = exec::FifoHandle::from_fd(fifo_fd)?;
     rootfs::enter(&root, a.no_pivot)?;
     drop(root);
     rootfs::finalize(spec)?;

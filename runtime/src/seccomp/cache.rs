@@ -112,15 +112,25 @@ pub(crate) fn load(dir: &Path, key: &[u8; 32]) -> Option<Compiled> {
     decode(key, &data)
 }
 
+/// Create the cache directory 0700, but its missing parents (the runtime's
+/// `--root` among them) with the default mode, as the runtime itself would:
+/// a 0700 root would keep a user-namespaced container's init (a non-root
+/// host uid) from reaching its exec fifo.
+fn create_dir(dir: &Path) -> std::io::Result<()> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        r => r,
+    }
+}
+
 /// Write atomically: a unique temporary file in `dir`, then rename.
 pub(crate) fn store(dir: &Path, key: &[u8; 32], c: &Compiled) -> Result<(), SeccompError> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let io = |context: String| move |source| SeccompError::Io { context, source };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io(format!("create {}", dir.display())))?;
+    create_dir(dir).map_err(io(format!("create {}", dir.display())))?;
     let dest = path(dir, key);
     let tmp = dir.join(format!(
         ".{}.{}.{}.tmp",

@@ -231,3 +231,14 @@ pub fn features() -> serde_json::Value {
 mod cmp_reference;
 #[cfg(test)]
 mod tests;
+
+/// A seccomp error as a config error naming its field (field errors already
+/// carry their full `linux.seccomp...` path).
+pub fn config_error(e: SeccompError) -> crate::error::Error {
+    let m = e.to_string();
+    if m.starts_with("linux.seccomp") {
+        crate::error::Error::Config(format!("field {m}"))
+    } else {
+        crate::error::Error::Config(format!("field linux.seccomp: {m}"))
+    }
+}

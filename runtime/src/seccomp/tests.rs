@@ -420,6 +420,27 @@ fn cache_roundtrip_and_corruption() {
     assert_ne!(cache_path(&other, dir.path()).unwrap(), file);
 }
 
+/// Only the cache directory itself is 0700; missing parents (the runtime's
+/// `--root`) get the default mode, as `create_dir_all` gives them.
+#[test]
+fn cache_creates_only_its_own_dir_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let cache_dir = t.path().join("root/nested/@seccomp-cache");
+    let s = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}));
+    compile_cached(&s, Some(&cache_dir)).unwrap();
+    assert!(cache_path(&s, &cache_dir).unwrap().exists());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // What create_dir_all makes under this process's umask.
+    let reference = t.path().join("reference");
+    std::fs::create_dir_all(&reference).unwrap();
+    assert_eq!(mode(&cache_dir), 0o700);
+    assert_eq!(mode(&t.path().join("root")), mode(&reference));
+    assert_eq!(mode(&t.path().join("root/nested")), mode(&reference));
+    // An existing directory is fine.
+    compile_cached(&s, Some(&cache_dir)).unwrap();
+}
+
 #[test]
 fn bpf_max_is_the_kernel_limit() {
     assert_eq!(bpf::MAX_INSNS, 4096);
