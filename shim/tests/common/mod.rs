@@ -1,0 +1,446 @@
+//! A private containerd for the shim's tests: its own root, state, sockets and
+//! namespace under /tmp, the shim and berth (from this target dir) on its PATH,
+//! and a busybox image built by berth-image. Dropping it removes everything it
+//! made, containers, mounts and cgroups included, also when a test failed.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub const IMAGE: &str = "docker.io/library/busybox:latest";
+pub const BERTH_RUNTIME: &str = "io.containerd.berth.v2";
+const SHIM_SOCKETS: &str = "/run/containerd/s";
+/// Every ctr call is bounded, so a hung shim fails the test instead of hanging it.
+const CTR_TIMEOUT: &str = "60";
+
+/// One containerd at a time: the machine is small and other builds run on it.
+static SERIAL: Mutex<()> = Mutex::new(());
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+pub struct Containerd {
+    pub dir: PathBuf,
+    pub ns: String,
+    pub bin_dir: PathBuf,
+    address: PathBuf,
+    child: Option<Child>,
+    sockets_before: Vec<String>,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// Whether these tests can run here (root, containerd, ctr); prints why not.
+fn can_run() -> bool {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    for tool in ["containerd", "ctr"] {
+        if Command::new(tool)
+            .arg("--version")
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            eprintln!("skipped: {tool} not installed (scripts/install-deps.sh)");
+            return false;
+        }
+    }
+    true
+}
+
+pub fn bin_dir() -> PathBuf {
+    let shim = PathBuf::from(env!("CARGO_BIN_EXE_containerd-shim-berth-v2"));
+    let dir = shim.parent().unwrap().to_path_buf();
+    for b in ["berth", "berth-image"] {
+        assert!(
+            dir.join(b).exists(),
+            "{} missing: build it into the same target dir first (cargo build -p berth -p berth-image)",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+fn path_env(bin_dir: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+    )
+}
+
+impl Containerd {
+    /// [`Containerd::start`] where the tests can run, else `None` (skipped).
+    pub fn start_if_possible() -> Option<Containerd> {
+        can_run().then(Containerd::start)
+    }
+
+    pub fn start() -> Containerd {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}-{n}", std::process::id());
+        let dir = PathBuf::from(format!("/tmp/berth-shim-test-{tag}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let address = dir.join("containerd.sock");
+        let mut c = Containerd {
+            ns: format!("berth-shim-test-{tag}"),
+            bin_dir: bin_dir(),
+            address: address.clone(),
+            child: None,
+            sockets_before: socket_names(),
+            dir,
+            _serial: serial,
+        };
+        let config = c.dir.join("config.toml");
+        fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{a}\"\n[ttrpc]\n  address = \"{a}.ttrpc\"\n",
+                d = c.dir.display(),
+                a = address.display()
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(c.dir.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .env("PATH", path_env(&c.bin_dir))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        c.child = Some(child);
+        c.wait_ready();
+        c.import_busybox();
+        c
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.address.exists() && self.ctr(&["version"]).status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not come up; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn import_busybox(&self) {
+        let layout = self.dir.join("layout");
+        let store = self.dir.join("image-store");
+        let out = Command::new(self.bin_dir.join("berth-image"))
+            .arg("--store")
+            .arg(&store)
+            .arg("build-busybox")
+            .arg(format!("oci:{}:latest", layout.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "build-busybox: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tar = self.dir.join("busybox.tar");
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(&layout)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tar: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.ctr_ok(&[
+            "images",
+            "import",
+            "--base-name",
+            "docker.io/library/busybox",
+            tar.to_str().unwrap(),
+        ]);
+        let _ = fs::remove_dir_all(&store);
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+    }
+
+    /// `ctr --address A -n NS ARGS` with stdin from /dev/null.
+    pub fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("timeout");
+        cmd.arg(CTR_TIMEOUT)
+            .arg("ctr")
+            .arg("--address")
+            .arg(&self.address)
+            .args(["-n", &self.ns])
+            .args(args)
+            .env("PATH", path_env(&self.bin_dir))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        self.ctr_cmd(args).output().expect("run ctr")
+    }
+
+    /// Runs ctr, asserts success, returns stdout.
+    pub fn ctr_ok(&self, args: &[&str]) -> String {
+        let out = self.ctr(args);
+        assert!(
+            out.status.success(),
+            "ctr {args:?} failed ({}):\nstdout: {}\nstderr: {}\ncontainerd log tail:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 30)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A long-running ctr (e.g. `events`); end it with [`stop`].
+    pub fn spawn_ctr(&self, args: &[&str]) -> Child {
+        self.ctr_cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ctr")
+    }
+
+    /// `(pid, status)` of a task from `ctr task ls`.
+    pub fn task(&self, id: &str) -> Option<(u32, String)> {
+        let out = self.ctr_ok(&["task", "ls"]);
+        out.lines().skip(1).find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&id)).then(|| (f[1].parse().unwrap_or(0), f[2].to_string()))
+        })
+    }
+
+    /// Polls until the task has `status` (events are asynchronous).
+    pub fn wait_status(&self, id: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let t = self.task(id);
+            if t.as_ref().map(|(_, s)| s.as_str()) == Some(status) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} never reached {status}: {t:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs a detached container with the berth shim.
+    pub fn run_detached(&self, id: &str, extra: &[&str], cmd: &[&str]) {
+        let mut args = vec!["run", "-d", "--runtime", BERTH_RUNTIME];
+        args.extend_from_slice(extra);
+        args.extend([IMAGE, id]);
+        args.extend_from_slice(cmd);
+        self.ctr_ok(&args);
+    }
+
+    /// `ctr run --rm` of `cmd` with the berth shim, to completion.
+    pub fn run_rm(&self, id: &str, extra: &[&str], cmd: &[&str]) -> Output {
+        let mut args = vec!["run", "--rm", "--runtime", BERTH_RUNTIME];
+        args.extend_from_slice(extra);
+        args.extend([IMAGE, id]);
+        args.extend_from_slice(cmd);
+        self.ctr(&args)
+    }
+
+    /// Kills (SIGKILL) and deletes a task and its container.
+    pub fn remove(&self, id: &str) {
+        let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", id]);
+        let _ = self.ctr(&["task", "delete", "--force", id]);
+        let _ = self.ctr(&["containers", "rm", id]);
+    }
+
+    /// The shim processes serving this containerd (`-address` is ours).
+    pub fn shim_pids(&self) -> Vec<u32> {
+        processes_with(&format!("-address\0{}\0", self.address.display()))
+    }
+
+    /// berth's state directory for this namespace (the shim's default root).
+    pub fn berth_root(&self) -> PathBuf {
+        Path::new("/run/containerd/berth").join(&self.ns)
+    }
+
+    /// Everything a finished container could leave behind, as a list of leftovers.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for root in [
+            self.berth_root(),
+            Path::new("/run/containerd/runc").join(&self.ns),
+        ] {
+            for e in fs::read_dir(&root).into_iter().flatten().flatten() {
+                left.push(format!("berth state {}", e.path().display()));
+            }
+        }
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let state = self.dir.join("state");
+        for m in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if Path::new(m).starts_with(&state) {
+                left.push(format!("mount {m}"));
+            }
+        }
+        for pid in self.shim_pids() {
+            left.push(format!("shim process {pid}"));
+        }
+        left
+    }
+}
+
+/// Stops a ctr started by [`Containerd::spawn_ctr`] (SIGTERM reaches ctr
+/// through timeout(1)) and returns what it printed.
+pub fn stop(mut child: Child) -> String {
+    kill(child.id(), libc::SIGTERM);
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    let _ = child.wait();
+    out
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn socket_names() -> Vec<String> {
+    fs::read_dir(SHIM_SOCKETS)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Pids whose NUL-separated command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let mut cmdline = String::new();
+        if fs::File::open(e.path().join("cmdline"))
+            .and_then(|mut f| f.read_to_string(&mut cmdline))
+            .is_ok()
+            && cmdline.contains(needle)
+            && !cmdline.is_empty()
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn kill(pid: u32, sig: i32) {
+    // SAFETY: plain kill(2) on a pid we found.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Containers first, through containerd, while it runs.
+        let ids =
+            String::from_utf8_lossy(&self.ctr(&["containers", "ls", "-q"]).stdout).into_owned();
+        for id in ids.lines().filter(|l| !l.is_empty()) {
+            self.remove(id);
+        }
+        if let Some(mut child) = self.child.take() {
+            kill(child.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in self.shim_pids() {
+            kill(pid, libc::SIGKILL);
+        }
+        // Containers containerd could not remove: berth itself.
+        for root in [
+            self.berth_root(),
+            Path::new("/run/containerd/runc").join(&self.ns),
+        ] {
+            for e in fs::read_dir(&root).into_iter().flatten().flatten() {
+                let _ = Command::new(self.bin_dir.join("berth"))
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "--force"])
+                    .arg(e.file_name())
+                    .output();
+            }
+            let _ = fs::remove_dir_all(&root);
+        }
+        // Mounts under our directory, deepest first.
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&self.dir))
+            .collect();
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let c = std::ffi::CString::new(m).unwrap();
+            // SAFETY: c is a valid path string.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        // The namespace's parent cgroup (ctr puts containers in /<namespace>/<id>).
+        for ctrl in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = remove_cgroup_tree(&ctrl.path().join(&self.ns));
+        }
+        // Sockets of shims that were killed.
+        for name in socket_names() {
+            let path = Path::new(SHIM_SOCKETS).join(&name);
+            let is_socket = fs::symlink_metadata(&path)
+                .map(|m| m.file_type().is_socket())
+                .unwrap_or(false);
+            if !self.sockets_before.contains(&name)
+                && is_socket
+                && UnixStream::connect(&path).is_err()
+            {
+                let _ = fs::remove_file(&path);
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
+    for e in fs::read_dir(dir)?.flatten() {
+        if e.file_type()?.is_dir() {
+            let _ = remove_cgroup_tree(&e.path());
+        }
+    }
+    fs::remove_dir(dir)
+}
