@@ -88,6 +88,13 @@ pub trait CgroupManager {
     fn apply(&self, pid: i32) -> Result<()>;
     /// Move one more process (e.g. an exec'd process) into the cgroup.
     fn add_task(&self, pid: i32) -> Result<()>;
+    /// Move the calling single-threaded process into the cgroup (after
+    /// `apply(0)` made the directories). On v1 this writes `0` to each
+    /// hierarchy's `tasks` file: migrating only the calling thread skips the
+    /// global threadgroup lock, whose first writer waits for an RCU grace
+    /// period (milliseconds, on every container start). cgroup2 directories
+    /// take `0` in `cgroup.procs`.
+    fn join_self(&self) -> Result<()>;
     /// Apply `linux.resources`.
     fn set(&self, resources: &LinuxResources) -> Result<()>;
     /// Change the resources of a live cgroup (`update`): like [`CgroupManager::set`],

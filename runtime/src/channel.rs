@@ -16,8 +16,10 @@ pub enum Msg {
     IdsMapped,
     /// init (intermediate stage) → parent: the container's init pid.
     InitPid { pid: i32 },
-    /// parent → init: the init (host pid `pid`) is in its cgroup.
-    CgroupReady { pid: i32 },
+    /// parent → init: the cgroup is ready for the init (host pid `pid`); with
+    /// `join` the init moves itself in (see `CgroupManager::join_self`),
+    /// otherwise the parent already moved it.
+    CgroupReady { pid: i32, join: bool },
     /// init → parent: mounts are ready, run prestart/createRuntime hooks.
     RunRuntimeHooks,
     /// parent → init: hooks finished.

@@ -199,6 +199,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
                 no_new_keyring: opts.no_new_keyring,
                 state: state.clone(),
                 seccomp: seccomp.as_ref(),
+                cgroup: cgroup.as_ref(),
             })
         }
         ForkResult::Parent { child } => child.as_raw(),
@@ -218,13 +219,17 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         .map(|(t, _)| t)
         .unwrap_or(0);
 
-    cgroup.apply(pid)?;
+    // Without a user namespace the init moves itself in, which is cheaper on
+    // v1 (see `join_self`); a user-namespaced init may not write the host's
+    // cgroupfs, so the parent moves it.
+    let init_joins = !plan.involves_user();
+    cgroup.apply(if init_joins { 0 } else { pid })?;
     state.cgroup_owned_depth = Some(cgroup.owned_depth());
     guard.cgroup = Some(cgroup);
     // Persist the pid and cgroup now, so `delete --force` can clean up even if
     // this process is killed from here on.
     guard.dir.as_ref().expect("set").save(&state)?;
-    parent_end.send(&Msg::CgroupReady { pid })?;
+    parent_end.send(&Msg::CgroupReady { pid, join: init_joins })?;
 
     loop {
         match parent_end.expect("setting up the container")? {
@@ -490,7 +495,15 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
 
 /// `berth delete`.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
-    let dir = ContainerDir::open(root, id)?;
+    let dir = match ContainerDir::open(root, id) {
+        // A directory without state.json (a create or delete killed midway)
+        // is no container, but it holds the id: --force removes it.
+        Err(Error::NotFound(n)) if force => {
+            crate::state::remove_incomplete(root, id)?;
+            return Err(Error::NotFound(n));
+        }
+        r => r?,
+    };
     let mut state = dir.load_current()?;
     match state.status {
         Status::Stopped => {}

@@ -197,7 +197,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         return Err(fail(e.into()));
     }
     parent_end
-        .send(&Msg::CgroupReady { pid: child })
+        .send(&Msg::CgroupReady { pid: child, join: false })
         .map_err(fail)?;
     loop {
         match parent_end.recv().map_err(fail)? {

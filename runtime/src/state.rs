@@ -260,6 +260,35 @@ impl ContainerDir {
     }
 }
 
+/// Remove `<root>/<id>` if it is a directory without state.json: what a
+/// `create` killed before its first save, or a `delete` killed while removing
+/// the directory, leaves behind. The lock is taken first, so a `create` still
+/// running is waited for. Returns whether a directory was removed.
+pub fn remove_incomplete(root: &Path, id: &str) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    validate_id(id)?;
+    let path = root.join(id);
+    let lock = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).ctx(|| format!("open {}", path.display())),
+    };
+    flock(&lock, &path)?;
+    if path.join(STATE_FILE).exists() {
+        return Ok(false);
+    }
+    // Only the directory we locked, never a symlink or a newer directory.
+    let same = match (lock.metadata(), std::fs::symlink_metadata(&path)) {
+        (Ok(a), Ok(b)) => b.is_dir() && a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    if !same {
+        return Ok(false);
+    }
+    std::fs::remove_dir_all(&path).ctx(|| format!("remove {}", path.display()))?;
+    Ok(true)
+}
+
 fn flock(f: &File, path: &Path) -> Result<()> {
     loop {
         // SAFETY: flock on an fd we own.

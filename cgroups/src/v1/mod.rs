@@ -261,6 +261,21 @@ impl CgroupManager for V1Manager {
         Ok(())
     }
 
+    fn join_self(&self) -> Result<()> {
+        let late = self
+            .hierarchies
+            .iter()
+            .filter(|h| !h.selected && h.dir.exists())
+            .map(|h| h.dir.as_path());
+        for dir in self.hierarchies.iter().filter(|h| h.selected).map(|h| h.dir.as_path()).chain(late) {
+            CgDir::new(dir, false).write("tasks", 0, "tasks")?;
+        }
+        if let Some((_, dir)) = &self.unified {
+            CgDir::new(dir, false).write("cgroup.procs", 0, "cgroup.procs")?;
+        }
+        Ok(())
+    }
+
     fn set(&self, r: &LinuxResources) -> Result<()> {
         if let Some(cpu) = r.cpu() {
             if cpu.cpus().is_some() || cpu.mems().is_some() {

@@ -170,6 +170,10 @@ impl CgroupManager for V2Manager {
         self.d().write("cgroup.procs", pid, "cgroup.procs")
     }
 
+    fn join_self(&self) -> Result<()> {
+        self.d().write("cgroup.procs", 0, "cgroup.procs")
+    }
+
     fn set(&self, r: &LinuxResources) -> Result<()> {
         let d = self.d();
         if let Some(c) = r.cpu() {

@@ -38,6 +38,8 @@ pub struct InitArgs<'a> {
     pub state: State,
     /// `linux.seccomp`, compiled by the parent before the fork.
     pub seccomp: Option<&'a crate::seccomp::Compiled>,
+    /// The container's cgroup (directories made by the parent).
+    pub cgroup: &'a dyn berth_cgroups::CgroupManager,
 }
 
 /// Entry point in the forked child. Never returns.
@@ -85,7 +87,12 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
     crate::procattrs::apply_initial_affinity(process)?;
     match a.channel.expect("waiting for its cgroup")? {
         // The pid as the host sees it, for the state hooks receive.
-        Msg::CgroupReady { pid } => a.state.pid = pid,
+        Msg::CgroupReady { pid, join } => {
+            a.state.pid = pid;
+            if join {
+                a.cgroup.join_self()?;
+            }
+        }
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
     if a.plan.creates(LinuxNamespaceType::Cgroup) {

@@ -745,3 +745,89 @@ pub fn pass_fd(cmd: &mut Command, fd: i32, target: i32) {
         });
     }
 }
+
+// Helpers for the fault-injection (faults.rs) and soak (soak.rs) tests.
+
+/// The test process's open fds and what each points to (`/proc/self/fd`).
+pub fn open_fds() -> std::collections::BTreeMap<i32, String> {
+    let mut m = std::collections::BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+        for e in rd.flatten() {
+            if let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+                let target = std::fs::read_link(e.path())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                m.insert(fd, target);
+            }
+        }
+    }
+    // The read_dir handle itself was listed too; it is closed now.
+    m.retain(|fd, _| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok());
+    m
+}
+
+/// Zombie children of the test process (state Z, ppid = us).
+pub fn zombie_children() -> Vec<i32> {
+    let me = std::process::id() as i64;
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+            continue;
+        };
+        let mut f = rest.split(' ');
+        let state = f.next().unwrap_or("");
+        let ppid: i64 = f.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if state == "Z" && ppid == me {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// Every container cgroup directory berth has now: `/sys/fs/cgroup/*/berth/*`.
+pub fn berth_cgroup_dirs() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in rd.flatten() {
+            if let Ok(inner) = std::fs::read_dir(e.path().join("berth")) {
+                v.extend(
+                    inner
+                        .flatten()
+                        .filter(|c| c.path().is_dir())
+                        .map(|c| c.path()),
+                );
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// What [`Baseline::assert_clean`] would report right now (empty: clean), without polling.
+pub fn leftovers(base: &Baseline, sb: &Sandbox) -> Vec<String> {
+    base.problems(sb)
+}
+
+/// Pids in the container's cgroup (the union over every hierarchy).
+pub fn cgroup_pids(id: &str) -> Vec<i32> {
+    let mut v: Vec<i32> = cgroup_dirs(id)
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
