@@ -46,9 +46,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .ctx(|| format!("write {}", tmp.display()))?;
     drop(f);
     std::fs::rename(&tmp, path)
-        .map_err(|e| {
+        .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
-            e
         })
         .ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
 }

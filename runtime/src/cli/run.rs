@@ -48,10 +48,7 @@ pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let pid = match container::create(&opts) {
-        Ok(p) => p,
-        Err(e) => return Err(e.into()),
-    };
+    let pid = container::create(&opts)?;
     let master = match &console {
         Some((_, b)) => Some(recv_master(b)?),
         None => None,
