@@ -421,8 +421,17 @@ fn sweep(dir: &Path, keep: &HashSet<String>) -> Result<usize> {
         if keep.contains(&name) {
             continue;
         }
-        let p = ent.path();
+        let mut p = ent.path();
         if ent.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            // Take a directory out of sight with one rename before emptying it,
+            // so a gc killed half-way never leaves a partial layer under its
+            // real name (a later pull would reuse it); the `.tmp-` leftover is
+            // swept by the next gc.
+            if !name.starts_with(".tmp-") {
+                let hidden = dir.join(format!(".tmp-gc-{name}-{}", unique_suffix()));
+                fs::rename(&p, &hidden).ctx(|| format!("rename {} for removal", p.display()))?;
+                p = hidden;
+            }
             fs::remove_dir_all(&p)
         } else {
             fs::remove_file(&p)

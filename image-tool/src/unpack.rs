@@ -82,14 +82,15 @@ impl Meta {
         };
         let mut meta = Meta {
             mode: num(h.mode().map(u64::from), "mode")? as u32 & 0o7777,
-            uid: num(h.uid(), "uid")? as u32,
-            gid: num(h.gid(), "gid")? as u32,
+            uid: 0,
+            gid: 0,
             mtime: Timespec {
                 tv_sec: num(h.mtime(), "mtime")? as i64,
                 tv_nsec: 0,
             },
             xattrs: Vec::new(),
         };
+        let (mut uid, mut gid) = (num(h.uid(), "uid")?, num(h.gid(), "gid")?);
         if let Some(exts) = entry
             .pax_extensions()
             .ctx(|| format!("{name}: read PAX header"))?
@@ -97,17 +98,27 @@ impl Meta {
             for ext in exts {
                 let ext = ext.ctx(|| format!("{name}: read PAX record"))?;
                 let key = ext.key().unwrap_or("");
-                let parse_u32 = || ext.value().ok().and_then(|v| v.parse::<u32>().ok());
+                let parse_u64 = || ext.value().ok().and_then(|v| v.parse::<u64>().ok());
                 if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
                     meta.xattrs
                         .push((attr.to_string(), ext.value_bytes().to_vec()));
                 } else if key == "uid" {
-                    meta.uid = parse_u32().ok_or_else(|| unsafe_entry(name, "bad PAX uid"))?;
+                    uid = parse_u64().ok_or_else(|| unsafe_entry(name, "bad PAX uid"))?;
                 } else if key == "gid" {
-                    meta.gid = parse_u32().ok_or_else(|| unsafe_entry(name, "bad PAX gid"))?;
+                    gid = parse_u64().ok_or_else(|| unsafe_entry(name, "bad PAX gid"))?;
                 }
             }
         }
+        // An owner must fit in 32 bits and not be -1, chown's "leave unchanged" (rustix
+        // asserts against it); truncating would pick another owner (2^32 became root).
+        let id = |v: u64, what: &str| {
+            u32::try_from(v)
+                .ok()
+                .filter(|v| *v != u32::MAX)
+                .ok_or_else(|| unsafe_entry(name, format!("{what} {v} is out of range")))
+        };
+        meta.uid = id(uid, "uid")?;
+        meta.gid = id(gid, "gid")?;
         for (attr, _) in &meta.xattrs {
             if attr.starts_with("trusted.overlay.") {
                 return Err(unsafe_entry(

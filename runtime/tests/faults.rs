@@ -101,15 +101,34 @@ fn kill_when(
         (Some(c), _) => End::Finished(c),
         (None, s) => End::Finished(128 + s.unwrap_or(0)),
     };
-    (
-        end,
-        std::fs::read_to_string(err).unwrap_or_default(),
-        at,
-    )
+    (end, std::fs::read_to_string(err).unwrap_or_default(), at)
 }
 
 fn kill_after(sb: &Sandbox, cmd: Command, delay: Duration) -> (End, String, Duration) {
     kill_when(sb, cmd, || true, delay)
+}
+
+/// Run `cmd` to completion, polling every 100 µs (the harness's backoff would
+/// round the time up); returns its duration, exit code and stderr.
+fn time_cmd(sb: &Sandbox, cmd: Command) -> (Duration, i32, String) {
+    let (mut child, _out, err) = spawn_to_files(sb, cmd, "timed");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if t0.elapsed() > COMMAND_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the command did not finish within {COMMAND_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    };
+    (
+        t0.elapsed(),
+        status.code().unwrap_or(-1),
+        std::fs::read_to_string(err).unwrap_or_default(),
+    )
 }
 
 /// How long `make()` takes to run to completion: the median of five runs,
@@ -125,20 +144,48 @@ fn measure(
     for i in 0..5 {
         let id = sb.id(&format!("m{i}"));
         setup(&id);
-        let t = Instant::now();
-        sb.run_cmd(make(&id), name).expect_ok();
-        v.push(t.elapsed());
+        let (took, code, err) = time_cmd(sb, make(&id));
+        assert_eq!(code, 0, "{name} failed: {err}");
+        v.push(took);
         cleanup(&id);
     }
     v.sort();
     v[2]
 }
 
-/// `n` delays from 0 to 1.25 × `d`.
-fn delays(d: Duration) -> Vec<Duration> {
-    let n = points().max(2);
-    let span = d.mul_f64(1.25);
-    (0..n).map(|i| span.mul_f64(i as f64 / (n - 1) as f64)).collect()
+/// The delays of a sweep: 0, s, 2s, ... with s = d / (points - 1), so the
+/// first `points` cover the measured duration `d`; it goes on past `d` until
+/// a kill comes after the command has finished (at most 2 × points), so the
+/// whole command is covered even when it runs slower than measured.
+struct Sweep {
+    step: Duration,
+    n: usize,
+    i: usize,
+    finished_seen: bool,
+}
+
+impl Sweep {
+    fn new(d: Duration) -> Sweep {
+        let n = points().max(2);
+        Sweep {
+            step: d / (n - 1) as u32,
+            n,
+            i: 0,
+            finished_seen: false,
+        }
+    }
+
+    fn next_delay(&mut self) -> Option<(usize, Duration)> {
+        if self.i >= 2 * self.n || (self.i >= self.n && self.finished_seen) {
+            return None;
+        }
+        self.i += 1;
+        Some((self.i - 1, self.step * (self.i - 1) as u32))
+    }
+
+    fn record(&mut self, end: End) {
+        self.finished_seen |= end != End::Killed;
+    }
 }
 
 /// After a kill: `delete --force` (must succeed, or say the container does not
@@ -241,7 +288,8 @@ fn create_killed_at_a_sweep_of_delays() {
     );
     eprintln!("berth create takes {d:?}");
     let (mut ends, mut times) = (Vec::new(), Vec::new());
-    for (i, delay) in delays(d).into_iter().enumerate() {
+    let mut sweep = Sweep::new(d);
+    while let Some((i, delay)) = sweep.next_delay() {
         let id = sb.id(&format!("c{i}"));
         let base = sb.baseline(&id);
         let (end, err, at) = kill_after(&sb, create_cmd(&sb, &id), delay);
@@ -250,6 +298,7 @@ fn create_killed_at_a_sweep_of_delays() {
             assert_eq!(c, 0, "{ctx}: create failed on its own");
         }
         force_delete_and_check(&sb, &id, &base, &snap, end, &ctx);
+        sweep.record(end);
         ends.push(end);
         times.push(at);
     }
@@ -274,8 +323,12 @@ fn create_killed_right_after_each_visible_step() {
     type Trigger = fn(&Sandbox, &str) -> bool;
     let steps: [(&str, Trigger); 5] = [
         ("state dir", |sb, id| sb.root.join(id).exists()),
-        ("state.json", |sb, id| sb.root.join(id).join("state.json").exists()),
-        ("exec.fifo", |sb, id| sb.root.join(id).join("exec.fifo").exists()),
+        ("state.json", |sb, id| {
+            sb.root.join(id).join("state.json").exists()
+        }),
+        ("exec.fifo", |sb, id| {
+            sb.root.join(id).join("exec.fifo").exists()
+        }),
         ("cgroup dir", |_, id| !cgroup_dirs(id).is_empty()),
         ("pid saved", |sb, id| {
             std::fs::read(sb.root.join(id).join("state.json"))
@@ -369,7 +422,8 @@ fn run_detached_killed_at_a_sweep_of_delays() {
     );
     eprintln!("berth run -d takes {d:?}");
     let (mut ends, mut times) = (Vec::new(), Vec::new());
-    for (i, delay) in delays(d).into_iter().enumerate() {
+    let mut sweep = Sweep::new(d);
+    while let Some((i, delay)) = sweep.next_delay() {
         let id = sb.id(&format!("r{i}"));
         let base = sb.baseline(&id);
         let (end, err, at) = kill_after(&sb, run_cmd_detached(&sb, &id), delay);
@@ -379,6 +433,7 @@ fn run_detached_killed_at_a_sweep_of_delays() {
             assert_eq!(sb.status(&id), "running", "{ctx}");
         }
         force_delete_and_check(&sb, &id, &base, &snap, end, &ctx);
+        sweep.record(end);
         ends.push(end);
         times.push(at);
     }
@@ -440,14 +495,15 @@ fn exec_detached_killed_at_a_sweep_of_delays() {
     let exec_cmd = || sb.cmd(&["exec", "-d", &id, "sleep", "1000"]);
     let mut d = Vec::new();
     for _ in 0..3 {
-        let t = Instant::now();
-        sb.run_cmd(exec_cmd(), "berth exec -d").expect_ok();
-        d.push(t.elapsed());
+        let (took, code, err) = time_cmd(&sb, exec_cmd());
+        assert_eq!(code, 0, "exec -d failed: {err}");
+        d.push(took);
     }
     d.sort();
     eprintln!("berth exec -d takes {:?}", d[1]);
     let (mut ends, mut times) = (Vec::new(), Vec::new());
-    for delay in delays(d[1]) {
+    let mut sweep = Sweep::new(d[1]);
+    while let Some((_, delay)) = sweep.next_delay() {
         let before = cgroup_pids(&id).len();
         let (end, err, at) = kill_after(&sb, exec_cmd(), delay);
         let ctx = format!("exec -d killed after {delay:?} (sent at {at:?}; stderr {err:?})");
@@ -459,7 +515,10 @@ fn exec_detached_killed_at_a_sweep_of_delays() {
             left = strays(&sb, &id);
             left.is_empty()
         });
-        assert!(gone, "{ctx}: processes outside the container's cgroup: {left:?}");
+        assert!(
+            gone,
+            "{ctx}: processes outside the container's cgroup: {left:?}"
+        );
         let after = cgroup_pids(&id).len();
         assert!(
             after <= before + 1,
@@ -468,6 +527,7 @@ fn exec_detached_killed_at_a_sweep_of_delays() {
         assert_eq!(sb.status(&id), "running", "{ctx}");
         assert!(alive(init), "{ctx}: the init died");
         snap.check(&ctx);
+        sweep.record(end);
         ends.push(end);
         times.push(at);
     }
@@ -500,7 +560,8 @@ fn delete_sweep(sb: &Sandbox, start: bool, force: bool, name: &str) {
     let d = measure(sb, name, setup, del, |_| {});
     eprintln!("{name} takes {d:?}");
     let (mut ends, mut times) = (Vec::new(), Vec::new());
-    for (i, delay) in delays(d).into_iter().enumerate() {
+    let mut sweep = Sweep::new(d);
+    while let Some((i, delay)) = sweep.next_delay() {
         let id = sb.id(&format!("d{i}"));
         let base = sb.baseline(&id);
         setup(&id);
@@ -510,6 +571,7 @@ fn delete_sweep(sb: &Sandbox, start: bool, force: bool, name: &str) {
             assert_eq!(c, 0, "{ctx}: delete failed on its own");
         }
         force_delete_and_check(sb, &id, &base, &snap, end, &ctx);
+        sweep.record(end);
         ends.push(end);
         times.push(at);
     }
@@ -573,9 +635,13 @@ fn delete_force_removes_a_state_dir_without_state_json() {
     let _s = serial();
     let sb = Sandbox::new("flt-debris");
     let snap = ProcSnapshot::take();
-    for (k, files) in [vec![], vec!["config.json"], vec!["config.json", ".state.json.tmp1"]]
-        .into_iter()
-        .enumerate()
+    for (k, files) in [
+        vec![],
+        vec!["config.json"],
+        vec!["config.json", ".state.json.tmp1"],
+    ]
+    .into_iter()
+    .enumerate()
     {
         let id = sb.id(&format!("d{k}"));
         let base = sb.baseline(&id);

@@ -70,7 +70,10 @@ impl Counts {
     fn rows(&self) -> [(&'static str, usize); 7] {
         [
             ("mountinfo lines", self.mountinfo_lines),
-            ("cgroup dirs /sys/fs/cgroup/*/berth/*", self.berth_cgroup_dirs),
+            (
+                "cgroup dirs /sys/fs/cgroup/*/berth/*",
+                self.berth_cgroup_dirs,
+            ),
             ("  of which this test's", self.our_cgroup_dirs),
             ("open fds of the test process", self.open_fds),
             ("zombie children of the test", self.zombie_children),
@@ -168,7 +171,11 @@ fn sequential_create_start_delete_cycles() {
     let took = t0.elapsed();
     let l = sb.berth(&["list", "-q"]);
     l.expect_ok();
-    assert!(l.stdout.trim().is_empty(), "list after the soak: {}", l.stdout);
+    assert!(
+        l.stdout.trim().is_empty(),
+        "list after the soak: {}",
+        l.stdout
+    );
     compare(
         &sb,
         "sequential soak",
@@ -225,7 +232,11 @@ fn concurrent_lifecycles() {
     );
     let l = sb.berth(&["list", "-q"]);
     l.expect_ok();
-    assert!(l.stdout.trim().is_empty(), "list after the soak: {}", l.stdout);
+    assert!(
+        l.stdout.trim().is_empty(),
+        "list after the soak: {}",
+        l.stdout
+    );
     compare(
         &sb,
         "concurrent soak",
