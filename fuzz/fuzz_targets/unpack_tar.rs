@@ -4,6 +4,10 @@
 //! fail but must not panic, `outside` must stay empty and nothing may appear
 //! in `<scratch>` besides `layer` and `outside`.
 //!
+//! Most mutated headers fail their checksum, so each input is unpacked twice:
+//! as given, and (when that differs) with every header's checksum repaired
+//! (`fix_checksums`), which lets mutations of the other header fields through.
+//!
 //! Each input gets a fresh scratch directory (removed afterwards) under
 //! `$BERTH_FUZZ_TMPDIR`, else /dev/shm when it exists (on this VM's ext4 the
 //! same loop runs about 70 times slower), else the temp dir. The file
@@ -55,7 +59,58 @@ fn names(dir: &Path) -> Vec<OsString> {
     v
 }
 
+/// The size field of a tar header (octal, or base-256 when the high bit is set).
+fn header_size(field: &[u8]) -> u64 {
+    if field[0] & 0x80 != 0 {
+        return field[1..]
+            .iter()
+            .fold(0u64, |acc, b| acc.wrapping_shl(8) | u64::from(*b));
+    }
+    let digits = field
+        .iter()
+        .skip_while(|b| **b == b' ' || **b == 0)
+        .take_while(|b| (b'0'..=b'7').contains(*b));
+    digits.fold(0u64, |acc, b| {
+        acc.wrapping_mul(8).wrapping_add(u64::from(b - b'0'))
+    })
+}
+
+/// `data` with the checksum of every header block rewritten to match, walking
+/// header -> data blocks -> next header like a tar reader does.
+fn fix_checksums(data: &[u8]) -> Vec<u8> {
+    let mut v = data.to_vec();
+    let mut off = 0usize;
+    while v.len().saturating_sub(off) >= 512 {
+        let h = &mut v[off..off + 512];
+        if h.iter().all(|b| *b == 0) {
+            off += 512;
+            continue;
+        }
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let blocks = header_size(&h[124..136]).div_ceil(512);
+        match usize::try_from(blocks)
+            .ok()
+            .and_then(|b| b.checked_mul(512))
+            .and_then(|b| b.checked_add(off + 512))
+        {
+            Some(next) => off = next,
+            None => break,
+        }
+    }
+    v
+}
+
 fuzz_target!(|data: &[u8]| {
+    unpack_and_check(data);
+    let fixed = fix_checksums(data);
+    if fixed != data {
+        unpack_and_check(&fixed);
+    }
+});
+
+fn unpack_and_check(data: &[u8]) {
     static N: AtomicU64 = AtomicU64::new(0);
     let scratch = base().join(N.fetch_add(1, Ordering::Relaxed).to_string());
     let layer = scratch.join("layer");
@@ -69,7 +124,10 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let leaked = names(&outside);
-    assert!(leaked.is_empty(), "unpack ({result:?}) wrote outside the layer: {leaked:?}");
+    assert!(
+        leaked.is_empty(),
+        "unpack ({result:?}) wrote outside the layer: {leaked:?}"
+    );
     let siblings = names(&scratch);
     assert_eq!(
         siblings,
@@ -77,8 +135,10 @@ fuzz_target!(|data: &[u8]| {
         "unpack ({result:?}) created entries next to the layer"
     );
     assert!(
-        std::fs::symlink_metadata(&layer).expect("layer dir still there").is_dir(),
+        std::fs::symlink_metadata(&layer)
+            .expect("layer dir still there")
+            .is_dir(),
         "the layer directory itself was replaced"
     );
     let _ = std::fs::remove_dir_all(&scratch);
-});
+}

@@ -56,11 +56,15 @@ fn fuzz_base256_gid_all_ones() {
 fn uid_and_gid_minus_one_are_refused() {
     let max = u64::from(u32::MAX);
     assert_bad_owner(
-        LayerBuilder::new().file_owned("f", "x", 0o644, max, 0).finish(),
+        LayerBuilder::new()
+            .file_owned("f", "x", 0o644, max, 0)
+            .finish(),
         "uid 4294967295",
     );
     assert_bad_owner(
-        LayerBuilder::new().file_owned("f", "x", 0o644, 0, max).finish(),
+        LayerBuilder::new()
+            .file_owned("f", "x", 0o644, 0, max)
+            .finish(),
         "gid 4294967295",
     );
     // Directories, symlinks and the layer root are chowned by other code paths.
