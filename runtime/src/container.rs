@@ -229,7 +229,10 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     // Persist the pid and cgroup now, so `delete --force` can clean up even if
     // this process is killed from here on.
     guard.dir.as_ref().expect("set").save(&state)?;
-    parent_end.send(&Msg::CgroupReady { pid, join: init_joins })?;
+    parent_end.send(&Msg::CgroupReady {
+        pid,
+        join: init_joins,
+    })?;
 
     loop {
         match parent_end.expect("setting up the container")? {

@@ -197,7 +197,10 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         return Err(fail(e.into()));
     }
     parent_end
-        .send(&Msg::CgroupReady { pid: child, join: false })
+        .send(&Msg::CgroupReady {
+            pid: child,
+            join: false,
+        })
         .map_err(fail)?;
     loop {
         match parent_end.recv().map_err(fail)? {

@@ -389,17 +389,33 @@ fn io_priority_scheduler_affinity_personality_memory_policy() {
         "ionice -p $$; set -- $(cat /proc/self/stat); echo nice=${19} policy=${41}; \
          grep Cpus_allowed_list /proc/self/status; uname -m; grep -m1 -o 'bind:[0-9,-]*' /proc/self/numa_maps",
     );
-    sb.bundle.set("/process/ioPriority", json!({"class": "IOPRIO_CLASS_BE", "priority": 6}));
-    sb.bundle.set("/process/scheduler", json!({"policy": "SCHED_BATCH", "nice": 5}));
-    sb.bundle.set("/process/execCPUAffinity", json!({"initial": "0", "final": "0"}));
-    sb.bundle.set("/linux/personality", json!({"domain": "LINUX32"}));
-    sb.bundle.set("/linux/memoryPolicy", json!({"mode": "MPOL_BIND", "nodes": "0"}));
+    sb.bundle.set(
+        "/process/ioPriority",
+        json!({"class": "IOPRIO_CLASS_BE", "priority": 6}),
+    );
+    sb.bundle.set(
+        "/process/scheduler",
+        json!({"policy": "SCHED_BATCH", "nice": 5}),
+    );
+    sb.bundle.set(
+        "/process/execCPUAffinity",
+        json!({"initial": "0", "final": "0"}),
+    );
+    sb.bundle
+        .set("/linux/personality", json!({"domain": "LINUX32"}));
+    sb.bundle.set(
+        "/linux/memoryPolicy",
+        json!({"mode": "MPOL_BIND", "nodes": "0"}),
+    );
     let out = run_ok(&sb);
     assert!(out.contains("best-effort: prio 6"), "{out}");
     // SCHED_BATCH is policy 3.
     assert!(out.contains("nice=5 policy=3"), "{out}");
     assert_eq!(field(&out, "Cpus_allowed_list"), "0", "{out}");
-    assert!(out.lines().any(|l| l == "i686"), "personality LINUX32 should make uname -m say i686: {out}");
+    assert!(
+        out.lines().any(|l| l == "i686"),
+        "personality LINUX32 should make uname -m say i686: {out}"
+    );
     assert!(out.contains("bind:0"), "{out}");
 }
 
@@ -408,13 +424,35 @@ fn io_priority_scheduler_affinity_personality_memory_policy() {
 #[test]
 fn unsupported_process_fields_fail_cleanly() {
     let cases: [(&str, &str, serde_json::Value, &str); 4] = [
-        ("apparmor", "/process/apparmorProfile", json!("docker-default"), "process.apparmorProfile"),
-        ("selinux", "/process/selinuxLabel", json!("system_u:system_r:container_t:s0"), "process.selinuxLabel"),
-        ("rdt", "/linux/intelRdt", json!({"closID": "x"}), "linux.intelRdt"),
-        ("ioprio", "/process/ioPriority", json!({"class": "IOPRIO_CLASS_BE", "priority": 9}), "process.ioPriority"),
+        (
+            "apparmor",
+            "/process/apparmorProfile",
+            json!("docker-default"),
+            "process.apparmorProfile",
+        ),
+        (
+            "selinux",
+            "/process/selinuxLabel",
+            json!("system_u:system_r:container_t:s0"),
+            "process.selinuxLabel",
+        ),
+        (
+            "rdt",
+            "/linux/intelRdt",
+            json!({"closID": "x"}),
+            "linux.intelRdt",
+        ),
+        (
+            "ioprio",
+            "/process/ioPriority",
+            json!({"class": "IOPRIO_CLASS_BE", "priority": 9}),
+            "process.ioPriority",
+        ),
     ];
     for (name, pointer, value, needle) in cases {
-        if name == "apparmor" && std::path::Path::new("/sys/module/apparmor/parameters/enabled").exists() {
+        if name == "apparmor"
+            && std::path::Path::new("/sys/module/apparmor/parameters/enabled").exists()
+        {
             continue;
         }
         if name == "selinux" && std::path::Path::new("/sys/fs/selinux/enforce").exists() {

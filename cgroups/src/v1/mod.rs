@@ -267,7 +267,13 @@ impl CgroupManager for V1Manager {
             .iter()
             .filter(|h| !h.selected && h.dir.exists())
             .map(|h| h.dir.as_path());
-        for dir in self.hierarchies.iter().filter(|h| h.selected).map(|h| h.dir.as_path()).chain(late) {
+        for dir in self
+            .hierarchies
+            .iter()
+            .filter(|h| h.selected)
+            .map(|h| h.dir.as_path())
+            .chain(late)
+        {
             CgDir::new(dir, false).write("tasks", 0, "tasks")?;
         }
         if let Some((_, dir)) = &self.unified {

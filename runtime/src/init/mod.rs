@@ -125,7 +125,10 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
 
     rootfs::sysctl::apply(linux)?;
     rootfs::mask_and_protect(spec, &root)?;
-    let fifo_fd = a.fifo.take().ok_or_else(|| Error::Init("exec fifo already taken".into()))?;
+    let fifo_fd = a
+        .fifo
+        .take()
+        .ok_or_else(|| Error::Init("exec fifo already taken".into()))?;
     let fifo = exec::FifoHandle::from_fd(fifo_fd)?;
     rootfs::enter(&root, a.no_pivot)?;
     drop(root);
