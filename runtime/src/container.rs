@@ -282,7 +282,11 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
 pub const SECCOMP_CACHE: &str = "@seccomp-cache";
 
 /// Give the notify fd and the container state to `linux.seccomp.listenerPath`.
-fn send_seccomp_fd(linux: &oci_spec::runtime::Linux, state: &State, fd: &OwnedFd) -> Result<()> {
+pub(crate) fn send_seccomp_fd(
+    linux: &oci_spec::runtime::Linux,
+    state: &State,
+    fd: &OwnedFd,
+) -> Result<()> {
     let sc = linux
         .seccomp()
         .as_ref()
@@ -302,7 +306,7 @@ fn send_seccomp_fd(linux: &oci_spec::runtime::Linux, state: &State, fd: &OwnedFd
     )
 }
 
-fn dup_fd(fd: i32) -> Result<OwnedFd> {
+pub(crate) fn dup_fd(fd: i32) -> Result<OwnedFd> {
     // SAFETY: borrowing an fd the caller keeps open for the duration of the call.
     let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     b.try_clone_to_owned().ctx(|| "dup console socket")

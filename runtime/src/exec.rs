@@ -17,7 +17,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use crate::channel::{self, Msg};
 use crate::error::{Context, Error, Result};
-use crate::state::{ContainerDir, State, Status, CONFIG_COPY};
+use crate::state::{ContainerDir, Status, CONFIG_COPY};
 
 pub struct ExecOpts {
     pub root: PathBuf,
@@ -144,14 +144,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     let late = open_namespaces(state.pid, &CHILD_ORDER)?;
     let cgroup = crate::container::cgroup_manager(&state)?;
     let console = match (&opts.console_socket, opts.console_fd) {
-        (_, Some(fd)) if terminal => {
-            // SAFETY: the caller keeps the fd open for the duration of the call.
-            Some(
-                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
-                    .try_clone_to_owned()
-                    .ctx(|| "dup console socket")?,
-            )
-        }
+        (_, Some(fd)) if terminal => Some(crate::container::dup_fd(fd)?),
         (Some(p), _) if terminal => Some(crate::terminal::connect(p)?),
         _ => None,
     };
@@ -213,7 +206,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
                 let fd = parent_end.recv_fd().map_err(fail)?;
                 let mut st = state.clone();
                 st.pid = child;
-                let r = send_seccomp_fd(linux, &st, &fd);
+                let r = crate::container::send_seccomp_fd(linux, &st, &fd);
                 drop(fd);
                 r.map_err(fail)?;
                 parent_end.send(&Msg::SeccompFdSent).map_err(fail)?;
@@ -229,26 +222,6 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         crate::sys::write_atomic(pf, child.to_string().as_bytes())?;
     }
     Ok(child)
-}
-
-fn send_seccomp_fd(linux: &oci_spec::runtime::Linux, state: &State, fd: &OwnedFd) -> Result<()> {
-    let sc = linux
-        .seccomp()
-        .as_ref()
-        .ok_or_else(|| Error::Init("seccomp fd without linux.seccomp".into()))?;
-    let path = sc.listener_path().as_ref().ok_or_else(|| {
-        Error::Config("field linux.seccomp.listenerPath: required with SCMP_ACT_NOTIFY".into())
-    })?;
-    let st = serde_json::to_value(state.public())
-        .map_err(|e| Error::Other(format!("encode state: {e}")))?;
-    crate::seccomp::send_to_listener(path, fd, sc.listener_metadata().as_deref(), &st).map_err(
-        |e| {
-            Error::Config(format!(
-                "field linux.seccomp.listenerPath {}: {e}",
-                path.display()
-            ))
-        },
-    )
 }
 
 fn child_main(
@@ -294,20 +267,7 @@ fn child_main(
     };
     drop(console);
     crate::procattrs::apply_personality(linux)?;
-    let install = |ch: &channel::Channel| -> Result<()> {
-        let Some(c) = seccomp else { return Ok(()) };
-        let fd = crate::seccomp::install(c, crate::seccomp::InstallFlags::NONE)
-            .map_err(crate::seccomp::config_error)?;
-        if let Some(fd) = fd {
-            ch.send(&Msg::SeccompFd)?;
-            ch.send_fd(&fd)?;
-            match ch.expect("handing the seccomp fd to its listener")? {
-                Msg::SeccompFdSent => {}
-                m => return Err(Error::Init(format!("unexpected message {m:?}"))),
-            }
-        }
-        Ok(())
-    };
+    let install = |ch: &channel::Channel| crate::init::install_seccomp_with(seccomp, ch);
     let prepared = crate::init::setup_exec_process(process, &mut || install(ch))?;
     if let Some(p) = &pty {
         nix::unistd::setsid().ctx(|| "setsid")?;

@@ -27,13 +27,6 @@ fn exec_ok(sb: &Sandbox, args: &[&str]) -> String {
     o.stdout
 }
 
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key} in {out}"))
-}
-
 #[test]
 fn exec_joins_every_namespace_and_the_cgroup() {
     let mut sb = Sandbox::new("ex-ns");

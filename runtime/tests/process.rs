@@ -22,14 +22,6 @@ fn run_ok(sb: &Sandbox) -> String {
     o.stdout
 }
 
-/// The value of a `Key:\tvalue` line of /proc/self/status-like output.
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key} in {out}"))
-}
-
 #[test]
 fn env_is_exactly_the_configured_one() {
     let mut sb = Sandbox::new("pr-env");

@@ -241,13 +241,22 @@ pub fn final_setup(a: &InitArgs, pty: Option<Pty>) -> Result<()> {
 /// Install `linux.seccomp`; a notify fd goes to the parent, which hands it to
 /// the listener (the spec has the runtime, not the container, do that).
 fn install_seccomp(a: &InitArgs) -> Result<()> {
-    let Some(c) = a.seccomp else { return Ok(()) };
+    install_seccomp_with(a.seccomp, &a.channel)
+}
+
+/// Install `seccomp` (if any) in this process; a notify fd goes over `ch` to
+/// the runtime, and this waits until the listener has it.
+pub(crate) fn install_seccomp_with(
+    seccomp: Option<&crate::seccomp::Compiled>,
+    ch: &crate::channel::Channel,
+) -> Result<()> {
+    let Some(c) = seccomp else { return Ok(()) };
     let fd = crate::seccomp::install(c, crate::seccomp::InstallFlags::NONE)
         .map_err(crate::seccomp::config_error)?;
     if let Some(fd) = fd {
-        a.channel.send(&Msg::SeccompFd)?;
-        a.channel.send_fd(&fd)?;
-        match a.channel.expect("handing the seccomp fd to its listener")? {
+        ch.send(&Msg::SeccompFd)?;
+        ch.send_fd(&fd)?;
+        match ch.expect("handing the seccomp fd to its listener")? {
             Msg::SeccompFdSent => {}
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),
         }

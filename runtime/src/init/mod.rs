@@ -8,8 +8,8 @@
 mod exec;
 mod namespaces;
 
-pub(crate) use exec::setup_process as setup_exec_process;
 pub use exec::FifoHandle;
+pub(crate) use exec::{install_seccomp_with, setup_process as setup_exec_process};
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;

@@ -831,3 +831,12 @@ pub fn cgroup_pids(id: &str) -> Vec<i32> {
     v.dedup();
     v
 }
+
+/// The value of a `Key:\tvalue` line of /proc/self/status-like output.
+#[track_caller]
+pub fn field<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+}
