@@ -1,7 +1,8 @@
 #!/bin/bash
 # Run every test of the project: unit and integration tests of all crates (real
 # containers, overlay mounts, a loopback registry), the conformance suite against
-# berth, and the runtime on a pure cgroup-v2 kernel under qemu. Run as root on
+# berth, the runtime on a pure cgroup-v2 kernel under qemu, and a short fuzzing
+# pass over every fuzz target. Run as root on
 # Debian 12. Exit status is non-zero if any part failed.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,6 +37,10 @@ step "conformance build" conformance_build
 step "conformance vs berth" \
     "$target/x86_64-unknown-linux-gnu/debug/berth-conformance" --runtime "$target/debug/berth"
 step "pure cgroup-v2 kernel (qemu)" bash tests/v2vm/run.sh --target-dir "$target"
+# A bounded fuzzing pass over every target from the committed seeds; longer
+# runs: scripts/fuzz.sh SECONDS (README, "Robustness").
+step "fuzz (${BERTH_CI_FUZZ_SECONDS:-30} s per target)" \
+    env CARGO_TARGET_DIR="$target/fuzz" bash scripts/fuzz.sh "${BERTH_CI_FUZZ_SECONDS:-30}"
 
 echo
 echo "=== summary"

@@ -2,10 +2,26 @@
 
 use std::collections::HashMap;
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxRdma};
+use oci_spec::runtime::{LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxRdma};
 
 use crate::fs::CgDir;
 use crate::{CgroupError, Result};
+
+/// `cpu.idle` first: the kernel resets an idle cgroup's weight when idle is turned
+/// off, and refuses a weight while the cgroup is idle. Shares (a weight) together
+/// with idle=1 cannot both hold, so that combination is refused before any write.
+pub(crate) fn set_idle_before_weight(d: CgDir, c: &LinuxCpu) -> Result<()> {
+    if c.idle() == Some(1) && c.shares().is_some_and(|v| v != 0) {
+        return Err(CgroupError::Invalid(
+            "linux.resources.cpu: shares cannot be combined with idle=1 (an idle cgroup runs at the minimum weight)"
+                .into(),
+        ));
+    }
+    if let Some(idle) = c.idle() {
+        d.write("cpu.idle", idle, "cpu.idle")?;
+    }
+    Ok(())
+}
 
 /// `rdma.max` lines: `<device> hca_handle=N hca_object=M`, one write per device.
 pub(crate) fn set_rdma(d: CgDir, rdma: &HashMap<String, LinuxRdma>) -> Result<()> {

@@ -120,13 +120,24 @@ fn set_converts_and_writes_every_resource() {
     assert_eq!(m.paths()[""], d);
 
     m.set(&resources(
-        r#"{"cpu":{"shares":1024,"quota":50000,"period":100000,"burst":1000,"idle":1,"cpus":"0-1","mems":"0"}}"#,
+        r#"{"cpu":{"shares":1024,"quota":50000,"period":100000,"burst":1000,"idle":0,"cpus":"0-1","mems":"0"}}"#,
     ))
     .unwrap();
     assert_eq!(last(&d, "cpu.weight"), "100");
     assert_eq!(last(&d, "cpu.max"), "50000 100000");
     assert_eq!(last(&d, "cpu.max.burst"), "1000");
+    assert_eq!(last(&d, "cpu.idle"), "0");
+    // idle is written before the weight (the kernel resets the weight when idle
+    // goes off), and a weight with idle=1 is refused before any write.
+    let idle_pos = lines(&d, "cpu.idle").len();
+    m.set(&resources(r#"{"cpu":{"idle":1}}"#)).unwrap();
     assert_eq!(last(&d, "cpu.idle"), "1");
+    let err = m
+        .set(&resources(r#"{"cpu":{"idle":1,"shares":512}}"#))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shares") && err.contains("idle"), "{err}");
+    assert_eq!(lines(&d, "cpu.idle").len(), idle_pos + 1);
     assert_eq!(last(&d, "cpuset.cpus"), "0-1");
     assert_eq!(last(&d, "cpuset.mems"), "0");
     m.set(&resources(r#"{"cpu":{"shares":2}}"#)).unwrap();

@@ -310,3 +310,88 @@ pub fn export(store: &Store, rec: &ImageRecord, layout_dir: &Path, tag: &str) ->
         .unwrap_or_else(|| crate::image::MEDIA_MANIFEST.into());
     layout.tag(descriptor(&media, digest, size), tag)
 }
+
+/// Write a stored image as an OCI archive (a tar of an image layout) at `file`, replacing
+/// it atomically; the image is tagged `tag` in the archive's index.json.
+pub fn export_archive(store: &Store, rec: &ImageRecord, file: &Path, tag: &str) -> Result<()> {
+    let manifest_bytes = store.read_blob(&rec.manifest_digest)?;
+    let manifest: Manifest = parse_json(&manifest_bytes, "manifest")?;
+    let media = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| crate::image::MEDIA_MANIFEST.into());
+    let mut desc = descriptor(
+        &media,
+        rec.manifest_digest.clone(),
+        manifest_bytes.len() as u64,
+    );
+    desc.annotations
+        .insert(crate::image::ANNOTATION_REF_NAME.into(), tag.to_string());
+    let index = crate::image::Index::new(vec![desc]);
+    let index_bytes = serde_json::to_vec(&index).expect("index serializes");
+
+    let name = file.file_name().ok_or_else(|| {
+        invalid(format!(
+            "export target {} is not a file name",
+            file.display()
+        ))
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = file.with_file_name(tmp_name);
+    let result = (|| {
+        let out = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, out));
+        let tmp_shown = tmp.display().to_string();
+        let ioe = |what: &str| {
+            let context = format!("write {what} to {tmp_shown}");
+            move |source| Error::Io { context, source }
+        };
+        let header = |kind: tar::EntryType, mode: u32, size: u64| {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_size(size);
+            h.set_mtime(0);
+            h
+        };
+        for dir in ["blobs/", "blobs/sha256/"] {
+            let mut h = header(tar::EntryType::Directory, 0o755, 0);
+            tar.append_data(&mut h, dir, std::io::empty())
+                .map_err(ioe(dir))?;
+        }
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        let mut h = header(tar::EntryType::Regular, 0o644, layout.len() as u64);
+        tar.append_data(&mut h, "oci-layout", &layout[..])
+            .map_err(ioe("oci-layout"))?;
+        let mut h = header(tar::EntryType::Regular, 0o644, index_bytes.len() as u64);
+        tar.append_data(&mut h, "index.json", &index_bytes[..])
+            .map_err(ioe("index.json"))?;
+        let mut digests: Vec<&crate::Digest> = std::iter::once(&manifest.config.digest)
+            .chain(manifest.layers.iter().map(|l| &l.digest))
+            .collect();
+        digests.sort();
+        digests.dedup();
+        for d in digests {
+            let blob = store.open_blob(d)?;
+            let size = blob.metadata().ctx(|| format!("stat blob {d}"))?.len();
+            let path = format!("blobs/sha256/{}", d.hex());
+            let mut h = header(tar::EntryType::Regular, 0o644, size);
+            tar.append_data(&mut h, &path, blob).map_err(ioe(&path))?;
+        }
+        let path = format!("blobs/sha256/{}", rec.manifest_digest.hex());
+        let mut h = header(tar::EntryType::Regular, 0o644, manifest_bytes.len() as u64);
+        tar.append_data(&mut h, &path, &manifest_bytes[..])
+            .map_err(ioe(&path))?;
+        let w = tar.into_inner().map_err(ioe("archive end"))?;
+        w.into_inner()
+            .map_err(|e| e.into_error())
+            .map_err(ioe("archive"))?;
+        std::fs::rename(&tmp, file).ctx(|| format!("rename to {}", file.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -69,22 +69,29 @@ impl SafeDir {
     /// Walk `comps` below this directory, creating missing directories (mode 0755) when
     /// `create` is set. Symlinks and non-directories on the way are errors naming `entry`.
     pub fn walk(&self, comps: &[&OsStr], create: bool, entry: &str) -> Result<SafeDir> {
-        let mut cur = self.try_clone()?;
-        for comp in comps {
-            cur = match cur.child(comp) {
-                Ok(d) => d,
-                Err(Errno::NOENT) if create => {
-                    match rfs::mkdirat(&cur.fd, *comp, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(e).ctx(|| format!("{entry}: create parent {comp:?}")),
-                    }
-                    cur.child(comp)
-                        .map_err(|e| cur.walk_error(comp, e, entry))?
-                }
-                Err(e) => return Err(cur.walk_error(comp, e, entry)),
-            };
+        let Some((first, rest)) = comps.split_first() else {
+            return self.try_clone();
+        };
+        let mut cur = self.step(first, create, entry)?;
+        for comp in rest {
+            cur = cur.step(comp, create, entry)?;
         }
         Ok(cur)
+    }
+
+    fn step(&self, comp: &OsStr, create: bool, entry: &str) -> Result<SafeDir> {
+        match self.child(comp) {
+            Ok(d) => Ok(d),
+            Err(Errno::NOENT) if create => {
+                match rfs::mkdirat(&self.fd, comp, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(e).ctx(|| format!("{entry}: create parent {comp:?}")),
+                }
+                self.child(comp)
+                    .map_err(|e| self.walk_error(comp, e, entry))
+            }
+            Err(e) => Err(self.walk_error(comp, e, entry)),
+        }
     }
 
     fn walk_error(&self, comp: &OsStr, err: Errno, entry: &str) -> crate::Error {

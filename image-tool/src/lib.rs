@@ -18,5 +18,8 @@ pub mod commit;
 pub mod flatten;
 pub mod layout;
 pub mod overlay;
+pub mod progress;
+pub mod push;
 pub mod registry;
+pub mod run;
 pub mod spec;

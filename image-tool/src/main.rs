@@ -3,8 +3,10 @@
 use anyhow::{bail, Context, Result};
 use berth_image::bundle::{self, BundleOptions};
 use berth_image::image::Platform;
+use berth_image::progress::Progress;
 use berth_image::pull::{pull, PullOptions};
-use berth_image::registry::Credentials;
+use berth_image::push::{push, PushOptions};
+use berth_image::registry::{Credentials, Registry};
 use berth_image::source::SourceRef;
 use berth_image::store::{ImageRecord, Store, DEFAULT_STORE};
 use clap::{Parser, Subcommand};
@@ -42,6 +44,20 @@ enum Cmd {
         #[arg(long, env = "BERTH_REGISTRY_CREDS", hide_env_values = true)]
         creds: Option<String>,
     },
+    /// Push a stored image to a registry (docker://HOST/REPO[:TAG]).
+    Push {
+        image: String,
+        target: String,
+        /// Allow plain http to a registry on the loopback interface.
+        #[arg(long)]
+        insecure: bool,
+        /// Registry credentials USER:PASSWORD (also from BERTH_REGISTRY_CREDS).
+        #[arg(long, env = "BERTH_REGISTRY_CREDS", hide_env_values = true)]
+        creds: Option<String>,
+        /// Ask the registry to mount missing blobs from this repository (same registry).
+        #[arg(long, value_name = "REPO")]
+        mount_from: Option<String>,
+    },
     /// List stored images.
     List,
     /// Show a stored image.
@@ -51,7 +67,7 @@ enum Cmd {
         format: String,
     },
     /// Remove an image record (content is freed by `gc`).
-    Rm { image: String },
+    Rmi { image: String },
     /// Remove blobs and layers no image or bundle references.
     Gc,
     /// Create a runtime bundle (config.json + rootfs) for an image.
@@ -72,8 +88,62 @@ enum Cmd {
     Unbundle { dir: PathBuf },
     /// Turn a bundle's writable layer into a new image.
     Commit { dir: PathBuf, name: String },
-    /// Write a stored image to an OCI layout (oci:DIR[:TAG]).
+    /// Write a stored image to an OCI layout (oci:DIR[:TAG]) or archive (oci-archive:FILE[:TAG]).
     Export { image: String, target: String },
+    /// Run a container from an image (pulled first if it is a source reference
+    /// not in the store) with its own writable layer, like `docker run`.
+    Run {
+        /// Remove the container and its writable layer when it stops.
+        #[arg(long)]
+        rm: bool,
+        /// Run in the background (output to its log: `berth-image logs NAME`).
+        #[arg(short, long)]
+        detach: bool,
+        /// Give the container a terminal (this one, in raw mode).
+        #[arg(short, long)]
+        tty: bool,
+        /// Container name (default: random).
+        #[arg(long)]
+        name: Option<String>,
+        /// Network: none (own namespace, loopback only) or host.
+        #[arg(long, default_value = "none")]
+        net: berth_image::run::Net,
+        /// The OCI runtime (runc's command line; default: berth next to this program).
+        #[arg(long)]
+        runtime: Option<PathBuf>,
+        #[arg(long)]
+        platform: Option<String>,
+        image: String,
+        /// Command replacing the image's Cmd.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// List containers made by `run` (-a: also stopped ones).
+    Ps {
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Print a detached container's output (-f: follow until it stops).
+    Logs {
+        name: String,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Stop a container: its stop signal, then SIGKILL after --time seconds.
+    Stop {
+        name: String,
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+    },
+    /// Remove a stopped container and its writable layer (-f: kill it first).
+    Rm {
+        name: String,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Supervise a detached container (started by `run -d`).
+    #[command(hide = true)]
+    Monitor { name: String },
     /// Build a small image from the host's busybox into an OCI layout (oci:DIR:TAG).
     BuildBusybox {
         target: String,
@@ -86,6 +156,19 @@ fn platform_arg(p: &Option<String>) -> Result<Platform> {
     Ok(match p {
         Some(s) => Platform::parse(s)?,
         None => Platform::host(),
+    })
+}
+
+fn creds_arg(creds: &Option<String>) -> Result<Option<Credentials>> {
+    Ok(match creds {
+        Some(c) => {
+            let (user, password) = c.split_once(':').context("--creds must be USER:PASSWORD")?;
+            Some(Credentials {
+                user: user.into(),
+                password: password.into(),
+            })
+        }
+        None => None,
     })
 }
 
@@ -117,25 +200,47 @@ fn run(cli: Cli) -> Result<()> {
                 Some(r) => r?,
                 None => bail!("unknown reference {reference:?}: expected oci:, oci-archive:, docker-archive: or docker://"),
             };
-            let credentials = match creds {
-                Some(c) => {
-                    let (user, password) =
-                        c.split_once(':').context("--creds must be USER:PASSWORD")?;
-                    Some(Credentials {
-                        user: user.into(),
-                        password: password.into(),
-                    })
-                }
-                None => None,
-            };
             let opts = PullOptions {
                 platform: platform_arg(platform)?,
                 name: name.clone(),
                 insecure: *insecure,
-                credentials,
+                credentials: creds_arg(creds)?,
+                progress: Progress::stderr(),
             };
             let rec = pull(&store()?, &src, &opts)?;
             println!("{} {}", rec.name, rec.manifest_digest);
+        }
+        Cmd::Push {
+            image,
+            target,
+            insecure,
+            creds,
+            mount_from,
+        } => {
+            let Some(Ok(SourceRef::Registry(r))) = SourceRef::parse(target) else {
+                bail!("push target must be docker://HOST/REPO[:TAG], got {target:?}");
+            };
+            let store = store()?;
+            let rec = store.find_image(image)?;
+            let registry = Registry::connect(&r, *insecure, creds_arg(creds)?)?;
+            let opts = PushOptions {
+                mount_from: mount_from.clone(),
+                progress: Progress::stderr(),
+            };
+            let stats = push(&store, &rec, &registry, &r.reference, &opts)?;
+            println!(
+                "pushed {} to {}: {} blobs uploaded ({} bytes), {} mounted, {} skipped (already present), manifest {}",
+                rec.name,
+                r.default_name(),
+                stats.uploaded,
+                stats.bytes,
+                stats.mounted,
+                stats.skipped,
+                stats
+                    .manifest_digest
+                    .as_ref()
+                    .unwrap_or(&rec.manifest_digest)
+            );
         }
         Cmd::List => {
             for rec in store()?.list_images()? {
@@ -160,7 +265,7 @@ fn run(cli: Cli) -> Result<()> {
                 print_record(&rec);
             }
         }
-        Cmd::Rm { image } => {
+        Cmd::Rmi { image } => {
             let rec = store()?.remove_image(image)?;
             println!("removed {}", rec.name);
         }
@@ -180,6 +285,7 @@ fn run(cli: Cli) -> Result<()> {
                 Some(src) => {
                     let opts = PullOptions {
                         platform: platform_arg(platform)?,
+                        progress: Progress::stderr(),
                         ..Default::default()
                     };
                     pull(&store, &src?, &opts)?
@@ -198,19 +304,82 @@ fn run(cli: Cli) -> Result<()> {
             println!("{} {}", rec.name, rec.manifest_digest);
         }
         Cmd::Export { image, target } => {
-            let Some(Ok(SourceRef::OciDir { path, tag })) = SourceRef::parse(target) else {
-                bail!("export target must be oci:DIR[:TAG], got {target:?}");
+            let (path, tag, archive) = match SourceRef::parse(target) {
+                Some(Ok(SourceRef::OciDir { path, tag })) => (path, tag, false),
+                Some(Ok(SourceRef::OciArchive { path, tag })) => (path, tag, true),
+                _ => bail!(
+                    "export target must be oci:DIR[:TAG] or oci-archive:FILE[:TAG], got {target:?}"
+                ),
             };
             let store = store()?;
             let rec = store.find_image(image)?;
             let tag = tag.unwrap_or_else(|| {
                 rec.name
                     .rsplit_once(':')
+                    .filter(|(_, t)| !t.contains('/'))
                     .map(|(_, t)| t.to_string())
                     .unwrap_or("latest".into())
             });
-            berth_image::commit::export(&store, &rec, &path, &tag)?;
+            if archive {
+                berth_image::commit::export_archive(&store, &rec, &path, &tag)?;
+            } else {
+                berth_image::commit::export(&store, &rec, &path, &tag)?;
+            }
         }
+        Cmd::Run {
+            rm,
+            detach,
+            tty,
+            name,
+            net,
+            runtime,
+            platform,
+            image,
+            args,
+        } => {
+            let store = store()?;
+            let rec = match store.find_image(image) {
+                Ok(rec) => rec,
+                Err(e) => match SourceRef::parse(image) {
+                    Some(src) => {
+                        let opts = PullOptions {
+                            platform: platform_arg(platform)?,
+                            progress: Progress::stderr(),
+                            ..Default::default()
+                        };
+                        pull(&store, &src?, &opts)?
+                    }
+                    None => return Err(e.into()),
+                },
+            };
+            let opts = berth_image::run::RunOptions {
+                name: name.clone(),
+                rm: *rm,
+                detach: *detach,
+                tty: *tty,
+                net: *net,
+                args: args.clone(),
+                runtime: runtime
+                    .clone()
+                    .unwrap_or_else(berth_image::run::default_runtime),
+            };
+            let code = berth_image::run::run(&store, &rec, &opts)?;
+            std::process::exit(code);
+        }
+        Cmd::Ps { all } => print!("{}", berth_image::run::ps(&store()?, *all)?),
+        Cmd::Logs { name, follow } => {
+            berth_image::run::logs(&store()?, name, *follow, &mut std::io::stdout().lock())?
+        }
+        Cmd::Stop { name, time } => {
+            let st =
+                berth_image::run::stop(&store()?, name, std::time::Duration::from_secs(*time))?;
+            println!("{name} {st}");
+        }
+        Cmd::Rm { name, force } => {
+            berth_image::run::rm(&store()?, name, *force)?;
+            println!("{name}");
+        }
+        Cmd::Monitor { name } => berth_image::run::monitor(&store()?, name)?,
         Cmd::BuildBusybox { target, busybox } => {
             let Some(Ok(SourceRef::OciDir { path, tag })) = SourceRef::parse(target) else {
                 bail!("build-busybox target must be oci:DIR[:TAG], got {target:?}");

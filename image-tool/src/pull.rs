@@ -6,12 +6,15 @@ use crate::image::{
     is_index, parse_json, Descriptor, ImageConfig, Index, Manifest, Platform, ANNOTATION_REF_NAME,
     MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_LAYER_TAR, MEDIA_MANIFEST,
 };
+use crate::progress::{Bar, Progress};
 use crate::source::{DirFiles, LayoutFiles, SourceRef, TarFiles};
 use crate::store::{validate_name, ImageRecord, LayerRecord, Store};
-use std::io::Read;
+use sha2::Digest as _;
+use std::fs;
+use std::io::{Read, Seek, Write};
 
 /// Options of `pull`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PullOptions {
     pub platform: Platform,
     /// Name of the image in the store; derived from the reference when `None`.
@@ -19,6 +22,8 @@ pub struct PullOptions {
     /// Allow plain http to loopback registries.
     pub insecure: bool,
     pub credentials: Option<crate::registry::Credentials>,
+    /// Progress bars for downloads and unpacking (see [`Progress::stderr`]).
+    pub progress: Progress,
 }
 
 impl Default for PullOptions {
@@ -28,6 +33,7 @@ impl Default for PullOptions {
             name: None,
             insecure: false,
             credentials: None,
+            progress: Progress::default(),
         }
     }
 }
@@ -54,7 +60,7 @@ pub fn pull(store: &Store, src: &SourceRef, opts: &PullOptions) -> Result<ImageR
         SourceRef::DockerArchive { path, reference } => {
             let files = TarFiles::open(path)?;
             let tagged = opts.name.is_none() && reference.is_none();
-            pull_docker_archive(store, &files, reference.as_deref(), name, tagged)
+            pull_docker_archive(store, &files, reference.as_deref(), name, tagged, opts)
         }
     }
 }
@@ -69,7 +75,7 @@ fn pull_layout(
     let index: Index = parse_json(&files.read("index.json")?, "index.json")?;
     let desc = select_tagged(&index, tag)?;
     let (bytes, digest) = resolve_manifest(files, desc, &opts.platform, 0)?;
-    import_manifest(store, files, &bytes, &digest, name)
+    import_manifest(store, files, &bytes, &digest, name, opts)
 }
 
 fn pull_registry(
@@ -84,7 +90,7 @@ fn pull_registry(
             .map(|v| v.get("manifests").is_some())
             .unwrap_or(false);
         if !(is_index(&media) || has_manifests) {
-            return import_manifest(store, registry, &data, &digest, name);
+            return import_manifest(store, registry, &data, &digest, name, opts);
         }
         let index: Index = parse_json(&data, &format!("image index {digest}"))?;
         let chosen = select_platform(&index, &opts.platform)?;
@@ -179,13 +185,17 @@ fn import_manifest(
     manifest_bytes: &[u8],
     manifest_digest: &Digest,
     name: String,
+    opts: &PullOptions,
 ) -> Result<ImageRecord> {
     let manifest: Manifest = parse_json(manifest_bytes, &format!("manifest {manifest_digest}"))?;
-    if !store.has_blob(&manifest.config.digest) {
-        let data = read_verified(files, &manifest.config, "config")?;
-        store.put_blob_verified(&data[..], &manifest.config.digest, "config")?;
-    }
-    let config_bytes = store.read_blob(&manifest.config.digest)?;
+    // The config is stored with the manifest, after the layers: a failed pull keeps no
+    // blob but the layers it completed.
+    let config_stored = store.has_blob(&manifest.config.digest);
+    let config_bytes = if config_stored {
+        store.read_blob(&manifest.config.digest)?
+    } else {
+        read_verified(files, &manifest.config, "config")?
+    };
     let config: ImageConfig =
         parse_json(&config_bytes, &format!("config {}", manifest.config.digest))?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
@@ -207,15 +217,19 @@ fn import_manifest(
         })
         .collect();
     Store::parallel(&layers, |l| {
-        if !store.has_blob(&l.digest) {
-            store.put_blob_verified(
-                files.open_blob(&l.digest)?,
-                &l.digest,
-                &format!("layer {}", l.digest),
-            )?;
+        let present = store.has_blob(&l.digest) && store.layer_path(&l.diff_id).is_dir();
+        let bar = (!present && opts.progress.enabled())
+            .then(|| opts.progress.bar(&short(&l.digest), "download", l.size));
+        fetch_blob(store, files, &l.digest, l.size, bar.as_ref())?;
+        store.ensure_layer_with(&l.digest, &l.diff_id, bar.as_ref())?;
+        if let Some(bar) = &bar {
+            bar.finish("done");
         }
-        store.ensure_layer(&l.digest, &l.diff_id).map(|_| ())
+        Ok(())
     })?;
+    if !config_stored {
+        store.put_blob_verified(&config_bytes[..], &manifest.config.digest, "config")?;
+    }
     store.put_blob_verified(manifest_bytes, manifest_digest, "manifest")?;
     let rec = ImageRecord {
         name,
@@ -248,6 +262,7 @@ fn pull_docker_archive(
     reference: Option<&str>,
     mut name: String,
     name_from_tags: bool,
+    opts: &PullOptions,
 ) -> Result<ImageRecord> {
     let entries: Vec<DockerManifestEntry> =
         parse_json(&files.read("manifest.json")?, "manifest.json")?;
@@ -296,7 +311,145 @@ fn pull_docker_archive(
     };
     let bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
     let digest = Digest::of(&bytes);
-    import_manifest(store, files, &bytes, &digest, name)
+    import_manifest(store, files, &bytes, &digest, name, opts)
+}
+
+/// `sha256:` and the first 12 hex digits.
+fn short(d: &Digest) -> String {
+    format!("sha256:{}", &d.hex()[..12])
+}
+
+/// Copy blob `d` (`size` bytes) from `files` into the store unless present, verifying it.
+///
+/// From resumable (network) sources the data goes to the store's partial file for `d`,
+/// which survives a transfer error; the next fetch hashes what is there and asks the
+/// source for the rest with a Range request (starting over if the source cannot). A
+/// digest or size mismatch discards everything.
+pub fn fetch_blob(
+    store: &Store,
+    files: &dyn LayoutFiles,
+    d: &Digest,
+    size: u64,
+    bar: Option<&Bar>,
+) -> Result<()> {
+    let what = format!("blob {d}");
+    if store.has_blob(d) {
+        return Ok(());
+    }
+    if !files.resumable() {
+        let reader = files.open_blob(d)?.take(size);
+        return match bar {
+            Some(bar) => store.put_blob_verified(bar.reader(reader), d, &what),
+            None => store.put_blob_verified(reader, d, &what),
+        };
+    }
+    let _lock = store.lock_blob(d)?;
+    if store.has_blob(d) {
+        return Ok(());
+    }
+    let partial = store.partial_path(d);
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&partial)
+        .ctx(|| format!("open {}", partial.display()))?;
+    let mut have = file
+        .metadata()
+        .ctx(|| format!("stat {}", partial.display()))?
+        .len();
+    if have > size {
+        have = 0;
+    }
+    let discard = |e| {
+        let _ = fs::remove_file(&partial);
+        e
+    };
+    let mut hasher = sha2::Sha256::new();
+    let mut reader: Option<Box<dyn Read + Send + '_>> = None;
+    if have > 0 {
+        // Hash what an earlier attempt left, then continue after it.
+        std::io::copy(&mut (&mut file).take(have), &mut HashWrite(&mut hasher))
+            .ctx(|| format!("read {}", partial.display()))?;
+        if have < size {
+            reader = files.open_blob_at(d, have).map_err(discard)?;
+            if reader.is_none() {
+                have = 0;
+                hasher = sha2::Sha256::new();
+            }
+        }
+    }
+    if have == 0 {
+        file.set_len(0)
+            .ctx(|| format!("truncate {}", partial.display()))?;
+        file.rewind()
+            .ctx(|| format!("seek {}", partial.display()))?;
+        reader = Some(files.open_blob(d).map_err(discard)?);
+    }
+    if let Some(bar) = bar {
+        bar.inc(have);
+    }
+    let mut got = have;
+    if let Some(reader) = reader {
+        let mut reader = reader.take(size - have);
+        let mut w = std::io::BufWriter::with_capacity(256 * 1024, &mut file);
+        let mut buf = vec![0u8; 128 * 1024];
+        let copied: std::io::Result<()> = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    if let Err(e) = w.write_all(&buf[..n]) {
+                        break Err(e);
+                    }
+                    hasher.update(&buf[..n]);
+                    got += n as u64;
+                    if let Some(bar) = bar {
+                        bar.inc(n as u64);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let flushed = w.flush().ctx(|| format!("write {}", partial.display()));
+        drop(w);
+        flushed?;
+        if let Err(e) = copied.and_then(|()| {
+            if got < size {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed early",
+                ))
+            } else {
+                Ok(())
+            }
+        }) {
+            return Err(invalid(format!(
+                "download of {what} interrupted after {got} of {size} bytes ({e}); \
+                 pulling again resumes it"
+            )));
+        }
+    }
+    drop(file);
+    let actual = Digest::from_hex(&hex::encode(hasher.finalize())).expect("sha256 hex");
+    d.verify(&actual, &what).map_err(discard)?;
+    fs::rename(&partial, store.blob_path(d))
+        .ctx(|| format!("store {what}"))
+        .map_err(discard)
+}
+
+/// Feeds written bytes to a hasher.
+struct HashWrite<'a>(&'a mut sha2::Sha256);
+
+impl Write for HashWrite<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.update(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// `docker.io/library/x:1` and `x:1` name the same image.

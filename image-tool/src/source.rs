@@ -121,6 +121,18 @@ pub trait LayoutFiles: Sync {
     fn open_blob(&self, d: &Digest) -> Result<Box<dyn Read + Send + '_>> {
         self.open(&format!("blobs/sha256/{}", d.hex()))
     }
+
+    /// Open blob `d` from byte `offset` on; `None` when the source cannot (then the
+    /// caller starts over with [`LayoutFiles::open_blob`]).
+    fn open_blob_at(&self, _d: &Digest, _offset: u64) -> Result<Option<Box<dyn Read + Send + '_>>> {
+        Ok(None)
+    }
+
+    /// Is a transfer from this source worth resuming (a network source)? Interrupted
+    /// transfers from resumable sources keep their partial data in the store.
+    fn resumable(&self) -> bool {
+        false
+    }
 }
 
 /// A layout directory on disk. Paths come from digests or fixed names, never from the image.

@@ -160,6 +160,19 @@ impl Store {
         Ok(LockGuard(file))
     }
 
+    /// Serializes downloads of blob `d` (between processes too).
+    pub fn lock_blob(&self, d: &Digest) -> Result<LockGuard> {
+        self.lock(
+            &format!("blob-{}.lock", d.hex()),
+            FlockOperation::LockExclusive,
+        )
+    }
+
+    /// Where an interrupted download of blob `d` is kept until the next pull resumes it.
+    pub fn partial_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("tmp").join(format!("partial-{}", d.hex()))
+    }
+
     /// Held by anything that adds content or uses layers; `gc` waits for all of them.
     pub fn lock_shared(&self) -> Result<LockGuard> {
         self.lock("store.lock", FlockOperation::LockShared)
@@ -199,12 +212,17 @@ impl Store {
         let tmp = self.tmp_path("blob");
         let result = (|| {
             let file = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-            let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(256 * 1024, file));
-            std::io::copy(&mut reader, &mut w).ctx(|| format!("copy {what}"))?;
-            let (buf, digest, size) = w.finish();
-            buf.into_inner()
-                .map_err(|e| e.into_error())
-                .ctx(|| format!("write {what}"))?;
+            let mut w = HashingWriter::new(file);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = crate::unpack::read_full(&mut reader, &mut buf)
+                    .ctx(|| format!("copy {what}"))?;
+                w.write_all(&buf[..n]).ctx(|| format!("write {what}"))?;
+                if n < buf.len() {
+                    break;
+                }
+            }
+            let (_, digest, size) = w.finish();
             if let Some(expected) = expected {
                 expected.verify(&digest, what)?;
             }
@@ -232,6 +250,16 @@ impl Store {
     /// for the same layer serialize on a lock file: one unpacks, the others reuse.
     /// Returns true if this call did the unpacking.
     pub fn ensure_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<bool> {
+        self.ensure_layer_with(blob, diff_id, None)
+    }
+
+    /// [`Store::ensure_layer`], advancing `bar` by the compressed bytes consumed.
+    pub fn ensure_layer_with(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        bar: Option<&crate::progress::Bar>,
+    ) -> Result<bool> {
         let dest = self.layer_path(diff_id);
         if dest.is_dir() {
             return Ok(false);
@@ -249,15 +277,21 @@ impl Store {
         fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
         let result = (|| {
             let file = self.open_blob(blob)?;
-            let mut hashed = HashingReader::new(decompress(file)?);
-            unpack_tar(&mut hashed, &tmp).map_err(|e| match e {
+            let file: Box<dyn Read + Send> = match bar {
+                Some(bar) => {
+                    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    bar.phase("unpack", size);
+                    Box::new(bar.reader(file))
+                }
+                None => Box::new(file),
+            };
+            let actual = unpack_pipelined(file, &tmp).map_err(|e| match e {
                 Error::Io { context, source } => Error::Io {
                     context: format!("layer {blob}: {context}"),
                     source,
                 },
                 e => e,
             })?;
-            let (actual, _) = hashed.finish().ctx(|| format!("read layer {blob}"))?;
             diff_id.verify(&actual, &format!("uncompressed layer {blob} (diff_id)"))?;
             fs::rename(&tmp, &dest).ctx(|| format!("rename into {}", dest.display()))
         })();
@@ -442,6 +476,75 @@ fn sweep(dir: &Path, keep: &HashSet<String>) -> Result<usize> {
         }
     }
     Ok(removed)
+}
+
+/// Decompress `blob` on a second thread (hashing the uncompressed stream) while this one
+/// unpacks it into `dest`; returns the digest of the whole uncompressed stream.
+fn unpack_pipelined(blob: impl Read + Send, dest: &Path) -> Result<Digest> {
+    const CHUNK: usize = 1 << 20;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(8);
+    std::thread::scope(|s| {
+        let producer = s.spawn(move || -> Result<Digest> {
+            let mut hashed = HashingReader::new(decompress(blob)?);
+            loop {
+                let mut chunk = vec![0u8; CHUNK];
+                match crate::unpack::read_full(&mut hashed, &mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        if tx.send(Ok(chunk)).is_err() {
+                            break; // the unpacker stopped; hash the rest below
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                        return Err(e).ctx(|| "decompress layer".into());
+                    }
+                }
+            }
+            drop(tx);
+            let (digest, _) = hashed.finish().ctx(|| "decompress layer".into())?;
+            Ok(digest)
+        });
+        let mut reader = ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        };
+        let unpacked = unpack_tar(&mut reader, dest);
+        drop(reader);
+        let digest = producer.join().expect("decompression thread panicked");
+        // A decompression error explains an unpack error; report it first.
+        let digest = digest?;
+        unpacked?;
+        Ok(digest)
+    })
+}
+
+/// Reads the chunks a decompression thread sends.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Write `data` to `dest` via `tmp` + rename.

@@ -4,11 +4,14 @@
 use crate::error::{invalid, unsafe_entry, IoContext, Result};
 use crate::fsutil::{clean_components, set_xattr, SafeDir};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::rc::Rc;
 
 /// Prefix of OCI whiteout entries.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -41,13 +44,18 @@ pub struct UnpackStats {
 
 /// Unpack an uncompressed layer tar into the existing empty directory `dest`.
 pub fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats> {
-    let root = SafeDir::open(dest)?;
+    let root = Rc::new(SafeDir::open(dest)?);
     let mut archive = tar::Archive::new(reader);
     let mut unpacker = Unpacker {
         root,
         cache: None,
         dir_times: Vec::new(),
         stats: UnpackStats::default(),
+        buf: vec![0u8; WRITE_BUFFER],
+        euid: rustix::process::geteuid().as_raw(),
+        egid: rustix::process::getegid().as_raw(),
+        umask: process_umask(),
+        setgid_dirs: false,
     };
     for entry in archive.entries().ctx(|| "read layer tar".into())? {
         let mut entry = entry.ctx(|| "read layer tar entry".into())?;
@@ -57,12 +65,63 @@ pub fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats> {
     Ok(unpacker.stats)
 }
 
+/// At most this many parent directories are kept open.
+const DIR_CACHE: usize = 256;
+
+/// File contents are written in pieces of up to this size.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// The process umask, from /proc (reading it with umask(2) would change it briefly);
+/// all bits set (never trust the creation mode) if unknown.
+fn process_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o7777)
+}
+
+/// Read until `buf` is full or the reader ends.
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 struct Unpacker {
-    root: SafeDir,
-    /// The directory of the previous entry: most entries share a parent with it.
-    cache: Option<(Vec<OsString>, SafeDir)>,
+    root: Rc<SafeDir>,
+    /// Open parent directories by path (dropped whenever anything is removed, since a
+    /// removal can replace a cached directory).
+    cache: Option<HashMap<Vec<OsString>, Rc<SafeDir>>>,
     dir_times: Vec<(Vec<OsString>, Timespec)>,
     stats: UnpackStats,
+    buf: Vec<u8>,
+    euid: u32,
+    egid: u32,
+    umask: u32,
+    /// A set-group-ID directory was created: new entries may not get our gid by default.
+    setgid_dirs: bool,
+}
+
+/// Which metadata calls a newly created entry still needs.
+#[derive(Clone, Copy)]
+struct Fixups {
+    /// Create with this mode.
+    create_mode: u32,
+    chown: bool,
+    chmod: bool,
+    /// Set extended attributes (not on symlinks: user.* is not allowed there).
+    xattrs: bool,
 }
 
 /// Metadata of one entry, PAX overrides applied.
@@ -134,22 +193,22 @@ impl Meta {
 impl Unpacker {
     /// Open (creating as needed) the parent directory `parents`, starting from the
     /// cached directory when it is a prefix.
-    fn parent(&mut self, parents: &[&OsStr], name: &str) -> Result<SafeDir> {
-        let start = match &self.cache {
-            Some((path, dir))
-                if path.len() <= parents.len()
-                    && path.iter().zip(parents).all(|(a, b)| a.as_os_str() == *b) =>
-            {
-                Some((path.len(), dir))
-            }
-            _ => None,
-        };
-        let dir = match start {
-            Some((n, dir)) => dir.walk(&parents[n..], true, name)?,
-            None => self.root.walk(parents, true, name)?,
-        };
-        let path = parents.iter().map(|c| c.to_os_string()).collect();
-        self.cache = Some((path, dir.try_clone()?));
+    fn parent(&mut self, parents: &[&OsStr], name: &str) -> Result<Rc<SafeDir>> {
+        let cache = self.cache.get_or_insert_with(Default::default);
+        let key: Vec<OsString> = parents.iter().map(|c| c.to_os_string()).collect();
+        if let Some(dir) = cache.get(&key) {
+            return Ok(dir.clone());
+        }
+        // Walk from the deepest cached ancestor.
+        let (n, start) = (1..parents.len())
+            .rev()
+            .find_map(|n| cache.get(&key[..n]).map(|d| (n, d.clone())))
+            .unwrap_or_else(|| (0, self.root.clone()));
+        let dir = Rc::new(start.walk(&parents[n..], true, name)?);
+        if cache.len() >= DIR_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, dir.clone());
         Ok(dir)
     }
 
@@ -174,7 +233,7 @@ impl Unpacker {
             self.stats.whiteouts += 1;
             let parent = self.parent(parents, &name)?;
             rfs::fsetxattr(
-                &parent,
+                &*parent,
                 OVERLAY_OPAQUE_XATTR,
                 b"y",
                 rfs::XattrFlags::empty(),
@@ -191,13 +250,22 @@ impl Unpacker {
             let target = OsStr::from_bytes(target);
             self.cache = None;
             parent.remove_all(target)?;
-            rfs::mknodat(&parent, target, FileType::CharacterDevice, Mode::empty(), 0)
-                .ctx(|| format!("{name}: create whiteout device"))?;
+            rfs::mknodat(
+                &*parent,
+                target,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                0,
+            )
+            .ctx(|| format!("{name}: create whiteout device"))?;
             return Ok(());
         }
         let parent = self.parent(parents, &name)?;
         self.create(entry, kind, &parent, leaf, &meta, &name)?;
         if kind == tar::EntryType::Directory {
+            if meta.mode & 0o2000 != 0 {
+                self.setgid_dirs = true;
+            }
             let path = comps.iter().map(|c| c.to_os_string()).collect();
             self.dir_times.push((path, meta.mtime));
         }
@@ -213,14 +281,62 @@ impl Unpacker {
             ));
         }
         rfs::fchown(
-            &self.root,
+            &*self.root,
             Some(rfs::Uid::from_raw(meta.uid)),
             Some(rfs::Gid::from_raw(meta.gid)),
         )
         .ctx(|| format!("{name}: chown"))?;
-        rfs::fchmod(&self.root, Mode::from_raw_mode(meta.mode)).ctx(|| format!("{name}: chmod"))?;
+        rfs::fchmod(&*self.root, Mode::from_raw_mode(meta.mode))
+            .ctx(|| format!("{name}: chmod"))?;
+        if meta.mode & 0o2000 != 0 {
+            self.setgid_dirs = true;
+        }
         self.dir_times.push((Vec::new(), meta.mtime));
         Ok(())
+    }
+
+    /// What a newly created entry with `meta` needs after creation. Creating it with its
+    /// final mode saves the chmod when the umask leaves that mode alone and there are
+    /// no set-id/sticky bits (chown would clear those); chown is skipped when the entry
+    /// would get our own ids anyway.
+    fn fixups(&self, meta: &Meta, private_mode: u32) -> Fixups {
+        let chown = meta.uid != self.euid || meta.gid != self.egid || self.setgid_dirs;
+        let plain = meta.mode & 0o7000 == 0 && meta.mode & self.umask == 0;
+        if plain {
+            Fixups {
+                create_mode: meta.mode,
+                chown,
+                chmod: false,
+                xattrs: true,
+            }
+        } else {
+            Fixups {
+                create_mode: private_mode,
+                chown: true,
+                chmod: true,
+                xattrs: true,
+            }
+        }
+    }
+
+    /// Run `create`; if the name is taken, remove what is there and run it again.
+    fn replacing<T>(
+        &mut self,
+        parent: &SafeDir,
+        leaf: &OsStr,
+        name: &str,
+        what: &str,
+        create: impl Fn() -> rustix::io::Result<T>,
+    ) -> Result<T> {
+        match create() {
+            Err(Errno::EXIST) => {
+                self.cache = None;
+                parent.remove_all(leaf)?;
+                create()
+            }
+            r => r,
+        }
+        .ctx(|| format!("{name}: {what}"))
     }
 
     fn create<R: Read>(
@@ -233,44 +349,76 @@ impl Unpacker {
         name: &str,
     ) -> Result<()> {
         use tar::EntryType as E;
-        let existing = parent.file_type(leaf).ctx(|| format!("{name}: stat"))?;
-        if existing.is_some() && !(kind == E::Directory && existing == Some(FileType::Directory)) {
-            if existing == Some(FileType::Directory) {
-                self.cache = None;
-            }
-            parent.remove_all(leaf)?;
-        }
         match kind {
             E::Regular | E::Continuous | E::GNUSparse => {
-                let fd = rfs::openat(
-                    parent,
-                    leaf,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .ctx(|| format!("{name}: create file"))?;
+                let fix = self.fixups(meta, 0o600);
+                let fd = self.replacing(parent, leaf, name, "create file", || {
+                    rfs::openat(
+                        parent,
+                        leaf,
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(fix.create_mode),
+                    )
+                })?;
                 let mut file = File::from(fd);
-                std::io::copy(entry, &mut file).ctx(|| format!("{name}: write file"))?;
-                self.apply_meta(parent, leaf, meta, name, true)
+                loop {
+                    let n = read_full(entry, &mut self.buf)
+                        .ctx(|| format!("{name}: read file data"))?;
+                    if n == 0 {
+                        break;
+                    }
+                    file.write_all(&self.buf[..n])
+                        .ctx(|| format!("{name}: write file"))?;
+                    if n < self.buf.len() {
+                        break;
+                    }
+                }
+                drop(file);
+                self.apply_meta(parent, leaf, meta, name, fix)
             }
             E::Directory => {
-                if existing != Some(FileType::Directory) {
-                    rfs::mkdirat(parent, leaf, Mode::from_raw_mode(0o700))
-                        .ctx(|| format!("{name}: mkdir"))?;
+                let fix = self.fixups(meta, 0o700);
+                let mode = Mode::from_raw_mode(fix.create_mode);
+                match rfs::mkdirat(parent, leaf, mode) {
+                    Ok(()) => self.apply_meta(parent, leaf, meta, name, fix),
+                    Err(Errno::EXIST) => {
+                        let existing = parent.file_type(leaf).ctx(|| format!("{name}: stat"))?;
+                        if existing != Some(FileType::Directory) {
+                            self.cache = None;
+                            parent.remove_all(leaf)?;
+                            rfs::mkdirat(parent, leaf, mode).ctx(|| format!("{name}: mkdir"))?;
+                            return self.apply_meta(parent, leaf, meta, name, fix);
+                        }
+                        // An existing directory: set everything.
+                        let all = Fixups {
+                            create_mode: 0,
+                            chown: true,
+                            chmod: true,
+                            xattrs: true,
+                        };
+                        self.apply_meta(parent, leaf, meta, name, all)
+                    }
+                    Err(e) => Err(e).ctx(|| format!("{name}: mkdir")),
                 }
-                self.apply_meta(parent, leaf, meta, name, true)
             }
             E::Symlink => {
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_entry(name, "symlink without target"))?;
-                rfs::symlinkat(OsStr::from_bytes(&target), parent, leaf)
-                    .ctx(|| format!("{name}: symlink"))?;
-                self.apply_meta(parent, leaf, meta, name, false)
+                self.replacing(parent, leaf, name, "symlink", || {
+                    rfs::symlinkat(OsStr::from_bytes(&target), parent, leaf)
+                })?;
+                let fix = Fixups {
+                    create_mode: 0,
+                    chown: meta.uid != self.euid || meta.gid != self.egid || self.setgid_dirs,
+                    chmod: false,
+                    xattrs: false,
+                };
+                self.apply_meta(parent, leaf, meta, name, fix)
             }
             E::Link => self.hardlink(entry, parent, leaf, name),
             E::Char | E::Block | E::Fifo => {
@@ -288,9 +436,11 @@ impl Unpacker {
                         (ft, rfs::makedev(major, minor))
                     }
                 };
-                rfs::mknodat(parent, leaf, ft, Mode::from_raw_mode(0o600), dev)
-                    .ctx(|| format!("{name}: mknod"))?;
-                self.apply_meta(parent, leaf, meta, name, true)
+                let fix = self.fixups(meta, 0o600);
+                self.replacing(parent, leaf, name, "mknod", || {
+                    rfs::mknodat(parent, leaf, ft, Mode::from_raw_mode(fix.create_mode), dev)
+                })?;
+                self.apply_meta(parent, leaf, meta, name, fix)
             }
             other => Err(invalid(format!(
                 "layer entry {name:?} has unsupported type {other:?}"
@@ -326,8 +476,9 @@ impl Unpacker {
                 ),
             )),
             Some(FileType::Directory) => Err(unsafe_entry(name, "hardlink to a directory")),
-            Some(_) => rfs::linkat(&tdir, *tleaf, parent, leaf, AtFlags::empty())
-                .ctx(|| format!("{name}: hardlink")),
+            Some(_) => self.replacing(parent, leaf, name, "hardlink", || {
+                rfs::linkat(&tdir, *tleaf, parent, leaf, AtFlags::empty())
+            }),
         }
     }
 
@@ -337,17 +488,19 @@ impl Unpacker {
         leaf: &OsStr,
         meta: &Meta,
         name: &str,
-        chmod: bool,
+        fix: Fixups,
     ) -> Result<()> {
-        rfs::chownat(
-            parent,
-            leaf,
-            Some(rfs::Uid::from_raw(meta.uid)),
-            Some(rfs::Gid::from_raw(meta.gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .ctx(|| format!("{name}: chown"))?;
-        if chmod {
+        if fix.chown {
+            rfs::chownat(
+                parent,
+                leaf,
+                Some(rfs::Uid::from_raw(meta.uid)),
+                Some(rfs::Gid::from_raw(meta.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .ctx(|| format!("{name}: chown"))?;
+        }
+        if fix.chmod {
             // After chown, which clears set-id bits.
             rfs::chmodat(
                 parent,
@@ -357,12 +510,13 @@ impl Unpacker {
             )
             .ctx(|| format!("{name}: chmod"))?;
         }
-        // Extended attributes are not set on symlinks (user.* is not allowed there).
-        for (attr, value) in meta.xattrs.iter().filter(|_| chmod) {
-            if attr == "security.selinux" {
-                continue;
+        if fix.xattrs {
+            for (attr, value) in &meta.xattrs {
+                if attr == "security.selinux" {
+                    continue;
+                }
+                set_xattr(parent, leaf, attr, value).ctx(|| format!("{name}: set xattr {attr}"))?;
             }
-            set_xattr(parent, leaf, attr, value).ctx(|| format!("{name}: set xattr {attr}"))?;
         }
         let times = Timestamps {
             last_access: meta.mtime,

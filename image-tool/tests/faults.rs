@@ -8,6 +8,7 @@
 
 mod common;
 
+use berth_testsupport::faults::{tally, End, Sweep};
 use common::{berth_image, write_image, LayerBuilder};
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -22,13 +23,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn points() -> usize {
-    std::env::var("BERTH_FAULT_POINTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40)
 }
 
 /// One filesystem entry as compared between stores.
@@ -261,12 +255,6 @@ fn cli_ok(store: &Path, args: &[&str]) -> String {
     out
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    Killed,
-    Finished(i32),
-}
-
 /// Run `cmd` with its output in temp files; SIGKILL it after `kill_after`
 /// (if given and it is still running), otherwise wait up to the timeout.
 fn run_bounded(mut cmd: Command, kill_after: Option<Duration>) -> (End, String, String) {
@@ -458,49 +446,6 @@ fn measure(mut f: impl FnMut() -> Duration) -> Duration {
     v[1]
 }
 
-/// The delays of a sweep: 0, s, 2s, ... with s = d / (points - 1), so the
-/// first `points` cover the measured duration `d`; it goes on past `d` until
-/// a kill comes after the command has finished (at most 2 × points).
-struct Sweep {
-    step: Duration,
-    n: usize,
-    i: usize,
-    finished_seen: bool,
-}
-
-impl Sweep {
-    fn new(d: Duration) -> Sweep {
-        let n = points().max(2);
-        Sweep {
-            step: d / (n - 1) as u32,
-            n,
-            i: 0,
-            finished_seen: false,
-        }
-    }
-
-    fn next_delay(&mut self) -> Option<(usize, Duration)> {
-        if self.i >= 2 * self.n || (self.i >= self.n && self.finished_seen) {
-            return None;
-        }
-        self.i += 1;
-        Some((self.i - 1, self.step * (self.i - 1) as u32))
-    }
-
-    fn record(&mut self, end: End) {
-        self.finished_seen |= end != End::Killed;
-    }
-}
-
-fn tally(what: &str, ends: &[End]) {
-    let killed = ends.iter().filter(|e| **e == End::Killed).count();
-    eprintln!(
-        "{what}: {} kills, {killed} hit the command, {} came after it finished",
-        ends.len(),
-        ends.len() - killed
-    );
-}
-
 #[test]
 fn pull_killed_at_a_sweep_of_delays() {
     let _s = serial();
@@ -558,7 +503,7 @@ fn gc_store(w: &World, store: &Path) {
     if !template.exists() {
         cli_ok(&template, &["pull", &source(w, "x"), "--name", "x"]);
         cli_ok(&template, &["pull", &source(w, "y"), "--name", "y"]);
-        cli_ok(&template, &["rm", "y"]);
+        cli_ok(&template, &["rmi", "y"]);
     }
     common::run(Command::new("cp").arg("-a").arg(&template).arg(store));
 }

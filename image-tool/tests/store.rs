@@ -245,7 +245,7 @@ fn cli_pull_list_inspect_rm_gc() {
         serde_json::from_str(&cli(&["inspect", "busybox:1", "--format", "json"])).unwrap();
     assert_eq!(json["config"]["config"]["Cmd"][0], "/bin/sh");
     assert_eq!(json["record"]["layers"].as_array().unwrap().len(), 1);
-    cli(&["rm", "busybox:1"]);
+    cli(&["rmi", "busybox:1"]);
     assert_eq!(cli(&["gc"]).trim(), "removed 3 blobs, 1 layers");
     let out = common::berth_image()
         .arg("--store")

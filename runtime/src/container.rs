@@ -43,6 +43,12 @@ fn cgroup_mode() -> berth_cgroups::Mode {
 }
 
 pub fn cgroup_manager(state: &State) -> Result<Box<dyn CgroupManager>> {
+    if state.no_cgroup {
+        return Ok(Box::new(crate::rootless::NoCgroup {
+            init_pid: state.pid,
+            init_start_time: state.pid_start_time,
+        }));
+    }
     Ok(berth_cgroups::new_manager_with(&cgroup_opts(state))?)
 }
 
@@ -153,6 +159,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
         cgroup_owned_depth: None,
+        no_cgroup: false,
     };
     dir.save(&state)?;
     std::fs::write(dir.path.join(crate::state::CONFIG_COPY), &text).ctx(|| "save config copy")?;
@@ -222,8 +229,18 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     // Without a user namespace the init moves itself in, which is cheaper on
     // v1 (see `join_self`); a user-namespaced init may not write the host's
     // cgroupfs, so the parent moves it.
-    let init_joins = !plan.involves_user();
-    cgroup.apply(if init_joins { 0 } else { pid })?;
+    let rootless = crate::rootless::is_rootless();
+    let init_joins = !plan.involves_user() && !rootless;
+    let cgroup = match cgroup.apply(if init_joins { 0 } else { pid }) {
+        Ok(()) => cgroup,
+        Err(e) if rootless => {
+            guard.cgroup = Some(cgroup);
+            let none = without_cgroup(e, linux, &state)?;
+            state.no_cgroup = true;
+            none
+        }
+        Err(e) => return Err(e.into()),
+    };
     state.cgroup_owned_depth = Some(cgroup.owned_depth());
     guard.cgroup = Some(cgroup);
     // Persist the pid and cgroup now, so `delete --force` can clean up even if
@@ -262,7 +279,17 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     }
     // Resources (the device rules above all) apply once the init has made its
     // device nodes, as with runc.
-    if let Some(res) = crate::cgroup_rules::effective(linux) {
+    if rootless {
+        if let Some(res) = crate::rootless::requested_resources(linux) {
+            let cg = guard.cgroup.as_ref().expect("set");
+            cg.set(&res).map_err(|e| match e {
+                e if crate::rootless::is_permission_error(&e) => {
+                    crate::rootless::cgroup_not_writable(&e)
+                }
+                e => e.into(),
+            })?;
+        }
+    } else if let Some(res) = crate::cgroup_rules::effective(linux) {
         guard.cgroup.as_ref().expect("set").set(&res)?;
     }
     state.status = Status::Created;
@@ -275,6 +302,27 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     guard.cgroup = None;
     guard.dir = None;
     Ok(pid)
+}
+
+/// A rootless `create` whose cgroup could not be joined: go on without one when
+/// the directories could not even be made and the config asks for no
+/// resources; otherwise fail (the guard then removes what apply made).
+fn without_cgroup(
+    e: berth_cgroups::CgroupError,
+    linux: &oci_spec::runtime::Linux,
+    state: &State,
+) -> Result<Box<dyn CgroupManager>> {
+    if !crate::rootless::is_permission_error(&e) {
+        return Err(e.into());
+    }
+    let not_made = matches!(e, berth_cgroups::CgroupError::Io { .. });
+    if !not_made || crate::rootless::requested_resources(linux).is_some() {
+        return Err(crate::rootless::cgroup_not_writable(&e));
+    }
+    Ok(Box::new(crate::rootless::NoCgroup {
+        init_pid: state.pid,
+        init_start_time: state.pid_start_time,
+    }))
 }
 
 /// Where compiled seccomp filters are cached, inside `--root` (`@` keeps the

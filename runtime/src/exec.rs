@@ -137,11 +137,25 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         None => None,
     };
 
-    let early = open_namespaces(
-        state.pid,
-        &[LinuxNamespaceType::Pid, LinuxNamespaceType::Time],
-    )?;
-    let late = open_namespaces(state.pid, &CHILD_ORDER)?;
+    // Rootless, the pid namespace can only be joined from inside the
+    // container's user namespace, so the caller joins that first.
+    let rootless = crate::rootless::is_rootless();
+    let early_kinds: &[LinuxNamespaceType] = if rootless {
+        &[
+            LinuxNamespaceType::User,
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Time,
+        ]
+    } else {
+        &[LinuxNamespaceType::Pid, LinuxNamespaceType::Time]
+    };
+    let early = open_namespaces(state.pid, early_kinds)?;
+    let late_kinds = if rootless {
+        &CHILD_ORDER[1..]
+    } else {
+        &CHILD_ORDER[..]
+    };
+    let late = open_namespaces(state.pid, late_kinds)?;
     let cgroup = crate::container::cgroup_manager(&state)?;
     let console = match (&opts.console_socket, opts.console_fd) {
         (_, Some(fd)) if terminal => Some(crate::container::dup_fd(fd)?),
@@ -242,6 +256,7 @@ fn child_main(
     )
     .ctx(|| "unblock signals")?;
     crate::procattrs::apply_initial_affinity(process)?;
+    crate::init::apply_oom_score_adj(process)?;
     match ch.expect("waiting for its cgroup")? {
         Msg::CgroupReady { .. } => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),

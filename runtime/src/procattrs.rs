@@ -168,13 +168,13 @@ pub fn apply(process: &Process) -> Result<()> {
         .filter(|p| !p.is_empty())
     {
         write_attr(
-            &["/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"],
+            &["self/attr/apparmor/exec", "self/attr/exec"],
             &format!("exec {p}"),
             "process.apparmorProfile",
         )?;
     }
     if let Some(l) = process.selinux_label().as_deref().filter(|p| !p.is_empty()) {
-        write_attr(&["/proc/self/attr/exec"], l, "process.selinuxLabel")?;
+        write_attr(&["self/attr/exec"], l, "process.selinuxLabel")?;
     }
     if let Some(io) = process.io_priority() {
         let class: i64 = match io.class() {
@@ -208,9 +208,9 @@ pub fn apply(process: &Process) -> Result<()> {
 fn write_attr(paths: &[&str], value: &str, field: &str) -> Result<()> {
     let mut last = None;
     for p in paths {
-        match std::fs::write(p, value) {
+        match crate::procfs::write(p, value.as_bytes()) {
             Ok(()) => return Ok(()),
-            Err(e) => last = Some(format!("{p}: {e}")),
+            Err(e) => last = Some(e.to_string()),
         }
     }
     Err(Error::Config(format!(

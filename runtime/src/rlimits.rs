@@ -34,14 +34,36 @@ pub fn apply(limits: &[PosixRlimit]) -> Result<()> {
         };
         // SAFETY: valid rlimit struct.
         if unsafe { libc::setrlimit(resource(l.typ()), &r) } != 0 {
+            let err = std::io::Error::last_os_error();
             return Err(Error::Config(format!(
-                "field process.rlimits[{i}] ({:?} soft {} hard {}): {}",
+                "field process.rlimits[{i}] ({:?} soft {} hard {}): {err}{}",
                 l.typ(),
                 l.soft(),
                 l.hard(),
-                std::io::Error::last_os_error()
+                raise_hint(resource(l.typ()), l.hard(), &err)
             )));
         }
     }
     Ok(())
+}
+
+/// Why setrlimit said EPERM: a hard limit above the current one needs
+/// CAP_SYS_RESOURCE on the host, which a rootless container never has.
+fn raise_hint(res: libc::__rlimit_resource_t, hard: u64, err: &std::io::Error) -> String {
+    if err.raw_os_error() != Some(libc::EPERM) {
+        return String::new();
+    }
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out pointer.
+    if unsafe { libc::getrlimit(res, &mut cur) } != 0 || hard <= cur.rlim_max {
+        return String::new();
+    }
+    format!(
+        " (the hard limit may not be raised above the current {} without CAP_SYS_RESOURCE \
+         on the host, which a rootless container never has)",
+        cur.rlim_max
+    )
 }

@@ -63,6 +63,10 @@ pub struct State {
     /// How many trailing cgroup path components berth created (removed on delete).
     #[serde(default)]
     pub cgroup_owned_depth: Option<usize>,
+    /// A rootless container without a cgroup (the user may not write one and
+    /// the config asks for no resources).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_cgroup: bool,
 }
 
 /// The JSON `berth state` prints (the spec's state plus runc's extra fields).
@@ -181,8 +185,14 @@ impl ContainerDir {
         validate_id(id)?;
         if let Err(e) = std::fs::create_dir(root) {
             if e.kind() != std::io::ErrorKind::AlreadyExists {
-                std::fs::create_dir_all(root)
-                    .ctx(|| format!("create state root {}", root.display()))?;
+                std::fs::create_dir_all(root).ctx(|| {
+                    let hint = if crate::rootless::is_rootless() {
+                        " (as a non-root user, set XDG_RUNTIME_DIR or pass --root)"
+                    } else {
+                        ""
+                    };
+                    format!("create state root {}{hint}", root.display())
+                })?;
             }
         }
         let path = root.join(id);
@@ -357,6 +367,7 @@ mod tests {
             owner: String::new(),
             cgroups_path: None,
             cgroup_owned_depth: None,
+            no_cgroup: false,
         };
         d.save(&s).unwrap();
         let back = d.load_current().unwrap();

@@ -12,6 +12,8 @@ use crate::rootfs::paths::{Kind, Root};
 use crate::sys::fd_path;
 
 const TIOCGPTPEER: libc::c_ulong = 0x5441;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
 
 pub struct Pty {
     pub master: OwnedFd,
@@ -61,8 +63,50 @@ pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> Result<()> {
 }
 
 /// Bind the pty slave onto /dev/console inside the rootfs.
+///
+/// The source is the slave fd itself (opened through the master, never by a
+/// /dev/pts path), checked to be a devpts pty; the target must be a plain file
+/// or character device named /dev/console, never a symlink, so neither end of
+/// the bind can be redirected to, say, a procfs file (CVE-2025-52565).
 pub fn mount_console(root: &Root, pty: &Pty) -> Result<()> {
-    let target = root.ensure(Path::new("/dev/console"), Kind::File)?;
+    check_pty(pty)?;
+    let dev = root.mkdir_all(Path::new("/dev"), 0o755)?;
+    let target = match crate::sys::openat2(
+        dev.as_raw_fd(),
+        Path::new("console"),
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH,
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => {
+            drop(root.ensure(Path::new("/dev/console"), Kind::File)?);
+            crate::sys::openat2(
+                dev.as_raw_fd(),
+                Path::new("console"),
+                libc::O_PATH | libc::O_NOFOLLOW,
+                0,
+                RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH,
+            )
+            .ctx(|| "open the new /dev/console")?
+        }
+        Err(e) => return Err(std::io::Error::from(e)).ctx(|| "open /dev/console"),
+    };
+    let st = crate::rootfs::paths::fstat(&target).ctx(|| "stat /dev/console")?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG | libc::S_IFCHR => {}
+        libc::S_IFLNK => {
+            return Err(Error::Path {
+                path: "/dev/console".into(),
+                msg: "is a symlink in the rootfs; refusing to mount the console over it".into(),
+            })
+        }
+        _ => return Err(Error::Path {
+            path: "/dev/console".into(),
+            msg: "is neither a file nor a character device; refusing to mount the console over it"
+                .into(),
+        }),
+    }
     nix::mount::mount(
         Some(fd_path(&pty.slave).as_str()),
         fd_path(&target).as_str(),
@@ -71,6 +115,31 @@ pub fn mount_console(root: &Root, pty: &Pty) -> Result<()> {
         None::<&str>,
     )
     .ctx(|| "bind pty onto /dev/console")
+}
+
+/// The pty must be a real one: the master a devpts `ptmx`, the slave a devpts
+/// pty (a rootfs can ship any file at /dev/pts/ptmx or /dev/ptmx).
+fn check_pty(pty: &Pty) -> Result<()> {
+    const DEVPTS_SUPER_MAGIC: libc::c_long = 0x1cd1;
+    let on_devpts = |fd: &OwnedFd| {
+        let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+        // SAFETY: valid fd and a buffer of the right type.
+        unsafe {
+            libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) == 0
+                && st.assume_init().f_type == DEVPTS_SUPER_MAGIC
+        }
+    };
+    let st = crate::rootfs::paths::fstat(&pty.slave).ctx(|| "stat the pty")?;
+    let major = libc::major(st.st_rdev);
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR
+        || !(136..=143).contains(&major)
+        || !on_devpts(&pty.slave)
+    {
+        return Err(Error::Other(
+            "the container's /dev/pts/ptmx did not give a devpts pseudo-terminal".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Send the master fd over the console socket, as runc does (payload: the name).

@@ -31,12 +31,32 @@ pub fn apply(u: &User) -> Result<()> {
         ));
     }
     let gid = Gid::from_raw(u.gid());
-    nix::unistd::setresgid(gid, gid, gid)
-        .map_err(|e| Error::Config(format!("field process.user.gid {}: {e}", u.gid())))?;
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| {
+        Error::Config(format!(
+            "field process.user.gid {}: {e}{}",
+            u.gid(),
+            unmapped_hint(e)
+        ))
+    })?;
     let uid = Uid::from_raw(u.uid());
-    nix::unistd::setresuid(uid, uid, uid)
-        .map_err(|e| Error::Config(format!("field process.user.uid {}: {e}", u.uid())))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| {
+        Error::Config(format!(
+            "field process.user.uid {}: {e}{}",
+            u.uid(),
+            unmapped_hint(e)
+        ))
+    })?;
     Ok(())
+}
+
+/// EINVAL from setresuid/setresgid means the id has no mapping in the user
+/// namespace (a rootless container maps only the user's own ids).
+fn unmapped_hint(e: nix::errno::Errno) -> &'static str {
+    if e == nix::errno::Errno::EINVAL {
+        " (the id is not mapped in the container's user namespace)"
+    } else {
+        ""
+    }
 }
 
 pub fn apply_umask(u: &User) {

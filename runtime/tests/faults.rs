@@ -17,6 +17,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use berth_testsupport::faults::{End, Sweep};
 use common::*;
 use serde_json::{json, Value};
 
@@ -24,22 +25,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn points() -> usize {
-    std::env::var("BERTH_FAULT_POINTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40)
-}
-
-/// How a command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// Our SIGKILL ended it.
-    Killed,
-    /// It exited on its own before the kill (exit code).
-    Finished(i32),
 }
 
 /// The test process's fds and zombie children before a sweep.
@@ -151,41 +136,6 @@ fn measure(
     }
     v.sort();
     v[2]
-}
-
-/// The delays of a sweep: 0, s, 2s, ... with s = d / (points - 1), so the
-/// first `points` cover the measured duration `d`; it goes on past `d` until
-/// a kill comes after the command has finished (at most 2 × points), so the
-/// whole command is covered even when it runs slower than measured.
-struct Sweep {
-    step: Duration,
-    n: usize,
-    i: usize,
-    finished_seen: bool,
-}
-
-impl Sweep {
-    fn new(d: Duration) -> Sweep {
-        let n = points().max(2);
-        Sweep {
-            step: d / (n - 1) as u32,
-            n,
-            i: 0,
-            finished_seen: false,
-        }
-    }
-
-    fn next_delay(&mut self) -> Option<(usize, Duration)> {
-        if self.i >= 2 * self.n || (self.i >= self.n && self.finished_seen) {
-            return None;
-        }
-        self.i += 1;
-        Some((self.i - 1, self.step * (self.i - 1) as u32))
-    }
-
-    fn record(&mut self, end: End) {
-        self.finished_seen |= end != End::Killed;
-    }
 }
 
 /// After a kill: `delete --force` (must succeed, or say the container does not

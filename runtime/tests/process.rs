@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::os::fd::AsRawFd;
 
 use common::*;
 use serde_json::json;
@@ -233,48 +232,6 @@ fn readonly_root() {
     // The same program with a writable root does write (the check above is real).
     sb.bundle.set("/root/readonly", json!(false));
     assert_eq!(run_ok(&sb), "ROOT-WRITABLE\nHOST-WRITABLE\n");
-}
-
-/// Receive one fd sent with SCM_RIGHTS on `sock`.
-fn recv_fd(sock: &std::os::unix::net::UnixStream) -> OwnedFd {
-    let mut buf = [0u8; 256];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = nix::sys::socket::recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        nix::sys::socket::MsgFlags::empty(),
-    )
-    .unwrap();
-    for c in msg.cmsgs().unwrap() {
-        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the fd was just received and is ours.
-            return unsafe { OwnedFd::from_raw_fd(fds[0]) };
-        }
-    }
-    panic!("no fd received on the console socket");
-}
-
-/// Read from `fd` until `needle` shows up, EOF/EIO, or the deadline.
-fn read_until(fd: &OwnedFd, needle: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    let mut got = Vec::new();
-    while Instant::now() < deadline && !String::from_utf8_lossy(&got).contains(needle) {
-        let mut pfd = [nix::poll::PollFd::new(
-            fd.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        if nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).unwrap_or(0) == 0 {
-            continue;
-        }
-        let mut buf = [0u8; 4096];
-        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    String::from_utf8_lossy(&got).into_owned()
 }
 
 #[test]

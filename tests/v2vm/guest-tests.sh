@@ -58,6 +58,8 @@ test_overlay_module() {
 
 # The cgroups crate's own v2 checks against the real root.
 test_cgroups_v2check() {
+    # v2check expects blockIO.weight in io.weight: without BFQ (io_bfq_weight_v2 loads it again).
+    if grep -q '^bfq ' /proc/modules; then rmmod bfq; fi
     v2check --root $CG
 }
 
@@ -287,4 +289,182 @@ test_events_oom_v2() {
     grep -v '"type":"stats"' /tmp/ev.out | sed 's/^/  | /'
     check_grep "an oom event" /tmp/ev.out '^\{"type":"oom","id":"oomev1"\}$'
     check_eq "status" "$(state_status $id)" stopped
+}
+
+# ---- linux.resources on real cgroup v2 (conversions: cgroups/README.md) ------
+
+# Write JSON to a file and `berth update -r` it.
+update_json() { # ID JSON
+    printf '%s' "$2" >/tmp/upd.json
+    berth update -r /tmp/upd.json "$1"
+}
+
+# `berth create` of BUNDLE must fail, name NEEDLE, and leave no state or cgroup.
+create_refused() { # BUNDLE ID NEEDLE
+    on_exit "berth delete -f $2"
+    if berth create --bundle "$BUNDLES/$1" "$2" >/tmp/$2.err 2>&1 </dev/null; then
+        fail "berth create $1 succeeded"
+    fi
+    sed 's/^/  | /' /tmp/$2.err
+    check_grep "the error names $3" /tmp/$2.err "$3"
+    check_absent $BERTH_ROOT/$2
+    check_absent $CG/berth/$2
+}
+
+test_resources_all_v2() {
+    id=resall1
+    create_container v2-all $id
+    dir=$CG/berth/$id
+    check_file $dir/memory.max 67108864
+    check_file $dir/memory.low 33554432
+    # OCI swap counts memory+swap; memory.swap.max is swap alone: 96 MiB - 64 MiB.
+    check_file $dir/memory.swap.max 33554432
+    # shares 2048 -> weight 174 (the table in cgroups/README.md).
+    check_file $dir/cpu.weight 174
+    check_file $dir/cpu.max "30000 100000"
+    check_file $dir/cpu.max.burst 5000
+    check_file $dir/cpu.idle 0
+    check_file $dir/cpuset.cpus 0
+    check_file $dir/cpuset.mems 0
+    check_file $dir/pids.max 40
+    if [ -e $dir/hugetlb.2MB.max ]; then
+        check_file $dir/hugetlb.2MB.max 4194304
+    else
+        fail "hugetlb.2MB.max missing (hugetlb enabled: $(cat $CG/cgroup.subtree_control))"
+    fi
+    # unified keys are written as they are.
+    check_file $dir/memory.high 50331648
+    check_file $dir/cgroup.max.descendants 5
+
+    update_json $id '{"memory":{"limit":134217728,"swap":268435456,"reservation":67108864},"cpu":{"shares":512,"quota":-1,"burst":0,"cpus":"0","mems":"0"},"pids":{"limit":-1},"hugepageLimits":[{"pageSize":"2MB","limit":8388608}],"unified":{"memory.high":"max"}}'
+    check_file $dir/memory.max 134217728
+    check_file $dir/memory.swap.max 134217728
+    check_file $dir/memory.low 67108864
+    check_file $dir/cpu.weight 59
+    check_file $dir/cpu.max "max 100000"
+    check_file $dir/cpu.max.burst 0
+    check_file $dir/pids.max max
+    check_file $dir/hugetlb.2MB.max 8388608
+    check_file $dir/memory.high max
+    # swap -1: unlimited swap.
+    update_json $id '{"memory":{"limit":134217728,"swap":-1}}'
+    check_file $dir/memory.swap.max max
+    # cpu.idle: the kernel refuses a weight while idle and resets it when idle
+    # goes off, so idle is written first.
+    update_json $id '{"cpu":{"idle":1}}'
+    check_file $dir/cpu.idle 1
+    if update_json $id '{"cpu":{"idle":1,"shares":4096}}' 2>/tmp/err.out; then fail "shares with idle=1 accepted"; fi
+    check_grep "the error names shares and idle" /tmp/err.out 'shares.*idle'
+    update_json $id '{"cpu":{"idle":0,"shares":4096}}'
+    check_file $dir/cpu.idle 0
+    check_file $dir/cpu.weight 303
+    # Refused by the kernel: named, and the old value stays.
+    if update_json $id '{"cpu":{"cpus":"64"}}' 2>/tmp/err.out; then fail "cpus 64 accepted"; fi
+    check_grep "the error names cpu.cpus" /tmp/err.out 'cpu\.cpus'
+    check_file $dir/cpuset.cpus 0
+    berth delete -f $id
+    check_absent $dir
+}
+
+test_resources_refused_v2() {
+    create_refused v2-bad-kerneltcp badktcp 'kernelTCP'
+    create_refused v2-bad-swappiness badswap 'swappiness'
+    create_refused v2-bad-realtime badrt 'realtime'
+    create_refused v2-bad-network badnet 'network'
+    create_refused v2-bad-leafweight badleaf 'leafWeight'
+    create_refused v2-bad-cpus badcpus 'cpu\.cpus'
+    create_refused v2-bad-unified badunified 'unified'
+}
+
+# The guest has no RDMA device: with the rdma controller the kernel refuses the
+# device in rdma.max, without it berth says the controller is missing; either
+# way the error names rdma and nothing is left.
+test_rdma_v2() {
+    echo "  (rdma controller offered: $(grep -qw rdma $CG/cgroup.controllers && echo yes || echo no))"
+    create_refused v2-rdma rdma1 'rdma'
+}
+
+# A loop device attached to a file on tmpfs: /dev/loop0 (7:0).
+setup_loop0() {
+    [ -b /dev/loop0 ] || skip "no /dev/loop0 (loop module not loaded)"
+    truncate -s 4M /tmp/loop0.img
+    losetup /dev/loop0 /tmp/loop0.img
+    on_exit "losetup -d /dev/loop0; rm -f /tmp/loop0.img"
+}
+
+test_io_weight_and_max_v2() {
+    # Without BFQ, blockIO.weight goes to io.weight (converted).
+    if grep -q '^bfq ' /proc/modules; then rmmod bfq || skip "bfq is loaded and in use"; fi
+    [ -e $CG/berth ] || mkdir $CG/berth
+    setup_loop0
+    id=io1
+    create_container v2-io $id
+    dir=$CG/berth/$id
+    if [ -e $dir/io.weight ]; then
+        # 1 + (500 - 10) * 9999 / 990 = 4950
+        check_grep "io.weight default" $dir/io.weight '^default 4950$'
+    else
+        fail "no io.weight (controllers: $(cat $dir/cgroup.controllers))"
+    fi
+    check_grep "io.max of 7:0" $dir/io.max '^7:0 rbps=1048576 wbps=2097152 riops=100 wiops=200$'
+    update_json $id '{"blockIO":{"weight":1000,"throttleReadBpsDevice":[{"major":7,"minor":0,"rate":0}],"throttleWriteIOPSDevice":[{"major":7,"minor":0,"rate":50}]}}'
+    check_grep "io.weight default after update" $dir/io.weight '^default 10000$'
+    check_grep "io.max after update" $dir/io.max '^7:0 rbps=max wbps=2097152 riops=100 wiops=50$|^7:0 wbps=2097152 riops=100 wiops=50$'
+    berth delete -f $id
+    check_absent $dir
+}
+
+test_io_bfq_weight_v2() {
+    ko=$(grep '/bfq.ko$' /v2vm/modules.list || true)
+    [ -n "$ko" ] || skip "bfq.ko is not in the image"
+    grep -q "^bfq " /proc/modules || insmod "/lib/modules/$(uname -r)/$ko"
+    setup_loop0
+    echo bfq >/sys/block/loop0/queue/scheduler
+    on_exit "echo none >/sys/block/loop0/queue/scheduler"
+    id=iobfq1
+    create_container v2-io-bfq $id
+    dir=$CG/berth/$id
+    # BFQ takes v1's 1..1000 weights as they are.
+    check_grep "io.bfq.weight default" $dir/io.bfq.weight '^default 300$'
+    check_grep "io.bfq.weight of 7:0" $dir/io.bfq.weight '^7:0 600$'
+    update_json $id '{"blockIO":{"weight":800,"weightDevice":[{"major":7,"minor":0,"weight":100}]}}'
+    check_grep "io.bfq.weight default after update" $dir/io.bfq.weight '^default 800$'
+    check_grep "io.bfq.weight of 7:0 after update" $dir/io.bfq.weight '^7:0 100$'
+    berth delete -f $id
+    check_absent $dir
+}
+
+# Opens DEVICE for reading inside the container with berth exec: 0 when it opens.
+open_in() { # ID DEVICE
+    berth exec "$1" sh -c "exec 3<$2" >/tmp/open.out 2>&1
+}
+
+check_devices() { # ID WHEN
+    if open_in "$1" /dev/allowed; then
+        echo "  ok: $2: the allowed device (b 7:1) opens"
+    else
+        fail "$2: the allowed device does not open: $(cat /tmp/open.out)"
+    fi
+    if open_in "$1" /dev/denied; then
+        fail "$2: the denied device (b 7:0) opened"
+    fi
+    check_grep "$2: the denied device gives EPERM" /tmp/open.out 'not permitted'
+}
+
+test_devices_ebpf_v2() {
+    [ -b /dev/loop0 ] && [ -b /dev/loop1 ] || skip "no /dev/loop0 and /dev/loop1"
+    id=devs1
+    run_detached v2-devices $id
+    check_devices $id "after create"
+    berth update --pids-limit 20 --memory 100m $id
+    check_file $CG/berth/$id/pids.max 20
+    check_devices $id "after update"
+    # Device rules are fixed at create: an update that names them warns and keeps them.
+    update_json $id '{"devices":[{"allow":true,"type":"b","major":7,"minor":0,"access":"rwm"}]}' 2>/tmp/err.out
+    check_grep "update warns about devices" /tmp/err.out 'devices'
+    check_devices $id "after an update naming devices"
+    # The host side is not filtered.
+    exec 3</dev/loop0
+    exec 3<&-
+    echo "  ok: the host opens /dev/loop0"
 }

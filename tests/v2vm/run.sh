@@ -139,8 +139,9 @@ install_binary() { # SRC NAME
 install_binary "$berth_bin" berth
 install_binary "$v2check_bin" v2check
 
-# Kernel modules the guest loads, dependencies first (overlay is =m in Debian's config).
-modules=(overlay)
+# Kernel modules the guest loads, dependencies first (overlay is =m in Debian's config;
+# loop and bfq give the io cases a real block device with a proportional scheduler).
+modules=(overlay loop bfq)
 : >"$root/v2vm/modules.list"
 add_module() { # MODULE_PATH (relative to moddir, as in modules.dep)
     local rel=$1 out dep

@@ -24,6 +24,7 @@ fn is_errno(e: &CgroupError, errno: i32) -> bool {
 }
 
 pub(super) fn set(d: CgDir, mount: &Path, c: &LinuxCpu) -> Result<()> {
+    crate::shared::set_idle_before_weight(d, c)?;
     if let Some(shares) = c.shares().filter(|&v| v != 0) {
         d.write("cpu.shares", shares, "cpu.shares")?;
         let got = d.read_u64("cpu.shares")?;
@@ -35,9 +36,6 @@ pub(super) fn set(d: CgDir, mount: &Path, c: &LinuxCpu) -> Result<()> {
     }
     set_rt(d, mount, c)?;
     set_bandwidth(d, c)?;
-    if let Some(idle) = c.idle() {
-        d.write("cpu.idle", idle, "cpu.idle")?;
-    }
     Ok(())
 }
 

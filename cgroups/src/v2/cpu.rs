@@ -14,6 +14,7 @@ pub(crate) fn set(d: CgDir, c: &LinuxCpu) -> Result<()> {
                 .into(),
         ));
     }
+    crate::shared::set_idle_before_weight(d, c)?;
     if let Some(shares) = c.shares().filter(|&v| v != 0) {
         d.write(
             "cpu.weight",
@@ -22,9 +23,6 @@ pub(crate) fn set(d: CgDir, c: &LinuxCpu) -> Result<()> {
         )?;
     }
     set_max_and_burst(d, c)?;
-    if let Some(idle) = c.idle() {
-        d.write("cpu.idle", idle, "cpu.idle")?;
-    }
     if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
         d.write("cpuset.cpus", cpus, "cpu.cpus")?;
     }

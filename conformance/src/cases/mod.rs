@@ -1,11 +1,13 @@
 //! Every conformance case, grouped by spec area.
 
 mod devices;
+mod exec;
 mod hooks;
 mod lifecycle;
 mod mounts;
 mod namespaces;
 mod process;
+mod resources;
 mod root;
 mod seccomp;
 
@@ -22,6 +24,8 @@ pub fn all() -> Vec<Case> {
     cases.extend(namespaces::cases());
     cases.extend(devices::cases());
     cases.extend(seccomp::cases());
+    cases.extend(exec::cases());
+    cases.extend(resources::cases());
     cases
 }
 

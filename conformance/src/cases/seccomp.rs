@@ -4,14 +4,9 @@
 
 use crate::bundle::Bundle;
 use crate::suite::{ensure, Case, CaseResult, Ctx, NotPassed};
+use berth_testsupport::seccomp_agent::Agent;
 use serde_json::{json, Value};
-use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 const SECTION: &str = "config-linux.md#seccomp";
 
@@ -182,190 +177,10 @@ fn bad_action(ctx: &Ctx) -> CaseResult {
 
 // --- SCMP_ACT_NOTIFY -------------------------------------------------------
 
-/// struct seccomp_data, seccomp_notif and seccomp_notif_resp (linux/seccomp.h).
-#[repr(C)]
-struct SeccompData {
-    nr: libc::c_int,
-    arch: u32,
-    instruction_pointer: u64,
-    args: [u64; 6],
-}
-
-#[repr(C)]
-struct SeccompNotif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    data: SeccompData,
-}
-
-#[repr(C)]
-struct SeccompNotifResp {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
-}
-
-const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
-const _: () = assert!(std::mem::size_of::<SeccompNotif>() == 80);
-const _: () = assert!(std::mem::size_of::<SeccompNotifResp>() == 24);
-
-struct AgentReport {
-    payload: Option<Value>,
-    got_fd: bool,
-    answered: usize,
-    errors: Vec<String>,
-}
-
-const AGENT_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Accepts one connection, takes the fd and the JSON, then answers every
-/// notification with -EXDEV until the filtered processes are gone or `stop`.
-fn agent(listener: UnixListener, stop: Arc<AtomicBool>) -> AgentReport {
-    let mut rep = AgentReport {
-        payload: None,
-        got_fd: false,
-        answered: 0,
-        errors: Vec::new(),
-    };
-    let deadline = Instant::now() + AGENT_DEADLINE;
-    let conn = loop {
-        match listener.accept() {
-            Ok((c, _)) => break c,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if stop.load(Ordering::SeqCst) || Instant::now() >= deadline {
-                    return rep;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => {
-                rep.errors.push(format!("accept: {e}"));
-                return rep;
-            }
-        }
-    };
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut buf = vec![0u8; 64 * 1024];
-    let (n, fd) = match recv_fd(conn.as_raw_fd(), &mut buf) {
-        Ok(x) => x,
-        Err(e) => {
-            rep.errors.push(e);
-            return rep;
-        }
-    };
-    // The spec does not promise EOF after the payload (runc keeps the
-    // connection open), so read only while the JSON is incomplete.
-    let mut payload = buf[..n].to_vec();
-    loop {
-        match serde_json::from_slice::<Value>(&payload) {
-            Ok(v) => {
-                rep.payload = Some(v);
-                break;
-            }
-            Err(e) if e.is_eof() => {
-                let mut more = [0u8; 4096];
-                match (&conn).read(&mut more) {
-                    Ok(0) | Err(_) => {
-                        rep.errors.push(format!("payload ends early: {e}"));
-                        break;
-                    }
-                    Ok(k) => payload.extend_from_slice(&more[..k]),
-                }
-            }
-            Err(e) => {
-                rep.errors.push(format!(
-                    "payload is not JSON ({e}): {}",
-                    String::from_utf8_lossy(&payload)
-                ));
-                break;
-            }
-        }
-    }
-    let Some(fd) = fd else {
-        rep.errors.push("no fd came with the payload".into());
-        return rep;
-    };
-    rep.got_fd = true;
-    while Instant::now() < deadline {
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, 50) };
-        if r == 0 {
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            continue;
-        }
-        if r < 0 || pfd.revents & libc::POLLIN == 0 {
-            break;
-        }
-        // SAFETY: a zeroed plain-data struct for the kernel to fill.
-        let mut req: SeccompNotif = unsafe { std::mem::zeroed() };
-        // SAFETY: ioctl with a correctly sized struct seccomp_notif.
-        if unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_RECV as _, &mut req) } < 0 {
-            continue;
-        }
-        let mut resp = SeccompNotifResp {
-            id: req.id,
-            val: 0,
-            error: -libc::EXDEV,
-            flags: 0,
-        };
-        // SAFETY: ioctl with a correctly sized struct seccomp_notif_resp.
-        if unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND as _, &mut resp) } == 0 {
-            rep.answered += 1;
-        }
-    }
-    rep
-}
-
-/// One recvmsg with room for one SCM_RIGHTS fd.
-fn recv_fd(sock: i32, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>), String> {
-    // u64 storage keeps the control buffer aligned for cmsghdr.
-    let mut control = [0u64; 16];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: zeroed msghdr, then pointed at live buffers.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: msg describes valid buffers.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));
-    }
-    let mut fd = None;
-    // SAFETY: walking the control messages the kernel wrote into `control`.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
-                fd = Some(OwnedFd::from_raw_fd(raw));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Ok((n as usize, fd))
-}
-
 fn notify(ctx: &Ctx) -> CaseResult {
     let (mut b, id) = ctx.bundle()?;
     let sock = b.dir.join("agent.sock");
-    let listener =
-        UnixListener::bind(&sock).map_err(|e| format!("bind {}: {e}", sock.display()))?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let agent = Agent::start(&sock, Some(libc::EXDEV)).map_err(|e| e.to_string())?;
     let mut profile =
         allow_profile(json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]));
     profile["listenerPath"] = json!(sock);
@@ -378,25 +193,22 @@ fn notify(ctx: &Ctx) -> CaseResult {
     ]);
     b.write()?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let handle = std::thread::spawn(move || agent(listener, s));
     let out = {
         let _g = ctx.guard(&id);
         ctx.runtime.run(&b.dir, &id)
     };
-    stop.store(true, Ordering::SeqCst);
-    let rep = handle
-        .join()
-        .map_err(|_| NotPassed::Fail("agent thread panicked".into()))?;
+    let rep = agent.finish();
     ensure(out.success(), format!("run failed: {}", out.describe()))?;
     ensure(rep.errors.is_empty(), format!("agent: {:?}", rep.errors))?;
-    ensure(rep.got_fd, "no fd reached the listener")?;
+    ensure(rep.fd_kind.is_some(), "no fd reached the listener")?;
     let stdout = b.stdout();
     expect_err(&stdout, "mkdir", "Invalid cross-device link")?;
     expect_ok(&stdout, "touch")?;
-    ensure(rep.answered > 0, "the agent answered no notification")?;
-    let p = rep.payload.unwrap_or(Value::Null);
+    ensure(
+        !rep.notifications.is_empty(),
+        "the agent answered no notification",
+    )?;
+    let p = rep.state.unwrap_or(Value::Null);
     ensure(p["fds"] == json!(["seccompFd"]), format!("fds: {p}"))?;
     ensure(
         p["metadata"] == json!("conformance-meta"),

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use berth_image::digest::Digest;
 use berth_image::image::{Manifest, MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST};
 use berth_image::layout::LayoutWriter;

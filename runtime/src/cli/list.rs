@@ -5,7 +5,10 @@ use std::path::Path;
 use berth_runtime::container;
 
 pub fn run(root: &Path, quiet: bool, format: &str) -> anyhow::Result<()> {
-    let states = container::list(root)?;
+    let mut states = container::list(root)?;
+    for s in &mut states {
+        s.owner = owner_of(&root.join(&s.id));
+    }
     if quiet {
         for s in &states {
             println!("{}", s.id);
@@ -31,11 +34,24 @@ pub fn run(root: &Path, quiet: bool, format: &str) -> anyhow::Result<()> {
                     p.status,
                     p.bundle.display(),
                     p.created,
-                    if p.owner.is_empty() { "root" } else { p.owner }
+                    p.owner
                 );
             }
         }
         other => anyhow::bail!("unknown --format \"{other}\" (table or json)"),
     }
     Ok(())
+}
+
+/// The user owning a container's state directory, as runc's `list` reports it
+/// (`#UID` when the uid has no name).
+fn owner_of(dir: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(dir) else {
+        return String::new();
+    };
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(md.uid())) {
+        Ok(Some(u)) => u.name,
+        _ => format!("#{}", md.uid()),
+    }
 }

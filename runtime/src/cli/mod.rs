@@ -20,9 +20,10 @@ use clap::{Parser, Subcommand};
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Root directory for container state.
-    #[arg(long, global = true, default_value = "/run/berth")]
-    root: PathBuf,
+    /// Root directory for container state [default: /run/berth, or
+    /// $XDG_RUNTIME_DIR/berth for a non-root user].
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (errors are also written to stderr).
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -187,7 +188,10 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     if cli.systemd_cgroup && matches!(cmd, Command::Create(_) | Command::Run { .. }) {
         anyhow::bail!("--systemd-cgroup: managing cgroups through systemd is not supported by berth; drop the flag to use cgroupfs");
     }
-    let root = &cli.root;
+    let root = &cli
+        .root
+        .clone()
+        .unwrap_or_else(berth_runtime::rootless::default_state_root);
     match cmd {
         Command::Create(a) => {
             container::create(&create_opts(root, a))?;

@@ -44,43 +44,51 @@ pub fn default_spec(rootless: bool) -> Value {
         }
     });
     if rootless {
-        let uid = nix::unistd::geteuid().as_raw();
-        let gid = nix::unistd::getegid().as_raw();
-        let linux = s["linux"].as_object_mut().expect("object");
-        linux.remove("resources");
-        linux.insert(
-            "uidMappings".into(),
-            json!([{"containerID": 0, "hostID": uid, "size": 1}]),
+        to_rootless(
+            &mut s,
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
         );
-        linux.insert(
-            "gidMappings".into(),
-            json!([{"containerID": 0, "hostID": gid, "size": 1}]),
-        );
-        linux.insert(
-            "namespaces".into(),
-            json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}]),
-        );
-        let mounts = s["mounts"].as_array_mut().expect("array");
-        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
-        for m in mounts.iter_mut() {
-            if m["destination"] == "/sys" {
-                *m = json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
-            }
-            if m["destination"] == "/dev/mqueue" {
-                *m = json!({"destination": "/dev/mqueue", "type": "none", "source": "/dev/mqueue", "options": ["bind", "nosuid", "noexec", "nodev"]});
-            }
-            if m["destination"] == "/dev/pts" {
-                m["options"] = json!([
-                    "nosuid",
-                    "noexec",
-                    "newinstance",
-                    "ptmxmode=0666",
-                    "mode=0620"
-                ]);
-            }
-        }
     }
     s
+}
+
+/// What runc's `spec --rootless` changes (specconv.ToRootless): no network
+/// namespace, a user namespace mapping the caller's uid and gid to 0, /sys
+/// bind-mounted read-only instead of a new sysfs, no `uid=`/`gid=` mount
+/// options (those ids are not mapped) and no `linux.resources`.
+fn to_rootless(s: &mut Value, uid: u32, gid: u32) {
+    let linux = s["linux"].as_object_mut().expect("object");
+    linux.remove("resources");
+    let mut namespaces: Vec<Value> = linux["namespaces"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|n| n["type"] != "network" && n["type"] != "user")
+        .cloned()
+        .collect();
+    namespaces.push(json!({"type": "user"}));
+    linux.insert("namespaces".into(), Value::Array(namespaces));
+    linux.insert(
+        "uidMappings".into(),
+        json!([{"containerID": 0, "hostID": uid, "size": 1}]),
+    );
+    linux.insert(
+        "gidMappings".into(),
+        json!([{"containerID": 0, "hostID": gid, "size": 1}]),
+    );
+    for m in s["mounts"].as_array_mut().expect("array") {
+        if m["destination"] == "/sys" {
+            *m = json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+            continue;
+        }
+        if let Some(opts) = m.get_mut("options").and_then(Value::as_array_mut) {
+            opts.retain(|o| {
+                let o = o.as_str().unwrap_or("");
+                !o.starts_with("uid=") && !o.starts_with("gid=")
+            });
+        }
+    }
 }
 
 pub fn run(bundle: &Path, rootless: bool) -> anyhow::Result<()> {
@@ -101,6 +109,36 @@ mod tests {
         for rootless in [false, true] {
             let text = super::default_spec(rootless).to_string();
             berth_runtime::spec::parse(&text).unwrap();
+        }
+    }
+
+    #[test]
+    fn rootless_follows_runc() {
+        let mut s = super::default_spec(false);
+        super::to_rootless(&mut s, 1234, 5678);
+        assert!(s["linux"].get("resources").is_none());
+        let ns: Vec<&str> = s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert!(!ns.contains(&"network"));
+        assert_eq!(ns.last(), Some(&"user"));
+        assert_eq!(ns.iter().filter(|t| **t == "user").count(), 1);
+        assert_eq!(s["linux"]["uidMappings"][0]["hostID"], 1234);
+        assert_eq!(s["linux"]["gidMappings"][0]["hostID"], 5678);
+        assert_eq!(s["linux"]["gidMappings"][0]["containerID"], 0);
+        let mounts = s["mounts"].as_array().unwrap();
+        let sys = mounts.iter().find(|m| m["destination"] == "/sys").unwrap();
+        assert_eq!(sys["type"], "none");
+        assert_eq!(sys["options"][0], "rbind");
+        assert!(sys["options"].as_array().unwrap().contains(&"ro".into()));
+        for m in mounts {
+            for o in m["options"].as_array().into_iter().flatten() {
+                let o = o.as_str().unwrap();
+                assert!(!o.starts_with("gid=") && !o.starts_with("uid="), "{o}");
+            }
         }
     }
 }

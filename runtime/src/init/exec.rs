@@ -139,10 +139,6 @@ pub(crate) fn setup_process(
             .map(|e| cstr(e.as_bytes(), "process.env"))
             .collect::<Result<_>>()?,
     };
-    if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| Error::Config(format!("field process.oomScoreAdj {adj}: {e}")))?;
-    }
     crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
     nix::unistd::chdir(process.cwd()).map_err(|e| {
         Error::Config(format!(
@@ -305,4 +301,17 @@ pub(crate) fn write_all(fd: &OwnedFd, mut data: &[u8]) {
         }
         data = &data[r as usize..];
     }
+}
+
+/// `process.oomScoreAdj`, written while the process is still in the host's
+/// mount namespace (so through the host's /proc, which the container cannot
+/// cover with a mount: CVE-2025-52881) and before it enters a user namespace
+/// (where a non-dumpable process could no longer write its own file). The
+/// value is inherited by everything it forks and execs.
+pub(crate) fn apply_oom_score_adj(process: &Process) -> Result<()> {
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::Config(format!("field process.oomScoreAdj {adj}: {e}")))?;
+    }
+    Ok(())
 }

@@ -9,7 +9,9 @@ mod exec;
 mod namespaces;
 
 pub use exec::FifoHandle;
-pub(crate) use exec::{install_seccomp_with, setup_process as setup_exec_process};
+pub(crate) use exec::{
+    apply_oom_score_adj, install_seccomp_with, setup_process as setup_exec_process,
+};
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -46,6 +48,9 @@ pub struct InitArgs<'a> {
 pub fn run(mut args: InitArgs) -> ! {
     let result = (|| -> Result<std::convert::Infallible> {
         setup_process()?;
+        if let Some(p) = args.spec.process() {
+            exec::apply_oom_score_adj(p)?;
+        }
         if args.plan.involves_user() {
             namespaces::enter_via_intermediate(&args)?;
         } else {

@@ -31,12 +31,21 @@ pub fn enter_via_intermediate(a: &InitArgs) -> Result<()> {
     }
     if plan.creates(LinuxNamespaceType::User) {
         unshare(CloneFlags::CLONE_NEWUSER)?;
+        // An unprivileged parent may only open /proc/PID/{uid,gid}_map of a
+        // dumpable process: be dumpable just while it writes them.
+        let rootless = crate::rootless::is_rootless();
+        if rootless {
+            nix::sys::prctl::set_dumpable(true).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
+        }
         a.channel.send(&Msg::MapIds {
             pid: nix::unistd::getpid().as_raw(),
         })?;
         match a.channel.expect("waiting for uid/gid maps")? {
             Msg::IdsMapped => {}
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+        if rootless {
+            nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
         }
         // Become the namespace's root (needed to create further namespaces cleanly).
         let _ = nix::unistd::setresgid(

@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 pub const IMAGE: &str = "docker.io/library/busybox:latest";
 pub const BERTH_RUNTIME: &str = "io.containerd.berth.v2";
+/// The sandbox image of the CRI-enabled containerd (built from busybox).
+pub const PAUSE_IMAGE: &str = "docker.io/library/busybox:pause";
+/// The namespace containerd's CRI plugin keeps its containers and images in.
+pub const CRI_NAMESPACE: &str = "k8s.io";
 const SHIM_SOCKETS: &str = "/run/containerd/s";
 /// Every ctr call is bounded, so a hung shim fails the test instead of hanging it.
 const CTR_TIMEOUT: &str = "60";
@@ -29,7 +33,12 @@ pub struct Containerd {
     pub dir: PathBuf,
     pub ns: String,
     pub bin_dir: PathBuf,
-    address: PathBuf,
+    pub address: PathBuf,
+    /// With the CRI plugin: its namespace is the shared `k8s.io`, so cleanup
+    /// touches only what this instance made (see [`Containerd::start_cri`]).
+    pub cri: bool,
+    /// The cgroup (under every controller) this instance's containers live in.
+    pub cgroup_parent: String,
     child: Option<Child>,
     sockets_before: Vec<String>,
     _serial: MutexGuard<'static, ()>,
@@ -54,6 +63,23 @@ fn can_run() -> bool {
         }
     }
     true
+}
+
+/// Whether this process may lower an oom_score_adj (CAP_SYS_RESOURCE, 24,
+/// in its bounding set). Without it CRI's pod sandboxes (oomScoreAdj -998)
+/// cannot start under any runtime unless `restrict_oom_score_adj` is set.
+fn has_cap_sys_resource() -> bool {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = bnd & (1 << 24) != 0;
+    if !has {
+        eprintln!("note: no CAP_SYS_RESOURCE here: CRI runs with restrict_oom_score_adj = true");
+    }
+    has
 }
 
 pub fn bin_dir() -> PathBuf {
@@ -84,6 +110,24 @@ impl Containerd {
     }
 
     pub fn start() -> Containerd {
+        Self::start_with(false)
+    }
+
+    /// [`Containerd::start_cri`] where the tests can run, else `None` (skipped).
+    pub fn start_cri_if_possible() -> Option<Containerd> {
+        can_run().then(Containerd::start_cri)
+    }
+
+    /// A containerd with its CRI plugin on [`Containerd::address`]: runtime
+    /// handler `berth` (io.containerd.berth.v2; the default stays runc),
+    /// sandbox image [`PAUSE_IMAGE`], no stream server port of its own, CNI
+    /// configs from `<dir>/cni` (none: pods use the host network).
+    /// The busybox and pause images are in the `k8s.io` namespace.
+    pub fn start_cri() -> Containerd {
+        Self::start_with(true)
+    }
+
+    fn start_with(cri: bool) -> Containerd {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
@@ -91,22 +135,52 @@ impl Containerd {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let address = dir.join("containerd.sock");
+        let ns = format!("berth-shim-test-{tag}");
         let mut c = Containerd {
-            ns: format!("berth-shim-test-{tag}"),
+            ns: if cri {
+                CRI_NAMESPACE.into()
+            } else {
+                ns.clone()
+            },
             bin_dir: bin_dir(),
             address: address.clone(),
+            cri,
+            cgroup_parent: ns,
             child: None,
             sockets_before: socket_names(),
             dir,
             _serial: serial,
+        };
+        let plugins = if cri {
+            fs::create_dir_all(c.dir.join("cni")).unwrap();
+            format!(
+                "[plugins.\"io.containerd.grpc.v1.cri\"]\n\
+                 \x20 sandbox_image = \"{PAUSE_IMAGE}\"\n\
+                 \x20 stream_server_address = \"127.0.0.1\"\n\
+                 \x20 stream_server_port = \"0\"\n\
+                 \x20 restrict_oom_score_adj = {restrict_oom}\n\
+                 \x20 [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n\
+                 \x20   snapshotter = \"overlayfs\"\n\
+                 \x20   default_runtime_name = \"runc\"\n\
+                 \x20   [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n\
+                 \x20     runtime_type = \"io.containerd.runc.v2\"\n\
+                 \x20   [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.berth]\n\
+                 \x20     runtime_type = \"{BERTH_RUNTIME}\"\n\
+                 \x20 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n\
+                 \x20   bin_dir = \"/usr/lib/cni\"\n\
+                 \x20   conf_dir = \"{d}/cni\"\n",
+                d = c.dir.display(),
+                restrict_oom = !has_cap_sys_resource()
+            )
+        } else {
+            "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".to_string()
         };
         let config = c.dir.join("config.toml");
         fs::write(
             &config,
             format!(
                 "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                 [grpc]\n  address = \"{a}\"\n[ttrpc]\n  address = \"{a}.ttrpc\"\n",
+                 [grpc]\n  address = \"{a}\"\n[ttrpc]\n  address = \"{a}.ttrpc\"\n{plugins}",
                 d = c.dir.display(),
                 a = address.display()
             ),
@@ -143,6 +217,11 @@ impl Containerd {
         }
     }
 
+    /// The config file containerd runs with.
+    pub fn config(&self) -> String {
+        fs::read_to_string(self.dir.join("config.toml")).unwrap_or_default()
+    }
+
     fn import_busybox(&self) {
         let layout = self.dir.join("layout");
         let store = self.dir.join("image-store");
@@ -158,6 +237,22 @@ impl Containerd {
             "build-busybox: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if self.cri {
+            // The pod sandbox ("pause") image: busybox whose entrypoint sleeps.
+            let out = Command::new("umoci")
+                .arg("config")
+                .arg("--image")
+                .arg(format!("{}:latest", layout.display()))
+                .args(["--tag", "pause", "--config.entrypoint", "/bin/sleep"])
+                .args(["--config.cmd", "2147483647"])
+                .output()
+                .expect("run umoci (scripts/install-deps.sh)");
+            assert!(
+                out.status.success(),
+                "umoci config: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let tar = self.dir.join("busybox.tar");
         let out = Command::new("tar")
             .arg("-C")
@@ -287,15 +382,32 @@ impl Containerd {
         Path::new("/run/containerd/berth").join(&self.ns)
     }
 
-    /// Everything a finished container could leave behind, as a list of leftovers.
-    pub fn leftovers(&self) -> Vec<String> {
+    /// Everything a finished container could leave behind, as a list of
+    /// leftovers. With CRI, berth's state root is shared by namespace: only
+    /// the containers in `ids` count there.
+    pub fn leftovers_of(&self, ids: &[String]) -> Vec<String> {
         let mut left = Vec::new();
         for root in [
             self.berth_root(),
             Path::new("/run/containerd/runc").join(&self.ns),
         ] {
             for e in fs::read_dir(&root).into_iter().flatten().flatten() {
-                left.push(format!("berth state {}", e.path().display()));
+                if !self.cri || ids.iter().any(|id| e.file_name() == id.as_str()) {
+                    left.push(format!("berth state {}", e.path().display()));
+                }
+            }
+        }
+        for ctrl in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            // The pods' parent cgroup stays; a container's must not.
+            let parent = ctrl.path().join(&self.cgroup_parent);
+            for e in fs::read_dir(&parent).into_iter().flatten().flatten() {
+                if self.cri && e.path().is_dir() {
+                    left.push(format!("cgroup {}", e.path().display()));
+                }
             }
         }
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -309,6 +421,11 @@ impl Containerd {
             left.push(format!("shim process {pid}"));
         }
         left
+    }
+
+    /// [`Containerd::leftovers_of`] every container of this instance.
+    pub fn leftovers(&self) -> Vec<String> {
+        self.leftovers_of(&[])
     }
 }
 
@@ -368,7 +485,8 @@ impl Drop for Containerd {
         // Containers first, through containerd, while it runs.
         let ids =
             String::from_utf8_lossy(&self.ctr(&["containers", "ls", "-q"]).stdout).into_owned();
-        for id in ids.lines().filter(|l| !l.is_empty()) {
+        let ids: Vec<&str> = ids.lines().filter(|l| !l.is_empty()).collect();
+        for id in &ids {
             self.remove(id);
         }
         if let Some(mut child) = self.child.take() {
@@ -389,6 +507,10 @@ impl Drop for Containerd {
             Path::new("/run/containerd/runc").join(&self.ns),
         ] {
             for e in fs::read_dir(&root).into_iter().flatten().flatten() {
+                // The CRI namespace's root is shared: only our containers.
+                if self.cri && !ids.iter().any(|id| e.file_name() == *id) {
+                    continue;
+                }
                 let _ = Command::new(self.bin_dir.join("berth"))
                     .arg("--root")
                     .arg(&root)
@@ -396,7 +518,11 @@ impl Drop for Containerd {
                     .arg(e.file_name())
                     .output();
             }
-            let _ = fs::remove_dir_all(&root);
+            if self.cri {
+                let _ = fs::remove_dir(&root);
+            } else {
+                let _ = fs::remove_dir_all(&root);
+            }
         }
         // Mounts under our directory, deepest first.
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -411,13 +537,14 @@ impl Drop for Containerd {
             // SAFETY: c is a valid path string.
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
-        // The namespace's parent cgroup (ctr puts containers in /<namespace>/<id>).
+        // The namespace's parent cgroup (ctr puts containers in
+        // /<namespace>/<id>; the CRI tests' pods use /<cgroup_parent>).
         for ctrl in fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
             .flatten()
         {
-            let _ = remove_cgroup_tree(&ctrl.path().join(&self.ns));
+            let _ = remove_cgroup_tree(&ctrl.path().join(&self.cgroup_parent));
         }
         // Sockets of shims that were killed.
         for name in socket_names() {

@@ -1,0 +1,6 @@
+//! Test pieces shared by the runtime's integration tests and the conformance
+//! suite. Nothing here knows about berth: the conformance suite drives any
+//! runc-compatible runtime.
+
+pub mod faults;
+pub mod seccomp_agent;
