@@ -10,6 +10,7 @@ mod process;
 mod resources;
 mod root;
 mod seccomp;
+mod spec_misc;
 
 use crate::bundle::Bundle;
 use crate::suite::{Case, Ctx, NotPassed};
@@ -26,6 +27,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(seccomp::cases());
     cases.extend(exec::cases());
     cases.extend(resources::cases());
+    cases.extend(spec_misc::cases());
     cases
 }
 

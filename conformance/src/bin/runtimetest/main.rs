@@ -3,7 +3,7 @@
 //!
 //! Usage: `runtimetest [CHECK...]` where CHECK is one of the names in [`CHECKS`]
 //! (`all` runs every one), or `file:PATH=CONTENT` / `absent:PATH` / `erofs:PATH` / `mounted:PATH` for ad-hoc
-//! checks. Arguments after `--` are ignored (they exercise process.args).
+//! checks, or `fds` (only stdin, stdout and stderr are open; not part of `all`). Arguments after `--` are ignored (they exercise process.args).
 
 mod checks;
 mod procfs;
@@ -81,7 +81,9 @@ fn main() {
     // Everything after `--` is payload for the args check, not a check name.
     let names = wanted.iter().take_while(|a| *a != "--");
     for name in names {
-        if let Some(path) = name.strip_prefix("mounted:") {
+        if name == "fds" {
+            process::only_stdio(&mut tap);
+        } else if let Some(path) = name.strip_prefix("mounted:") {
             fscheck::mounted(&mut tap, path);
         } else if let Some(path) = name.strip_prefix("erofs:") {
             fscheck::erofs(&mut tap, path);

@@ -296,3 +296,26 @@ mod tests {
         assert_eq!(cap_names(1 << 5), vec!["CAP_KILL"]);
     }
 }
+
+/// runtime-linux.md: only fds 0, 1 and 2 are open in the process (probed with
+/// fcntl, which opens nothing itself).
+pub fn only_stdio(tap: &mut Tap) {
+    let mut extra = Vec::new();
+    for fd in 3..4096 {
+        // SAFETY: F_GETFD on any number only reads the fd table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1 {
+            let what = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            extra.push(format!("{fd} -> {what}"));
+        }
+    }
+    tap.check(
+        "only stdin, stdout and stderr are open",
+        if extra.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("extra fds: {}", extra.join(", ")))
+        },
+    );
+}
