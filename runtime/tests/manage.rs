@@ -109,7 +109,17 @@ fn pause_freezes_and_resume_thaws() {
     let base = sb.baseline(&id);
     {
         let _c = sb.started(&id);
-        let pids = wait_pids(&sb, &id, 2);
+        // The long-lived processes: the init and its `sleep 1000` (the ticker's
+        // own `sleep 0.02` children come and go).
+        let mut pids = Vec::new();
+        assert!(wait_until(POLL_TIMEOUT, || {
+            let init = sb.state(&id).and_then(|s| s["pid"].as_i64()).unwrap_or(0) as i32;
+            pids = ps_json(&sb, &id)
+                .into_iter()
+                .filter(|p| *p == init || cmdline(*p) == "sleep 1000")
+                .collect();
+            pids.len() == 2
+        }));
         assert!(wait_until(POLL_TIMEOUT, || !tick(&sb).is_empty()));
 
         sb.berth(&["pause", &id]).expect_ok();
@@ -127,8 +137,14 @@ fn pause_freezes_and_resume_thaws() {
         for p in &pids {
             assert!(alive(*p), "pid {p} died from pause");
         }
-        // The processes are still listed while frozen.
-        assert_eq!(ps_json(&sb, &id), pids);
+        // The processes are still listed while frozen, and nothing comes or goes.
+        let listed = ps_json(&sb, &id);
+        assert!(
+            pids.iter().all(|p| listed.contains(p)),
+            "{pids:?} not in {listed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(ps_json(&sb, &id), listed);
 
         sb.berth(&["resume", &id]).expect_ok();
         assert!(!frozen(&id), "the cgroup is still frozen after resume");
