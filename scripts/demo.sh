@@ -17,6 +17,9 @@ store=$work/store root=$work/run id=demo-$$
 cleanup() {
     "$berth" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
     "$image" --store "$store" unbundle "$work/bundle" >/dev/null 2>&1 || true
+    for c in $("$image" --store "$store" ps -a 2>/dev/null | awk 'NR > 1 {print $1}'); do
+        "$image" --store "$store" rm -f "$c" >/dev/null 2>&1 || true
+    done
     umount -R "$work/bundle/rootfs" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
@@ -32,4 +35,7 @@ echo "== composing an overlayfs bundle"
     sh -c 'echo "hello from berth: $(hostname), pid $$, uid $(id -u)"; echo "rootfs:"; ls /; cat /proc/self/cgroup | head -3'
 echo "== berth run"
 "$berth" --root "$root" run --bundle "$work/bundle" "$id"
-echo "== done (exit status $?)"
+echo "== the same image through the standalone run flow (own writable layer, removed after)"
+"$image" --store "$store" run --rm --runtime "$berth" busybox \
+    sh -c 'echo "hello from berth-image run" > /tmp/w; cat /tmp/w'
+echo "== done"
