@@ -132,14 +132,7 @@ fn cve_2025_52881_sysctl_write_ignores_a_proc_overmount() {
 /// A bundle whose /dev is the rootfs's own directory (no tmpfs), with a
 /// terminal, so the rootfs decides what /dev/console is.
 fn console_bundle(sb: &mut Sandbox) {
-    let mounts: Vec<_> = sb.bundle.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["destination"] != "/dev")
-        .cloned()
-        .collect();
-    sb.bundle.set("/mounts", json!(mounts));
+    sb.bundle.without_mount("/dev");
     sb.bundle.set("/process/terminal", json!(true));
 }
 
@@ -228,14 +221,7 @@ fn cve_2025_52565_console_is_the_containers_pty() {
 fn console_from_a_fake_ptmx_is_refused() {
     let mut sb = Sandbox::new("cve-ptmx");
     console_bundle(&mut sb);
-    let mounts: Vec<_> = sb.bundle.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["destination"] != "/dev/pts")
-        .cloned()
-        .collect();
-    sb.bundle.set("/mounts", json!(mounts));
+    sb.bundle.without_mount("/dev/pts");
     let rootfs = sb.bundle.rootfs();
     std::fs::create_dir_all(rootfs.join("dev/pts")).unwrap();
     std::fs::write(rootfs.join("dev/ptmx"), "").unwrap();

@@ -9,12 +9,15 @@
 //! also when a test fails. Tests that cannot run here (not root, no setpriv,
 //! unprivileged user namespaces disabled) print why and return.
 
+mod common;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{berth_bin, wait_until};
 use serde_json::{json, Value};
 
 /// The unprivileged user the tests run berth as (no passwd entry needed).
@@ -32,25 +35,6 @@ fn unique(prefix: &str) -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst)
     )
-}
-
-fn berth_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_berth")
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(2);
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
 }
 
 /// Why rootless tests cannot run on this host, if they cannot.

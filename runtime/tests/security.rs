@@ -453,14 +453,7 @@ fn cve_2025_31133_container_dev_null_symlink_is_not_used_for_masking() {
     let mut sb = Sandbox::new("sec-31133");
     let rootfs = sb.bundle.rootfs();
     std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", rootfs.join("dev/null")).unwrap();
-    let mounts: Vec<_> = sb.bundle.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["destination"] != "/dev")
-        .cloned()
-        .collect();
-    sb.bundle.set("/mounts", json!(mounts));
+    sb.bundle.without_mount("/dev");
     sb.bundle.sh(MASK_CHECK);
     let id = sb.id("c");
     let base = sb.baseline(&id);

@@ -6,18 +6,29 @@
 #   3. total RSS (and PSS) of the shims of 50 sleeping containers
 #
 # Usage (root): shim/bench/ctr.sh [N] [CONTAINERS]     (defaults 20 and 50)
-# Needs release builds in $CARGO_TARGET_DIR (default /work/target-shim):
-#   cargo build --release -p containerd-shim-berth-v2 -p berth -p berth-image
+# Needs release builds in $CARGO_TARGET_DIR (default /work/target-shim), static
+# ones (as shipped, see README.md) when present, else the default dynamic ones:
+#   RUSTFLAGS="-C target-feature=+crt-static" cargo build --release \
+#     -p containerd-shim-berth-v2 -p berth -p berth-image --target x86_64-unknown-linux-gnu
+#   (or: cargo build --release -p containerd-shim-berth-v2 -p berth -p berth-image)
+# BIN=DIR overrides where the three binaries are taken from.
+# The smaps breakdown of the idle berth shim goes to stderr.
 set -euo pipefail
 
 N=${1:-20}
 MANY=${2:-50}
 TARGET=${CARGO_TARGET_DIR:-/work/target-shim}
-BIN=$TARGET/release
+BINS=(containerd-shim-berth-v2 berth berth-image)
+have_all() { for b in "${BINS[@]}"; do [[ -x $1/$b ]] || return 1; done; }
+if [[ -z ${BIN:-} ]]; then
+  BIN=$TARGET/release
+  have_all "$TARGET/x86_64-unknown-linux-gnu/release" && BIN=$TARGET/x86_64-unknown-linux-gnu/release
+fi
 IMAGE=docker.io/library/busybox:latest
-for b in containerd-shim-berth-v2 berth berth-image; do
+for b in "${BINS[@]}"; do
   [[ -x $BIN/$b ]] || { echo "missing $BIN/$b: cargo build --release -p containerd-shim-berth-v2 -p berth -p berth-image" >&2; exit 1; }
 done
+echo "binaries from $BIN" >&2
 command -v containerd >/dev/null || { echo "containerd not installed (scripts/install-deps.sh)" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || { echo "run as root" >&2; exit 1; }
 
@@ -77,6 +88,18 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 shim_pids() { pgrep -f -- "$1 .*-address $ADDR" || true; }
 sum_status() { local t=0; for p in $2; do t=$((t + $(awk -v k="$1:" '$1==k {print $2}' /proc/$p/status))); done; echo $t; }
 sum_pss() { local t=0; for p in $1; do t=$((t + $(awk '$1=="Pss:" {print $2}' /proc/$p/smaps_rollup))); done; echo $t; }
+# Where an idle shim's resident memory is: Rss per mapping (KiB), threads.
+breakdown() {
+  local p
+  for p in $1; do
+    echo "idle berth shim $p: $(ls /proc/$p/task | wc -l) threads:" \
+      "$(cat /proc/$p/task/*/comm | sort | uniq -c | awk '{printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1}')"
+    echo "Rss by mapping (KiB):"
+    awk '/^[0-9a-f]+-[0-9a-f]+ / {name = (NF >= 6 ? $6 : "[anon]")} $1 == "Rss:" {rss[name] += $2}
+         END {for (n in rss) if (rss[n] > 0) printf "  %6d  %s\n", rss[n], n}' /proc/$p/smaps | sort -rn
+    grep -E '^(Rss|Pss|Anonymous|Private_Dirty):' /proc/$p/smaps_rollup | tr -s ' ' | sed 's/^/  /'
+  done
+}
 shim_binary() { [[ $1 == io.containerd.berth.v2 ]] && echo containerd-shim-berth-v2 || echo containerd-shim-runc-v2; }
 
 # Warm up both paths once (page cache, first shim exec).
@@ -97,6 +120,7 @@ for r in "${RUNTIMES[@]}"; do
   "${CTR[@]}" run -d --runtime "$r" "$IMAGE" idle sleep 100000 </dev/null
   sleep 1
   IDLE[$r]=$(sum_status VmRSS "$(shim_pids "$(shim_binary "$r")")")
+  [[ $r == io.containerd.berth.v2 ]] && breakdown "$(shim_pids containerd-shim-berth-v2)" >&2
   "${CTR[@]}" task kill -s SIGKILL idle >/dev/null; sleep 0.2
   "${CTR[@]}" task delete idle >/dev/null 2>&1 || true; "${CTR[@]}" containers rm idle >/dev/null
   for i in $(seq "$MANY"); do "${CTR[@]}" run -d --runtime "$r" "$IMAGE" "m$i" sleep 100000 </dev/null; done

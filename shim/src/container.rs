@@ -269,6 +269,11 @@ impl Container {
     fn cleanup_checked(&self) -> Result<()> {
         let deleted = self.berth.delete(&self.id);
         self.cleanup();
+        if deleted.is_ok() {
+            // Nothing left for the `delete` action containerd runs after the
+            // shim exits: it then skips `berth delete`.
+            RuntimeOptions::forget(&self.bundle);
+        }
         deleted
     }
 
@@ -286,10 +291,17 @@ impl Container {
 
     /// For the `delete` action after the shim died: what can be cleaned up
     /// from the bundle alone.
+    /// Without saved options the container was deleted already (or never
+    /// created), so there is no `berth delete` to run.
     pub fn cleanup_bundle(id: &str, bundle: &Path, namespace: &str) -> Result<()> {
-        let opts = RuntimeOptions::load(bundle, namespace);
-        let deleted = Berth::new(&opts, bundle).delete(id);
+        let deleted = match RuntimeOptions::load(bundle, namespace) {
+            Some(opts) => Berth::new(&opts, bundle).delete(id),
+            None => Ok(()),
+        };
         mount::unmount_all(&bundle.join("rootfs"));
+        if deleted.is_ok() {
+            RuntimeOptions::forget(bundle);
+        }
         deleted
     }
 

@@ -6,12 +6,12 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use containerd_shim::api::Status;
-use containerd_shim::event::Event;
+
 use containerd_shim::protos::events::task::TaskExit;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::util::timestamp;
 
-use crate::events::Publisher;
+use crate::events::{Publisher, TaskEvent};
 use crate::reaper::{ExitObserver, Reaper};
 use crate::stdio::{ProcessIo, StdioPaths};
 
@@ -97,7 +97,7 @@ impl Process {
     }
 
     /// Publishes `event` (if any), then an exit that was held back.
-    pub fn ungate<E: Event + Clone + Send + 'static>(&self, event: Option<E>) {
+    pub fn ungate<E: TaskEvent>(&self, event: Option<E>) {
         let mut st = self.lock();
         if let Some(e) = event {
             self.publisher.publish(e);

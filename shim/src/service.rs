@@ -35,7 +35,11 @@ pub struct Service {
 impl Shim for Service {
     type T = TaskService;
 
-    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+    fn new(_runtime_id: &str, args: &Flags, config: &mut Config) -> Self {
+        // Warnings and errors only (containerd's debug level, which starts the
+        // shim with -debug, still gives everything): the log is a FIFO that
+        // containerd reads, one write per log field.
+        config.default_log_level = "warn".to_string();
         Service {
             namespace: args.namespace.clone(),
             id: args.id.clone(),

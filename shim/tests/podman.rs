@@ -17,6 +17,8 @@
 //! berth-image built into the same target dir:
 //! `cargo build -p berth -p berth-image && cargo test -p containerd-shim-berth-v2 --test podman`.
 
+mod common;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -53,23 +55,7 @@ struct Podman {
 }
 
 fn can_run() -> bool {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return false;
-    }
-    for tool in ["podman", "skopeo", "conmon"] {
-        if Command::new(tool)
-            .arg("--version")
-            .output()
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-        {
-            eprintln!("skipped: {tool} not installed (scripts/install-deps.sh)");
-            return false;
-        }
-    }
-    true
+    common::root_with_tools(&["podman", "skopeo", "conmon"])
 }
 
 fn text(b: &[u8]) -> String {

@@ -92,6 +92,15 @@ impl Bundle {
         self
     }
 
+    /// Drop the mount at `destination` from the config (e.g. "/dev": the
+    /// rootfs's own directory is then used as it is).
+    pub fn without_mount(&mut self, destination: &str) -> &mut Bundle {
+        if let Some(m) = self.config["mounts"].as_array_mut() {
+            m.retain(|m| m["destination"] != destination);
+        }
+        self
+    }
+
     pub fn add_mount(&mut self, m: Value) -> &mut Bundle {
         self.config["mounts"].as_array_mut().unwrap().push(m);
         self

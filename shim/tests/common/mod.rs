@@ -44,14 +44,15 @@ pub struct Containerd {
     _serial: MutexGuard<'static, ()>,
 }
 
-/// Whether these tests can run here (root, containerd, ctr); prints why not.
-fn can_run() -> bool {
+/// Whether these tests can run here: root, and each of `tools` answers
+/// `--version`; prints why not.
+pub fn root_with_tools(tools: &[&str]) -> bool {
     // SAFETY: getuid has no preconditions.
     if unsafe { libc::getuid() } != 0 {
         eprintln!("skipped: needs root");
         return false;
     }
-    for tool in ["containerd", "ctr"] {
+    for tool in tools {
         if Command::new(tool)
             .arg("--version")
             .output()
@@ -63,6 +64,10 @@ fn can_run() -> bool {
         }
     }
     true
+}
+
+fn can_run() -> bool {
+    root_with_tools(&["containerd", "ctr"])
 }
 
 /// Whether this process may lower an oom_score_adj (CAP_SYS_RESOURCE, 24,
