@@ -95,7 +95,7 @@ mod tests {
     fn sweep_goes_past_the_duration_while_every_kill_hits() {
         let mut s = Sweep::new(Duration::from_millis(100));
         let mut count = 0;
-        while let Some(_) = s.next_delay() {
+        while s.next_delay().is_some() {
             s.record(End::Killed);
             count += 1;
         }

@@ -282,21 +282,6 @@ pub fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cap_mask_maps_names_to_bits() {
-        let names = vec!["CAP_CHOWN".to_string(), "CAP_KILL".to_string()];
-        assert_eq!(cap_mask(&names, 40), Ok((1 << 0) | (1 << 5)));
-        assert!(cap_mask(&["CAP_BOGUS".to_string()], 40).is_err());
-        // Capabilities the kernel does not know are ignored.
-        assert_eq!(cap_mask(&["CAP_CHECKPOINT_RESTORE".to_string()], 39), Ok(0));
-        assert_eq!(cap_names(1 << 5), vec!["CAP_KILL"]);
-    }
-}
-
 /// runtime-linux.md: only fds 0, 1 and 2 are open in the process (probed with
 /// fcntl, which opens nothing itself).
 pub fn only_stdio(tap: &mut Tap) {
@@ -318,4 +303,19 @@ pub fn only_stdio(tap: &mut Tap) {
             Err(format!("extra fds: {}", extra.join(", ")))
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_mask_maps_names_to_bits() {
+        let names = vec!["CAP_CHOWN".to_string(), "CAP_KILL".to_string()];
+        assert_eq!(cap_mask(&names, 40), Ok((1 << 0) | (1 << 5)));
+        assert!(cap_mask(&["CAP_BOGUS".to_string()], 40).is_err());
+        // Capabilities the kernel does not know are ignored.
+        assert_eq!(cap_mask(&["CAP_CHECKPOINT_RESTORE".to_string()], 39), Ok(0));
+        assert_eq!(cap_names(1 << 5), vec!["CAP_KILL"]);
+    }
 }
