@@ -342,3 +342,19 @@ fn missing_hook_binary_fails_create_and_leaves_nothing() {
         .set("/hooks/createRuntime", json!([{"path": "/no/such/hook"}]));
     create_fails(&sb, &["/no/such/hook"]);
 }
+
+/// `berth features | head`-style closed stdout: a quiet exit, no panic.
+#[test]
+fn closed_stdout_ends_quietly() {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    let out = std::process::Command::new(berth_bin())
+        .arg("features")
+        .stdout(std::process::Stdio::from(w))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+}

@@ -415,3 +415,22 @@ fn unsupported_process_fields_fail_cleanly() {
         base.assert_clean(&sb);
     }
 }
+
+/// The runtime ignores SIGPIPE for itself; the container's program must not
+/// inherit that (an ignored disposition survives execve).
+#[test]
+fn sigpipe_is_not_ignored_in_the_container() {
+    let mut sb = Sandbox::new("pr-sigpipe");
+    sb.bundle.sh("grep SigIgn /proc/self/status");
+    let out = run_ok(&sb);
+    let mask = out
+        .trim()
+        .strip_prefix("SigIgn:")
+        .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert_eq!(
+        mask & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SIGPIPE ignored: {out:?}"
+    );
+}

@@ -11,23 +11,27 @@ pub fn run(root: &Path, quiet: bool, format: &str) -> anyhow::Result<()> {
     }
     if quiet {
         for s in &states {
-            println!("{}", s.id);
+            outln!("{}", s.id);
         }
         return Ok(());
     }
     match format {
         "json" => {
             let v: Vec<_> = states.iter().map(|s| s.public()).collect();
-            println!("{}", serde_json::to_string(&v)?);
+            outln!("{}", serde_json::to_string(&v)?);
         }
         "table" => {
-            println!(
+            outln!(
                 "{:<12} {:<10} {:<10} {:<40} {:<30} OWNER",
-                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+                "ID",
+                "PID",
+                "STATUS",
+                "BUNDLE",
+                "CREATED"
             );
             for s in &states {
                 let p = s.public();
-                println!(
+                outln!(
                     "{:<12} {:<10} {:<10} {:<40} {:<30} {}",
                     p.id,
                     p.pid,

@@ -158,7 +158,7 @@ fn ps(root: &Path, a: &PsArgs) -> anyhow::Result<()> {
     let pids = manage::processes(root, &a.id)?;
     match a.format.as_str() {
         "json" => {
-            println!("{}", serde_json::to_string(&pids)?);
+            outln!("{}", serde_json::to_string(&pids)?);
             return Ok(());
         }
         "table" => {}

@@ -1,6 +1,27 @@
 //! The runc-compatible command line: one file per verb, each a thin layer over
 //! the library.
 
+/// `println!` for results: a closed stdout (`berth list | head`) ends the
+/// program quietly, as it would a C tool, instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*).and_then(|_| out.flush()) {
+            $crate::cli::stdout_failed(e);
+        }
+    }};
+}
+
+/// Where [`outln!`] goes when stdout cannot be written.
+pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    eprintln!("berth: write to stdout: {e}");
+    std::process::exit(1)
+}
+
 mod exec;
 mod list;
 mod manage;
@@ -165,7 +186,7 @@ pub fn main() -> i32 {
     };
     logging::init(cli.log.clone(), format, cli.debug);
     if cli.version {
-        println!(
+        outln!(
             "berth version {}\nspec: {}",
             env!("CARGO_PKG_VERSION"),
             berth_runtime::OCI_VERSION
@@ -199,7 +220,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Start { id } => container::start(root, id)?,
         Command::State { id } => {
             let s = container::state(root, id)?;
-            println!("{}", serde_json::to_string_pretty(&s.public())?);
+            outln!("{}", serde_json::to_string_pretty(&s.public())?);
         }
         Command::Kill { all, id, signal } => {
             let sig = berth_runtime::signal::parse(signal)?;
@@ -217,7 +238,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         } => return run::run(&create_opts(root, create), *detach, *keep),
         Command::List { quiet, format } => list::run(root, *quiet, format)?,
         Command::Spec { bundle, rootless } => spec::run(bundle, *rootless)?,
-        Command::Features => println!(
+        Command::Features => outln!(
             "{}",
             serde_json::to_string_pretty(&berth_runtime::features::document())?
         ),

@@ -186,8 +186,15 @@ impl Prepared {
             .map(|c| c.as_ptr())
             .chain(std::iter::once(std::ptr::null()))
             .collect();
-        // SAFETY: NUL-terminated arrays of valid C strings.
-        unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        // The runtime ignores SIGPIPE (Rust's start-up does; writes to a hook
+        // that exits early must not kill it), and an ignored signal survives
+        // execve: give the container's program the default.
+        // SAFETY: signal() with a valid signal number and SIG_DFL; then
+        // execve with NUL-terminated arrays of valid C strings.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr())
+        };
         std::io::Error::last_os_error()
     }
 
