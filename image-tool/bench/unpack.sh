@@ -58,7 +58,7 @@ fi
 rm -rf "$WORK/store"
 "$BIN" --store "$WORK/store" pull "oci:$LAYOUT:deb3" --name deb3 >/dev/null
 hyperfine --warmup 1 --runs 10 \
-    --prepare "$BIN --store $WORK/store rm deb3-top >/dev/null 2>&1 || true" \
+    --prepare "$BIN --store $WORK/store rmi deb3-top >/dev/null 2>&1 || true" \
     -n "berth-image pull (deb3 present; deb3-top adds one layer)" \
     "$BIN --store $WORK/store pull oci:$LAYOUT:deb3-top --name deb3-top"
 echo "layer directories after deb3 + deb3-top: $(ls "$WORK/store/layers" | wc -l) (4 expected)"
