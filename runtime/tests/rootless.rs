@@ -13,29 +13,15 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-use common::{berth_bin, wait_until};
+use common::{berth_bin, unique, wait_child, wait_until, Out, COMMAND_TIMEOUT, POLL_TIMEOUT};
 use serde_json::{json, Value};
 
 /// The unprivileged user the tests run berth as (no passwd entry needed).
 const UID: u32 = 61_234;
 const GID: u32 = 61_234;
 const TAG_VAR: &str = "BERTH_ROOTLESS_TAG";
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-const POLL_TIMEOUT: Duration = Duration::from_secs(10);
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
 
 /// Why rootless tests cannot run on this host, if they cannot.
 fn unavailable() -> Option<String> {
@@ -87,65 +73,6 @@ fn chown_tree(p: &Path) {
         .status()
         .unwrap();
     assert!(st.success(), "chown -R {}", p.display());
-}
-
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    what: String,
-}
-
-impl Out {
-    #[track_caller]
-    fn expect_ok(&self) -> &Out {
-        assert!(
-            self.code == 0,
-            "`{}` failed with {}:\nstdout: {}\nstderr: {}",
-            self.what,
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn expect_fail(&self, needles: &[&str]) -> &Out {
-        assert!(
-            self.code != 0,
-            "`{}` should have failed:\nstdout: {}\nstderr: {}",
-            self.what,
-            self.stdout,
-            self.stderr
-        );
-        for n in needles {
-            assert!(
-                self.stderr.contains(n),
-                "`{}`: error does not mention {n:?}:\n{}",
-                self.what,
-                self.stderr
-            );
-        }
-        self
-    }
-}
-
-fn wait_child(child: &mut Child, what: &str) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    let mut status = None;
-    let done = wait_until(COMMAND_TIMEOUT, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    if !done {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("`{what}` did not finish within {COMMAND_TIMEOUT:?}");
-    }
-    let s = status.unwrap();
-    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
 }
 
 /// The host's cgroup mounts: (fstype, mount point).
@@ -319,9 +246,7 @@ impl World {
     /// default state root (`$XDG_RUNTIME_DIR/berth`).
     fn berth(&self, args: &[&str]) -> Out {
         let what = format!("berth {}", args.join(" "));
-        let out = self
-            .dir
-            .join(format!("out-{}", COUNTER.fetch_add(1, Ordering::SeqCst)));
+        let out = self.dir.join(unique("out"));
         let err = out.with_extension("err");
         let mut cmd = match &self.launcher {
             // Enter the delegated cgroup2 directory, then drop privileges.
@@ -348,7 +273,7 @@ impl World {
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap());
         let mut child = cmd.spawn().unwrap();
-        let code = wait_child(&mut child, &what);
+        let code = wait_child(&mut child, COMMAND_TIMEOUT, &what);
         let o = Out {
             code,
             stdout: std::fs::read_to_string(&out).unwrap_or_default(),

@@ -93,9 +93,16 @@ fn table(title: &str, before: &Counts, after: &Counts, extra: &str) -> String {
     s
 }
 
-/// Take the after counts (polling up to 5 s for stragglers to go), print the
-/// table and assert that nothing changed.
+/// Check that `list` is empty, take the after counts (polling up to 5 s for
+/// stragglers to go), print the table and assert that nothing changed.
 fn compare(sb: &Sandbox, title: &str, before: &Counts, extra: &str) {
+    let l = sb.berth(&["list", "-q"]);
+    l.expect_ok();
+    assert!(
+        l.stdout.trim().is_empty(),
+        "list after the soak: {}",
+        l.stdout
+    );
     let mut after = Counts::take(sb);
     wait_until(Duration::from_secs(5), || {
         after = Counts::take(sb);
@@ -169,13 +176,6 @@ fn sequential_create_start_delete_cycles() {
         lifecycle(&sb, &sleeper, &quick, &id, i % 3);
     }
     let took = t0.elapsed();
-    let l = sb.berth(&["list", "-q"]);
-    l.expect_ok();
-    assert!(
-        l.stdout.trim().is_empty(),
-        "list after the soak: {}",
-        l.stdout
-    );
     compare(
         &sb,
         "sequential soak",
@@ -229,13 +229,6 @@ fn concurrent_lifecycles() {
         "{} of {n} lifecycles failed:\n{}",
         failures.len(),
         failures.join("\n")
-    );
-    let l = sb.berth(&["list", "-q"]);
-    l.expect_ok();
-    assert!(
-        l.stdout.trim().is_empty(),
-        "list after the soak: {}",
-        l.stdout
     );
     compare(
         &sb,

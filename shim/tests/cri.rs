@@ -12,7 +12,6 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_cri_client::{api, Code, Cri};
@@ -145,18 +144,7 @@ fn exe(pid: u64) -> String {
 
 /// berth's own view of a container (`berth --root R state ID`).
 fn berth_state(c: &Containerd, id: &str) -> serde_json::Value {
-    let out = Command::new(c.bin_dir.join("berth"))
-        .arg("--root")
-        .arg(c.berth_root())
-        .args(["state", id])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "berth state {id}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::berth_state(&c.bin_dir.join("berth"), &c.berth_root(), id)
 }
 
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {

@@ -227,18 +227,7 @@ impl Podman {
 
     /// berth's own view of a container (`berth --root R state ID`).
     fn berth_state(&self, id: &str) -> serde_json::Value {
-        let out = Command::new(self.berth())
-            .arg("--root")
-            .arg(self.berth_root())
-            .args(["state", id])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "berth state {id}: {}",
-            text(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        common::berth_state(&self.berth(), &self.berth_root(), id)
     }
 
     fn leftovers(&self) -> Vec<String> {
@@ -340,7 +329,7 @@ impl Drop for Podman {
             .flatten()
         {
             let parent = ctrl.path().join(&self.cgroup_parent[1..]);
-            while remove_cgroup_tree(&parent).is_err()
+            while common::remove_cgroup_tree(&parent).is_err()
                 && parent.exists()
                 && Instant::now() < deadline
             {
@@ -353,15 +342,6 @@ impl Drop for Podman {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
-    for e in fs::read_dir(dir)?.flatten() {
-        if e.file_type()?.is_dir() {
-            let _ = remove_cgroup_tree(&e.path());
-        }
-    }
-    fs::remove_dir(dir)
 }
 
 fn assert_exit(out: &Output, code: i32) {

@@ -89,6 +89,24 @@ impl Sandbox {
         self.bundle.dir.display().to_string()
     }
 
+    /// `berth delete --force ID` for cleanup: output discarded, bounded by
+    /// [`COMMAND_TIMEOUT`] (killed after), never panics.
+    pub fn force_delete_quietly(&self, id: &str) {
+        let mut c = self.cmd(&["delete", "--force", id]);
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        if let Ok(mut child) = c.spawn() {
+            let mut done = false;
+            wait_until(COMMAND_TIMEOUT, || {
+                done = matches!(child.try_wait(), Ok(Some(_)));
+                done
+            });
+            if !done {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
     /// `berth create --bundle <main bundle> ID` (config saved first).
     pub fn create(&self, id: &str) -> Out {
         self.bundle.save();
@@ -203,19 +221,7 @@ impl Drop for Sandbox {
         ids.sort();
         ids.dedup();
         for id in &ids {
-            let mut c = self.cmd(&["delete", "--force", id]);
-            c.stdout(Stdio::null()).stderr(Stdio::null());
-            if let Ok(mut child) = c.spawn() {
-                let mut done = false;
-                wait_until(COMMAND_TIMEOUT, || {
-                    done = matches!(child.try_wait(), Ok(Some(_)));
-                    done
-                });
-                if !done {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
+            self.force_delete_quietly(id);
         }
         // Whatever berth failed to clean: processes, cgroups, mounts.
         for pid in self.tagged_processes() {
@@ -265,18 +271,6 @@ impl Container<'_> {
 
 impl Drop for Container<'_> {
     fn drop(&mut self) {
-        let mut c = self.sb.cmd(&["delete", "--force", &self.id]);
-        c.stdout(Stdio::null()).stderr(Stdio::null());
-        if let Ok(mut child) = c.spawn() {
-            let mut done = false;
-            wait_until(COMMAND_TIMEOUT, || {
-                done = matches!(child.try_wait(), Ok(Some(_)));
-                done
-            });
-            if !done {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+        self.sb.force_delete_quietly(&self.id);
     }
 }

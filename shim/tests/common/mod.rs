@@ -568,11 +568,28 @@ impl Drop for Containerd {
     }
 }
 
-fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
+/// Remove a cgroup directory and every cgroup below it (deepest first).
+pub fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
     for e in fs::read_dir(dir)?.flatten() {
         if e.file_type()?.is_dir() {
             let _ = remove_cgroup_tree(&e.path());
         }
     }
     fs::remove_dir(dir)
+}
+
+/// berth's own view of a container (`BERTH --root ROOT state ID`).
+pub fn berth_state(berth: &Path, root: &Path, id: &str) -> serde_json::Value {
+    let out = Command::new(berth)
+        .arg("--root")
+        .arg(root)
+        .args(["state", id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "berth state {id}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
