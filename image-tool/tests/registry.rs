@@ -6,7 +6,7 @@ mod common;
 use common::registry::{start_registry, CuttingProxy, RegistryProcess};
 use common::{busybox_layout, run, write_image, LayerBuilder, Scratch};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 
 fn cli(store: &Path, args: &[&str]) -> std::process::Output {
@@ -476,9 +476,10 @@ fn progress_bars_only_on_a_terminal() {
         env!("CARGO_BIN_EXE_berth-image"),
         st2.display()
     );
-    let out = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
+    let out = Command::new("timeout")
+        .args(["-k", "10", "120", "script", "-qec", &cmd, "/dev/null"])
         .env_remove("BERTH_PROGRESS")
+        .stdin(Stdio::null())
         .output()
         .expect("script(1) from util-linux");
     let text = String::from_utf8_lossy(&out.stdout);

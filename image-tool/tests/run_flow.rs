@@ -310,8 +310,8 @@ fn tty_run_through_a_pty() {
         berth().display(),
         w.image
     );
-    let out = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
+    let out = Command::new("timeout")
+        .args(["-k", "10", "120", "script", "-qec", &line, "/dev/null"])
         .stdin(Stdio::null())
         .output()
         .expect("run script(1) (util-linux)");

@@ -337,7 +337,7 @@ fn terminal_gets_a_pty() {
         c.ns
     );
     let out = std::process::Command::new("timeout")
-        .args(["60", "script", "-qec", &ctr, "/dev/null"])
+        .args(["-k", "10", "60", "script", "-qec", &ctr, "/dev/null"])
         .env(
             "PATH",
             format!("{}:{}", c.bin_dir.display(), std::env::var("PATH").unwrap()),

@@ -169,7 +169,7 @@ impl Podman {
     fn cmd(&self, args: &[&str]) -> Command {
         let d = &self.dir;
         let mut cmd = Command::new("timeout");
-        cmd.arg(TIMEOUT)
+        cmd.args(["-k", "10", TIMEOUT])
             .arg("podman")
             .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
             .env("CONTAINERS_CONF", d.join("containers.conf"))
@@ -494,15 +494,21 @@ fn terminal_run_and_exec() {
         return;
     }
     // podman needs a terminal on its stdin for -t: script(1) provides one.
+    // The bound goes outside script: `timeout` inside the pty would put
+    // podman in a background process group of that terminal, where reading
+    // it (exec -i) stops podman with SIGTTIN and nothing ever ends it.
     let under_script = |args: &[&str]| -> Output {
         let cmd = p.cmd(args);
-        let line = std::iter::once(cmd.get_program())
-            .chain(cmd.get_args())
+        // p.cmd is `timeout -k 10 SECONDS podman ...`: keep `podman ...`.
+        assert_eq!(cmd.get_program(), "timeout");
+        let line = cmd
+            .get_args()
+            .skip_while(|a| *a != "podman")
             .map(|a| format!("'{}'", a.to_string_lossy()))
             .collect::<Vec<_>>()
             .join(" ");
-        let mut script = Command::new("script");
-        script.args(["-qec", &line, "/dev/null"]);
+        let mut script = Command::new("timeout");
+        script.args(["-k", "10", TIMEOUT, "script", "-qec", &line, "/dev/null"]);
         for (k, v) in cmd.get_envs() {
             if let Some(v) = v {
                 script.env(k, v);

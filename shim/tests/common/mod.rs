@@ -289,7 +289,7 @@ impl Containerd {
     /// `ctr --address A -n NS ARGS` with stdin from /dev/null.
     pub fn ctr_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("timeout");
-        cmd.arg(CTR_TIMEOUT)
+        cmd.args(["-k", "10", CTR_TIMEOUT])
             .arg("ctr")
             .arg("--address")
             .arg(&self.address)
