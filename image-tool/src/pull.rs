@@ -217,6 +217,25 @@ fn import_manifest(
         })
         .collect();
     Store::parallel(&layers, |l| {
+        let have_blob = store.has_blob(&l.digest);
+        let have_layer = store.layer_path(&l.diff_id).is_dir();
+        if !have_blob && !have_layer && !files.resumable() {
+            // Read once: stored and unpacked in the same pass.
+            let bar = opts
+                .progress
+                .enabled()
+                .then(|| opts.progress.bar(&short(&l.digest), "unpack", l.size));
+            let reader = files.open_blob(&l.digest)?.take(l.size);
+            let done = match &bar {
+                Some(bar) => {
+                    store.put_blob_and_unpack(bar.reader(reader), &l.digest, &l.diff_id, Some(bar))
+                }
+                None => store.put_blob_and_unpack(reader, &l.digest, &l.diff_id, None),
+            }?;
+            if done {
+                return Ok(());
+            }
+        }
         let present = store.has_blob(&l.digest) && store.layer_path(&l.diff_id).is_dir();
         let bar = (!present && opts.progress.enabled())
             .then(|| opts.progress.bar(&short(&l.digest), "download", l.size));

@@ -301,6 +301,70 @@ impl Store {
         result.map(|()| true)
     }
 
+    /// Store blob `blob` read from `reader` and unpack it as layer `diff_id` in one pass
+    /// over the data: one thread reads, hashes and stores the compressed stream, a second
+    /// decompresses and hashes it, the calling one writes the files. Neither the blob nor
+    /// the layer becomes visible unless both digests match; on any error neither is kept.
+    /// Returns false (and does nothing) if the layer is already unpacked.
+    ///
+    /// For sources read once from local files; resumable downloads go through
+    /// `pull::fetch_blob` and [`Store::ensure_layer`] so a cut transfer keeps its bytes.
+    pub fn put_blob_and_unpack(
+        &self,
+        reader: impl Read + Send,
+        blob: &Digest,
+        diff_id: &Digest,
+        bar: Option<&crate::progress::Bar>,
+    ) -> Result<bool> {
+        let dest = self.layer_path(diff_id);
+        if dest.is_dir() {
+            return Ok(false);
+        }
+        let _guard = self.lock(
+            &format!("layer-{}.lock", diff_id.hex()),
+            FlockOperation::LockExclusive,
+        )?;
+        if dest.is_dir() {
+            return Ok(false);
+        }
+        let what = format!("blob {blob}");
+        let tmp = self
+            .layers_dir()
+            .join(format!(".tmp-{}-{}", diff_id.hex(), unique_suffix()));
+        let blob_tmp = self.tmp_path("blob");
+        let result = (|| {
+            fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+            let file = File::create(&blob_tmp).ctx(|| format!("create {}", blob_tmp.display()))?;
+            let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(8);
+            let (stored, unpacked) = std::thread::scope(|s| {
+                let copier = s.spawn(move || copy_hash_send(reader, file, tx));
+                let unpacked = unpack_pipelined(ChannelReader::new(rx), &tmp);
+                (copier.join().expect("blob copy thread panicked"), unpacked)
+            });
+            // The blob's own digest explains any later failure; check it first.
+            let (actual, _) = stored.ctx(|| format!("store {what}"))?;
+            blob.verify(&actual, &what)?;
+            let actual = unpacked.map_err(|e| match e {
+                Error::Io { context, source } => Error::Io {
+                    context: format!("layer {blob}: {context}"),
+                    source,
+                },
+                e => e,
+            })?;
+            diff_id.verify(&actual, &format!("uncompressed layer {blob} (diff_id)"))?;
+            fs::rename(&blob_tmp, self.blob_path(blob)).ctx(|| format!("store {what}"))?;
+            fs::rename(&tmp, &dest).ctx(|| format!("rename into {}", dest.display()))
+        })();
+        if let (Some(bar), Ok(())) = (bar, &result) {
+            bar.finish("done");
+        }
+        if result.is_err() {
+            let _ = fs::remove_file(&blob_tmp);
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result.map(|()| true)
+    }
+
     /// Run `job` for each item on up to [`UNPACK_THREADS`] threads; the first error wins.
     pub fn parallel<T: Sync>(items: &[T], job: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
         let next = AtomicUsize::new(0);
@@ -506,11 +570,7 @@ fn unpack_pipelined(blob: impl Read + Send, dest: &Path) -> Result<Digest> {
             let (digest, _) = hashed.finish().ctx(|| "decompress layer".into())?;
             Ok(digest)
         });
-        let mut reader = ChannelReader {
-            rx,
-            chunk: Vec::new(),
-            pos: 0,
-        };
+        let mut reader = ChannelReader::new(rx);
         let unpacked = unpack_tar(&mut reader, dest);
         drop(reader);
         let digest = producer.join().expect("decompression thread panicked");
@@ -526,6 +586,57 @@ struct ChannelReader {
     rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
     chunk: Vec<u8>,
     pos: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>) -> ChannelReader {
+        ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+/// Read `reader` to its end in chunks, hashing each and writing it to `file` while
+/// sending it on `tx`. If the receiver goes away (its unpack failed), the rest is still
+/// read and hashed, but neither written nor sent, so a corrupt blob is reported as such.
+/// Returns the digest and size of everything read.
+fn copy_hash_send(
+    reader: impl Read,
+    file: File,
+    tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>,
+) -> std::io::Result<(Digest, u64)> {
+    const CHUNK: usize = 1 << 20;
+    let mut hashed = HashingReader::new(reader);
+    let mut file = Some(file);
+    let mut sending = true;
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let n = match crate::unpack::read_full(&mut hashed, &mut chunk) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        chunk.truncate(n);
+        if let Some(f) = file.as_mut() {
+            if let Err(e) = f.write_all(&chunk) {
+                let _ = tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                return Err(e);
+            }
+        }
+        if sending && tx.send(Ok(chunk)).is_err() {
+            sending = false;
+            file = None;
+        }
+    }
+    drop(tx);
+    hashed.finish()
 }
 
 impl Read for ChannelReader {

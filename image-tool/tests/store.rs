@@ -61,36 +61,39 @@ fn pull_stores_blobs_layers_and_record() {
 
 #[test]
 fn corrupted_blob_is_rejected_and_nothing_kept() {
-    let s = Scratch::new();
-    let layout = s.join("layout");
-    write_image(
-        &layout,
-        "t",
-        &[LayerBuilder::new().file("a", "one").finish()],
-        serde_json::json!({"Cmd": ["/a"]}),
-    );
-    // Corrupt the layer blob (the only gzip blob).
-    let blobs = layout.join("blobs/sha256");
-    let layer = std::fs::read_dir(&blobs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| std::fs::read(p).unwrap().starts_with(&[0x1f, 0x8b]))
-        .unwrap();
-    let mut data = std::fs::read(&layer).unwrap();
-    let n = data.len();
-    data[n - 5] ^= 0xff;
-    std::fs::write(&layer, data).unwrap();
-    let store = Store::open(s.join("store")).unwrap();
-    let err = pull(&store, &oci(&layout, "t"), &PullOptions::default()).unwrap_err();
-    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
-    let st = s.join("store");
-    assert!(!st
-        .join("blobs/sha256")
-        .join(layer.file_name().unwrap())
-        .exists());
-    assert_eq!(count(&st.join("layers")), 0);
-    assert_eq!(count(&st.join("tmp")), 0);
-    assert!(store.list_images().unwrap().is_empty());
+    // Near the end (the gzip trailer: the tar was already unpacked) and near the
+    // start (the unpacker fails first): either way the blob's digest is the error.
+    for at_end in [true, false] {
+        let s = Scratch::new();
+        let layout = s.join("layout");
+        let mut big = LayerBuilder::new().file("a", "one");
+        for i in 0..64 {
+            big = big.file(&format!("f{i}"), &format!("{i}").repeat(4096));
+        }
+        write_image(&layout, "t", &[big.finish()], serde_json::json!({"Cmd": ["/a"]}));
+        // Corrupt the layer blob (the only gzip blob).
+        let blobs = layout.join("blobs/sha256");
+        let layer = std::fs::read_dir(&blobs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| std::fs::read(p).unwrap().starts_with(&[0x1f, 0x8b]))
+            .unwrap();
+        let mut data = std::fs::read(&layer).unwrap();
+        let n = data.len();
+        data[if at_end { n - 5 } else { 40 }] ^= 0xff;
+        std::fs::write(&layer, data).unwrap();
+        let store = Store::open(s.join("store")).unwrap();
+        let err = pull(&store, &oci(&layout, "t"), &PullOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        let st = s.join("store");
+        assert!(!st
+            .join("blobs/sha256")
+            .join(layer.file_name().unwrap())
+            .exists());
+        assert_eq!(count(&st.join("layers")), 0);
+        assert_eq!(count(&st.join("tmp")), 0);
+        assert!(store.list_images().unwrap().is_empty());
+    }
 }
 
 #[test]
