@@ -95,6 +95,10 @@ pub trait CgroupManager {
     /// period (milliseconds, on every container start). cgroup2 directories
     /// take `0` in `cgroup.procs`.
     fn join_self(&self) -> Result<()>;
+    /// [`CgroupManager::join_self`] for a process that was started in the cgroup2
+    /// directory (`paths()[""]`) by `clone3(CLONE_INTO_CGROUP)`: joins only the v1
+    /// hierarchies (nothing on v2).
+    fn join_self_v1(&self) -> Result<()>;
     /// Apply `linux.resources`.
     fn set(&self, resources: &LinuxResources) -> Result<()>;
     /// Change the resources of a live cgroup (`update`): like [`CgroupManager::set`],

@@ -70,7 +70,12 @@ fn corrupted_blob_is_rejected_and_nothing_kept() {
         for i in 0..64 {
             big = big.file(&format!("f{i}"), &format!("{i}").repeat(4096));
         }
-        write_image(&layout, "t", &[big.finish()], serde_json::json!({"Cmd": ["/a"]}));
+        write_image(
+            &layout,
+            "t",
+            &[big.finish()],
+            serde_json::json!({"Cmd": ["/a"]}),
+        );
         // Corrupt the layer blob (the only gzip blob).
         let blobs = layout.join("blobs/sha256");
         let layer = std::fs::read_dir(&blobs)

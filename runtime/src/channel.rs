@@ -19,7 +19,12 @@ pub enum Msg {
     /// parent → init: the cgroup is ready for the init (host pid `pid`); with
     /// `join` the init moves itself in (see `CgroupManager::join_self`),
     /// otherwise the parent already moved it.
-    CgroupReady { pid: i32, join: bool },
+    /// `in_unified`: it was started in the cgroup2 directory already.
+    CgroupReady {
+        pid: i32,
+        join: bool,
+        in_unified: bool,
+    },
     /// init → parent: mounts are ready, run prestart/createRuntime hooks.
     RunRuntimeHooks,
     /// parent → init: hooks finished.

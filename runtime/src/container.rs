@@ -8,6 +8,7 @@ use berth_cgroups::{CgroupManager, FreezerState, ManagerOptions};
 use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, Pid};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::os::fd::AsFd;
 
 use crate::channel::{self, Msg};
 use crate::error::{Context, Error, Result};
@@ -177,6 +178,25 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     let fifo_fd = crate::init::FifoHandle::open_path(&dir.fifo_path())?;
 
     let cgroup = cgroup_manager(&state)?;
+    // Without a user namespace the init moves itself in, which is cheaper on
+    // v1 (see `join_self`); a user-namespaced init may not write the host's
+    // cgroupfs, so the parent moves it. When the init joins, the directories
+    // are made before the fork, so that it can start inside the cgroup2
+    // directory (see `sys::fork_into_cgroup`).
+    let rootless = crate::rootless::is_rootless();
+    let init_joins = !plan.involves_user() && !rootless;
+    if init_joins {
+        cgroup.apply(0)?;
+        state.cgroup_owned_depth = Some(cgroup.owned_depth());
+    }
+    guard.cgroup = Some(cgroup);
+    let cgroup = guard.cgroup.as_deref().expect("set");
+    let unified = match cgroup.paths().get("") {
+        Some(dir) if init_joins => {
+            Some(std::fs::File::open(dir).ctx(|| format!("open cgroup {}", dir.display()))?)
+        }
+        _ => None,
+    };
     let console = match (&opts.console_socket, opts.console_fd) {
         (_, Some(fd)) if terminal => Some(dup_fd(fd)?),
         (Some(p), _) if terminal => Some(crate::terminal::connect(p)?),
@@ -188,7 +208,16 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     }
 
     // SAFETY: berth is single-threaded here; the child runs only the init code.
-    let fork = unsafe { nix::unistd::fork() }.ctx(|| "fork container init")?;
+    let cloned = match &unified {
+        Some(dir) => unsafe { crate::sys::fork_into_cgroup(dir.as_fd())? },
+        None => None,
+    };
+    let in_unified = cloned.is_some();
+    let fork = match cloned {
+        Some(f) => f,
+        None => unsafe { nix::unistd::fork() }.ctx(|| "fork container init")?,
+    };
+    drop(unified);
     let child = match fork {
         ForkResult::Child => {
             drop(parent_end);
@@ -206,7 +235,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
                 no_new_keyring: opts.no_new_keyring,
                 state: state.clone(),
                 seccomp: seccomp.as_ref(),
-                cgroup: cgroup.as_ref(),
+                cgroup,
             })
         }
         ForkResult::Parent { child } => child.as_raw(),
@@ -226,29 +255,31 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         .map(|(t, _)| t)
         .unwrap_or(0);
 
-    // Without a user namespace the init moves itself in, which is cheaper on
-    // v1 (see `join_self`); a user-namespaced init may not write the host's
-    // cgroupfs, so the parent moves it.
-    let rootless = crate::rootless::is_rootless();
-    let init_joins = !plan.involves_user() && !rootless;
-    let cgroup = match cgroup.apply(if init_joins { 0 } else { pid }) {
-        Ok(()) => cgroup,
-        Err(e) if rootless => {
-            guard.cgroup = Some(cgroup);
-            let none = without_cgroup(e, linux, &state)?;
-            state.no_cgroup = true;
-            none
-        }
-        Err(e) => return Err(e.into()),
-    };
-    state.cgroup_owned_depth = Some(cgroup.owned_depth());
-    guard.cgroup = Some(cgroup);
+    if !init_joins {
+        let cgroup = guard.cgroup.take().expect("set");
+        let cgroup = match cgroup.apply(pid) {
+            Ok(()) => cgroup,
+            Err(e) if rootless => {
+                guard.cgroup = Some(cgroup);
+                let none = without_cgroup(e, linux, &state)?;
+                state.no_cgroup = true;
+                none
+            }
+            Err(e) => {
+                guard.cgroup = Some(cgroup);
+                return Err(e.into());
+            }
+        };
+        state.cgroup_owned_depth = Some(cgroup.owned_depth());
+        guard.cgroup = Some(cgroup);
+    }
     // Persist the pid and cgroup now, so `delete --force` can clean up even if
     // this process is killed from here on.
     guard.dir.as_ref().expect("set").save(&state)?;
     parent_end.send(&Msg::CgroupReady {
         pid,
         join: init_joins,
+        in_unified,
     })?;
 
     loop {

@@ -8,7 +8,7 @@
 //! and execs. Errors come back over a CLOEXEC channel, so its EOF means the
 //! exec happened.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -168,14 +168,35 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         setns(*t, fd)?;
     }
 
+    // The process joins the cgroup itself (cheaper, see `CgroupManager::join_self`)
+    // and starts in its cgroup2 directory where possible; a rootless caller's
+    // process is moved by the parent, as for the init.
+    let self_join = !rootless;
+    let unified = match cgroup.paths().get("") {
+        Some(dir) if self_join => {
+            Some(std::fs::File::open(dir).ctx(|| format!("open cgroup {}", dir.display()))?)
+        }
+        _ => None,
+    };
     // SAFETY: berth is single-threaded; the child runs only the code below.
-    let child = match unsafe { nix::unistd::fork() }.ctx(|| "fork exec process")? {
+    let cloned = match &unified {
+        Some(dir) => unsafe { crate::sys::fork_into_cgroup(dir.as_fd())? },
+        None => None,
+    };
+    let in_unified = cloned.is_some();
+    let fork = match cloned {
+        Some(f) => f,
+        None => unsafe { nix::unistd::fork() }.ctx(|| "fork exec process")?,
+    };
+    drop(unified);
+    let child = match fork {
         ForkResult::Child => {
             drop(parent_end);
             // SAFETY: our copy of the state lock; the parent keeps its own.
             unsafe { libc::close(dir.lock_fd()) };
             let r = child_main(
                 &child_end,
+                cgroup.as_ref(),
                 process,
                 linux,
                 &late,
@@ -200,13 +221,16 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         let _ = nix::sys::wait::waitpid(Pid::from_raw(child), None);
         e
     };
-    if let Err(e) = cgroup.add_task(child) {
-        return Err(fail(e.into()));
+    if !self_join {
+        if let Err(e) = cgroup.add_task(child) {
+            return Err(fail(e.into()));
+        }
     }
     parent_end
         .send(&Msg::CgroupReady {
             pid: child,
-            join: false,
+            join: self_join,
+            in_unified,
         })
         .map_err(fail)?;
     loop {
@@ -238,8 +262,10 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     Ok(child)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn child_main(
     ch: &channel::Channel,
+    cgroup: &dyn berth_cgroups::CgroupManager,
     process: &Process,
     linux: &oci_spec::runtime::Linux,
     namespaces: &[(LinuxNamespaceType, OwnedFd)],
@@ -258,7 +284,15 @@ fn child_main(
     crate::procattrs::apply_initial_affinity(process)?;
     crate::init::apply_oom_score_adj(process)?;
     match ch.expect("waiting for its cgroup")? {
-        Msg::CgroupReady { .. } => {}
+        Msg::CgroupReady {
+            join, in_unified, ..
+        } => {
+            if join && in_unified {
+                cgroup.join_self_v1()?;
+            } else if join {
+                cgroup.join_self()?;
+            }
+        }
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
     for (t, fd) in namespaces {

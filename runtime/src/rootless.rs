@@ -116,6 +116,9 @@ impl CgroupManager for NoCgroup {
     fn join_self(&self) -> berth_cgroups::Result<()> {
         Ok(())
     }
+    fn join_self_v1(&self) -> berth_cgroups::Result<()> {
+        Ok(())
+    }
     fn set(&self, _r: &LinuxResources) -> berth_cgroups::Result<()> {
         Err(self.unsupported("setting resources"))
     }

@@ -262,6 +262,14 @@ impl CgroupManager for V1Manager {
     }
 
     fn join_self(&self) -> Result<()> {
+        self.join_self_v1()?;
+        if let Some((_, dir)) = &self.unified {
+            CgDir::new(dir, false).write("cgroup.procs", 0, "cgroup.procs")?;
+        }
+        Ok(())
+    }
+
+    fn join_self_v1(&self) -> Result<()> {
         let late = self
             .hierarchies
             .iter()
@@ -275,9 +283,6 @@ impl CgroupManager for V1Manager {
             .chain(late)
         {
             CgDir::new(dir, false).write("tasks", 0, "tasks")?;
-        }
-        if let Some((_, dir)) = &self.unified {
-            CgDir::new(dir, false).write("cgroup.procs", 0, "cgroup.procs")?;
         }
         Ok(())
     }

@@ -174,6 +174,10 @@ impl CgroupManager for V2Manager {
         self.d().write("cgroup.procs", 0, "cgroup.procs")
     }
 
+    fn join_self_v1(&self) -> Result<()> {
+        Ok(())
+    }
+
     fn set(&self, r: &LinuxResources) -> Result<()> {
         let d = self.d();
         if let Some(c) = r.cpu() {

@@ -92,9 +92,15 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
     crate::procattrs::apply_initial_affinity(process)?;
     match a.channel.expect("waiting for its cgroup")? {
         // The pid as the host sees it, for the state hooks receive.
-        Msg::CgroupReady { pid, join } => {
+        Msg::CgroupReady {
+            pid,
+            join,
+            in_unified,
+        } => {
             a.state.pid = pid;
-            if join {
+            if join && in_unified {
+                a.cgroup.join_self_v1()?;
+            } else if join {
                 a.cgroup.join_self()?;
             }
         }
