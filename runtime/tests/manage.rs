@@ -655,3 +655,140 @@ fn delete_kills_what_a_stopped_container_without_pid_namespace_left() {
     }
     base.assert_clean(&sb);
 }
+
+/// Makes `clone3` fail with ENOSYS in the process that runs `cmd` (as a seccomp
+/// profile or an old kernel would), so berth takes its fork-and-migrate path.
+fn without_clone3(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u32;
+    let ret = (libc::BPF_RET | libc::BPF_K) as u32;
+    let filter: Vec<libc::sock_filter> = vec![
+        stmt(ld, 4), // seccomp_data.arch
+        jeq(AUDIT_ARCH_X86_64, 0, 3),
+        stmt(ld, 0), // seccomp_data.nr
+        jeq(libc::SYS_clone3 as u32, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: only async-signal-safe calls (prctl, seccomp) between fork and
+    // exec; the filter lives in this closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut _,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The container's cgroup, as /proc/PID/cgroup lines of the hierarchies berth
+/// puts it in (every line naming the container).
+fn own_cgroup_lines(text: &str, id: &str) -> Vec<String> {
+    let mut l: Vec<String> = text
+        .lines()
+        .filter(|l| l.ends_with(&format!("/berth/{id}")))
+        .map(str::to_string)
+        .collect();
+    l.sort();
+    l
+}
+
+#[test]
+fn init_and_exec_start_in_every_hierarchy_with_or_without_clone3() {
+    if !Path::new("/proc/self/cgroup").exists() {
+        return;
+    }
+    let mut sb = Sandbox::new("mg-join");
+    sb.bundle.args(&["sleep", "1000"]);
+    sb.bundle.save();
+    // Expected: every v1 hierarchy berth joins plus the cgroup2 directory where
+    // there is one (pure v2, or the hybrid host's unified mount).
+    let v2 = unified() || Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists();
+    for (n, plain_fork) in [(0, false), (1, true)] {
+        let id = sb.id(&format!("c{n}"));
+        let base = sb.baseline(&id);
+        {
+            let mut create = sb.cmd(&["create", "--bundle", &sb.bundle_arg(), &id]);
+            if plain_fork {
+                without_clone3(&mut create);
+            }
+            sb.run_cmd(create, "berth create").expect_ok();
+            let _c = sb.guard(&id);
+            let pid = sb.state(&id).unwrap()["pid"].as_i64().unwrap();
+            let init = own_cgroup_lines(&read(Path::new(&format!("/proc/{pid}/cgroup"))), &id);
+            assert!(
+                init.iter().any(|l| l.starts_with("0::")) == v2,
+                "cgroup2 membership of the init: {init:?}"
+            );
+            if !unified() {
+                for c in ["cpu", "memory", "pids", "devices", "freezer"] {
+                    assert!(
+                        init.iter().any(|l| l
+                            .split(':')
+                            .nth(1)
+                            .unwrap()
+                            .split(',')
+                            .any(|x| x == c)),
+                        "init not in the {c} hierarchy: {init:?}"
+                    );
+                }
+            }
+            sb.berth(&["start", &id]).expect_ok();
+            let mut exec = sb.cmd(&["exec", &id, "cat", "/proc/self/cgroup"]);
+            if plain_fork {
+                without_clone3(&mut exec);
+            }
+            let out = sb.run_cmd(exec, "berth exec");
+            out.expect_ok();
+            // Inside the container's cgroup namespace the paths are relative;
+            // compare the host's view of a long-lived exec'd process instead.
+            let mut exec = sb.cmd(&["exec", "-d", &id, "sleep", "1000"]);
+            if plain_fork {
+                without_clone3(&mut exec);
+            }
+            sb.run_cmd(exec, "berth exec -d").expect_ok();
+            let mut seen = Vec::new();
+            assert!(wait_until(POLL_TIMEOUT, || {
+                seen = ps_json(&sb, &id)
+                    .into_iter()
+                    .filter(|p| *p as i64 != pid && cmdline(*p) == "sleep 1000")
+                    .map(|p| {
+                        own_cgroup_lines(
+                            &std::fs::read_to_string(format!("/proc/{p}/cgroup"))
+                                .unwrap_or_default(),
+                            &id,
+                        )
+                    })
+                    .collect();
+                !seen.is_empty()
+            }));
+            assert_eq!(seen[0], init, "exec'd process and init differ");
+        }
+        base.assert_clean(&sb);
+    }
+}
