@@ -11,12 +11,12 @@
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::error::{invalid, Error, IoContext, Result};
 use crate::image::Platform;
-use crate::unpack::{decompress, unpack_tar};
+use crate::unpack::{decompress_buffered, unpack_tar};
 use rustix::fs::FlockOperation;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -285,13 +285,14 @@ impl Store {
                 }
                 None => Box::new(file),
             };
-            let actual = unpack_pipelined(file, &tmp).map_err(|e| match e {
-                Error::Io { context, source } => Error::Io {
-                    context: format!("layer {blob}: {context}"),
-                    source,
-                },
-                e => e,
-            })?;
+            let actual = unpack_pipelined(BufReader::with_capacity(256 * 1024, file), &tmp)
+                .map_err(|e| match e {
+                    Error::Io { context, source } => Error::Io {
+                        context: format!("layer {blob}: {context}"),
+                        source,
+                    },
+                    e => e,
+                })?;
             diff_id.verify(&actual, &format!("uncompressed layer {blob} (diff_id)"))?;
             fs::rename(&tmp, &dest).ctx(|| format!("rename into {}", dest.display()))
         })();
@@ -335,10 +336,10 @@ impl Store {
         let result = (|| {
             fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
             let file = File::create(&blob_tmp).ctx(|| format!("create {}", blob_tmp.display()))?;
-            let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(8);
+            let (tx, rx) = chunk_pipe();
             let (stored, unpacked) = std::thread::scope(|s| {
                 let copier = s.spawn(move || copy_hash_send(reader, file, tx));
-                let unpacked = unpack_pipelined(ChannelReader::new(rx), &tmp);
+                let unpacked = unpack_pipelined(rx, &tmp);
                 (copier.join().expect("blob copy thread panicked"), unpacked)
             });
             // The blob's own digest explains any later failure; check it first.
@@ -544,24 +545,23 @@ fn sweep(dir: &Path, keep: &HashSet<String>) -> Result<usize> {
 
 /// Decompress `blob` on a second thread (hashing the uncompressed stream) while this one
 /// unpacks it into `dest`; returns the digest of the whole uncompressed stream.
-fn unpack_pipelined(blob: impl Read + Send, dest: &Path) -> Result<Digest> {
-    const CHUNK: usize = 1 << 20;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(8);
+fn unpack_pipelined(blob: impl BufRead + Send, dest: &Path) -> Result<Digest> {
+    let (tx, rx) = chunk_pipe();
     std::thread::scope(|s| {
         let producer = s.spawn(move || -> Result<Digest> {
-            let mut hashed = HashingReader::new(decompress(blob)?);
+            let mut hashed = HashingReader::new(decompress_buffered(blob)?);
             loop {
-                let mut chunk = vec![0u8; CHUNK];
+                let mut chunk = tx.buffer();
                 match crate::unpack::read_full(&mut hashed, &mut chunk) {
                     Ok(0) => break,
                     Ok(n) => {
                         chunk.truncate(n);
-                        if tx.send(Ok(chunk)).is_err() {
+                        if !tx.send(Ok(chunk)) {
                             break; // the unpacker stopped; hash the rest below
                         }
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                        tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
                         return Err(e).ctx(|| "decompress layer".into());
                     }
                 }
@@ -570,7 +570,7 @@ fn unpack_pipelined(blob: impl Read + Send, dest: &Path) -> Result<Digest> {
             let (digest, _) = hashed.finish().ctx(|| "decompress layer".into())?;
             Ok(digest)
         });
-        let mut reader = ChannelReader::new(rx);
+        let mut reader = rx;
         let unpacked = unpack_tar(&mut reader, dest);
         drop(reader);
         let digest = producer.join().expect("decompression thread panicked");
@@ -581,21 +581,55 @@ fn unpack_pipelined(blob: impl Read + Send, dest: &Path) -> Result<Digest> {
     })
 }
 
-/// Reads the chunks a decompression thread sends.
-struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    chunk: Vec<u8>,
-    pos: usize,
-}
+/// Size of the pieces a pipeline thread hands to the next.
+const CHUNK: usize = 1 << 20;
 
-impl ChannelReader {
-    fn new(rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>) -> ChannelReader {
+/// A bounded pipe of byte chunks between two threads; the reading end returns spent
+/// chunks so that the writing end reuses them instead of allocating and zeroing.
+fn chunk_pipe() -> (ChunkSender, ChannelReader) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(8);
+    let (back_tx, back_rx) = std::sync::mpsc::sync_channel(10);
+    (
+        ChunkSender { tx, back: back_rx },
         ChannelReader {
             rx,
+            back: back_tx,
             chunk: Vec::new(),
             pos: 0,
+        },
+    )
+}
+
+/// The writing end of [`chunk_pipe`].
+struct ChunkSender {
+    tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl ChunkSender {
+    /// A buffer of [`CHUNK`] bytes, reused when the reader gave one back.
+    fn buffer(&self) -> Vec<u8> {
+        match self.back.try_recv() {
+            Ok(mut b) => {
+                b.resize(CHUNK, 0);
+                b
+            }
+            Err(_) => vec![0u8; CHUNK],
         }
     }
+
+    /// False once the reader is gone.
+    fn send(&self, chunk: std::io::Result<Vec<u8>>) -> bool {
+        self.tx.send(chunk).is_ok()
+    }
+}
+
+/// The reading end of [`chunk_pipe`].
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
 }
 
 /// Read `reader` to its end in chunks, hashing each and writing it to `file` while
@@ -605,18 +639,17 @@ impl ChannelReader {
 fn copy_hash_send(
     reader: impl Read,
     file: File,
-    tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>,
+    tx: ChunkSender,
 ) -> std::io::Result<(Digest, u64)> {
-    const CHUNK: usize = 1 << 20;
     let mut hashed = HashingReader::new(reader);
     let mut file = Some(file);
     let mut sending = true;
     loop {
-        let mut chunk = vec![0u8; CHUNK];
+        let mut chunk = tx.buffer();
         let n = match crate::unpack::read_full(&mut hashed, &mut chunk) {
             Ok(n) => n,
             Err(e) => {
-                let _ = tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
                 return Err(e);
             }
         };
@@ -626,11 +659,11 @@ fn copy_hash_send(
         chunk.truncate(n);
         if let Some(f) = file.as_mut() {
             if let Err(e) = f.write_all(&chunk) {
-                let _ = tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
                 return Err(e);
             }
         }
-        if sending && tx.send(Ok(chunk)).is_err() {
+        if sending && !tx.send(Ok(chunk)) {
             sending = false;
             file = None;
         }
@@ -639,21 +672,35 @@ fn copy_hash_send(
     hashed.finish()
 }
 
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+impl BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while self.pos == self.chunk.len() {
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
-                    self.chunk = chunk;
+                    let spent = std::mem::replace(&mut self.chunk, chunk);
+                    if spent.capacity() >= CHUNK {
+                        let _ = self.back.try_send(spent);
+                    }
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+                Err(_) => return Ok(&[]),
             }
         }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
+        Ok(&self.chunk[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.chunk.len());
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = buf.len().min(avail.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
         Ok(n)
     }
 }

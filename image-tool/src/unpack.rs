@@ -22,7 +22,11 @@ pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 /// Wrap `reader` in the decompressor its magic bytes call for (gzip, zstd or none).
 pub fn decompress<'a, R: Read + 'a>(reader: R) -> Result<Box<dyn Read + 'a>> {
-    let mut buf = BufReader::with_capacity(256 * 1024, reader);
+    decompress_buffered(BufReader::with_capacity(256 * 1024, reader))
+}
+
+/// [`decompress`] for a reader that buffers already.
+pub fn decompress_buffered<'a, R: BufRead + 'a>(mut buf: R) -> Result<Box<dyn Read + 'a>> {
     let head = buf.fill_buf().ctx(|| "read layer header".into())?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buf)))
