@@ -297,6 +297,60 @@ fn pod_lifecycle_through_cri_runs_on_berth() {
     });
     assert_eq!(stats.attributes.as_ref().unwrap().id, app);
 
+    // UpdateContainerResources: through the shim's Update into `berth update`;
+    // the new limits are in the container's cgroup files on the host.
+    let cgroup_file = |controller: &str, file: &str| -> String {
+        let cg = fs::read_to_string(format!("/proc/{app_pid}/cgroup")).unwrap();
+        let rel = cg
+            .lines()
+            .find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
+                let v2 = ctl.is_empty() && Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+                (v2 || ctl.split(',').any(|c| c == controller)).then(|| path.to_string())
+            })
+            .unwrap_or_else(|| panic!("no {controller} cgroup in {cg}"));
+        let dir = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            format!("/sys/fs/cgroup{rel}")
+        } else {
+            format!("/sys/fs/cgroup/{controller}{rel}")
+        };
+        fs::read_to_string(format!("{dir}/{file}"))
+            .unwrap_or_else(|e| panic!("read {dir}/{file}: {e}"))
+            .trim()
+            .to_string()
+    };
+    s.cri
+        .update_container_resources(
+            &app,
+            api::LinuxContainerResources {
+                memory_limit_in_bytes: 96 << 20,
+                cpu_shares: 512,
+                cpu_period: 100_000,
+                cpu_quota: 50_000,
+                ..Default::default()
+            },
+        )
+        .expect("UpdateContainerResources");
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        assert_eq!(cgroup_file("memory", "memory.max"), (96u64 << 20).to_string());
+        assert_eq!(cgroup_file("cpu", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(
+            cgroup_file("memory", "memory.limit_in_bytes"),
+            (96u64 << 20).to_string()
+        );
+        assert_eq!(cgroup_file("cpu", "cpu.shares"), "512");
+        assert_eq!(cgroup_file("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(cgroup_file("cpu", "cpu.cfs_period_us"), "100000");
+    }
+    // ...and in what CRI reports back.
+    let st = s.cri.container_status(&app).unwrap().status.unwrap();
+    let res = st.resources.and_then(|r| r.linux);
+    if let Some(r) = res {
+        assert_eq!(r.memory_limit_in_bytes, 96 << 20, "{r:?}");
+    }
+
     // The container's log, written by containerd from the shim's stdio.
     let log = c.dir.join("logs/web/app.log");
     wait_for("the app's log line", || {

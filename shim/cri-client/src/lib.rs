@@ -297,6 +297,25 @@ impl Cri {
         .map(|r| r.stats.unwrap_or_default())
     }
 
+    /// Changes a running container's Linux resources (the kubelet's in-place
+    /// resize and CPU manager use this).
+    pub fn update_container_resources(
+        &mut self,
+        id: &str,
+        linux: api::LinuxContainerResources,
+    ) -> Result<()> {
+        let mut c = self.runtime.clone();
+        let req = api::UpdateContainerResourcesRequest {
+            container_id: id.into(),
+            linux: Some(linux),
+            ..Default::default()
+        };
+        self.call("UpdateContainerResources", async move {
+            c.update_container_resources(req).await
+        })
+        .map(|_| ())
+    }
+
     /// Runs `cmd` in a running container and waits for it (at most
     /// `timeout_secs`, 0: no limit on the server's side).
     pub fn exec_sync(
