@@ -1,8 +1,9 @@
 //! The Kubernetes path: containerd's CRI plugin with a `berth` runtime handler
 //! (io.containerd.berth.v2), driven through CRI v1 the way the kubelet does
 //! (berth-cri-client). Root only; each test starts a private containerd with
-//! the CRI plugin enabled (see common/mod.rs). Pods use the host network: no
-//! CNI network is configured.
+//! the CRI plugin enabled (see common/mod.rs). Pods use the host network,
+//! except in the CNI test, which configures a bridge network from Debian's
+//! containernetworking-plugins.
 //!
 //! Prerequisites: Debian's containerd and umoci (scripts/install-deps.sh) and
 //! berth + berth-image built into the same target dir:
@@ -333,7 +334,10 @@ fn pod_lifecycle_through_cri_runs_on_berth() {
         )
         .expect("UpdateContainerResources");
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        assert_eq!(cgroup_file("memory", "memory.max"), (96u64 << 20).to_string());
+        assert_eq!(
+            cgroup_file("memory", "memory.max"),
+            (96u64 << 20).to_string()
+        );
         assert_eq!(cgroup_file("cpu", "cpu.max"), "50000 100000");
     } else {
         assert_eq!(
@@ -405,4 +409,210 @@ fn unknown_runtime_handler_is_refused() {
     assert!(err.to_string().contains("no-such-handler"), "{err}");
     assert!(s.cri.list_pod_sandbox().unwrap().is_empty());
     assert!(c.shim_pids().is_empty());
+}
+
+/// The CNI network of [`pod_on_a_cni_bridge_network`]: its own bridge and
+/// subnet, address allocations kept under the test's dir.
+const CNI_BRIDGE: &str = "berthcni0";
+const CNI_SUBNET_PREFIX: &str = "10.89.232.";
+
+/// Undoes what a CNI bridge network leaves on the host, also after a failure:
+/// network namespaces containerd pinned under /run/netns since the guard was
+/// made, the bridge, and the ip_forward sysctl the bridge plugin switches on.
+struct CniGuard {
+    netns_before: Vec<String>,
+    ip_forward: Option<String>,
+}
+
+impl CniGuard {
+    fn new() -> CniGuard {
+        CniGuard {
+            netns_before: netns_names(),
+            ip_forward: fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok(),
+        }
+    }
+}
+
+fn netns_names() -> Vec<String> {
+    fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Drop for CniGuard {
+    fn drop(&mut self) {
+        for n in netns_names() {
+            if !self.netns_before.contains(&n) {
+                let p = format!("/run/netns/{n}");
+                let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
+                let _ = fs::remove_file(&p);
+            }
+        }
+        if Path::new(&format!("/sys/class/net/{CNI_BRIDGE}")).exists() {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", CNI_BRIDGE])
+                .status();
+        }
+        if let Some(v) = &self.ip_forward {
+            let _ = fs::write("/proc/sys/net/ipv4/ip_forward", v);
+        }
+    }
+}
+
+#[test]
+fn pod_on_a_cni_bridge_network() {
+    let Some(c) = Containerd::start_cri_if_possible() else {
+        return;
+    };
+    if !Path::new("/usr/lib/cni/bridge").exists() {
+        eprintln!("skipped: containernetworking-plugins not installed");
+        return;
+    }
+    let _net = CniGuard::new();
+    fs::write(
+        c.dir.join("cni/10-berth-test.conflist"),
+        serde_json::json!({
+            "cniVersion": "0.4.0",
+            "name": "berth-test",
+            "plugins": [{
+                "type": "bridge",
+                "bridge": CNI_BRIDGE,
+                "isGateway": true,
+                "ipMasq": false,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": format!("{CNI_SUBNET_PREFIX}0/24")}]],
+                    "dataDir": c.dir.join("ipam").display().to_string(),
+                },
+            }],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut s = Session::open(&c);
+    // The CRI plugin picks the config up from its directory.
+    wait_for("NetworkReady", || {
+        let st = s.cri.status().ok()?;
+        st.status?
+            .conditions
+            .iter()
+            .any(|c| c.r#type == "NetworkReady" && c.status)
+            .then_some(())
+    });
+
+    // A pod in its own network namespace (the kubelet's default).
+    let mut pod_cfg = pod_config(&c, "net");
+    pod_cfg.hostname = "net-pod".into();
+    if let Some(l) = pod_cfg.linux.as_mut() {
+        l.security_context = None;
+    }
+    let pod = s.run_pod(&pod_cfg, HANDLER);
+    let ps = s.cri.pod_sandbox_status(&pod).expect("PodSandboxStatus");
+    let ip = ps
+        .status
+        .as_ref()
+        .unwrap()
+        .network
+        .as_ref()
+        .unwrap()
+        .ip
+        .clone();
+    assert!(ip.starts_with(CNI_SUBNET_PREFIX), "pod ip {ip:?}");
+    let pause_pid = info_field(&ps.info, "pid").as_u64().expect("sandbox pid");
+
+    let app = s
+        .cri
+        .create_container(
+            &pod,
+            container_config("app", &["httpd", "-f", "-p", "8080", "-h", "/etc"]),
+            pod_cfg.clone(),
+        )
+        .expect("CreateContainer");
+    s.cri.start_container(&app).expect("StartContainer");
+    let st = s.cri.container_status(&app).unwrap();
+    let app_pid = info_field(&st.info, "pid").as_u64().expect("app pid");
+    // The container joined the sandbox's network namespace, which is not the host's.
+    let netns = |pid: u64| fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(netns(app_pid), netns(pause_pid));
+    assert_ne!(netns(app_pid), fs::read_link("/proc/self/ns/net").unwrap());
+
+    // Inside: loopback and the veth end with the pod's address, and the hostname.
+    let r = s
+        .cri
+        .exec_sync(&app, &["ls", "/sys/class/net"], 30)
+        .unwrap();
+    let mut ifs: Vec<String> = String::from_utf8_lossy(&r.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    ifs.sort();
+    assert_eq!(ifs, ["eth0", "lo"]);
+    let r = s
+        .cri
+        .exec_sync(&app, &["ip", "-4", "-o", "addr", "show", "eth0"], 30)
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains(&format!("inet {ip}/24")),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    let r = s.cri.exec_sync(&app, &["hostname"], 30).unwrap();
+    assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), "net-pod");
+    // Traffic both ways over the bridge: the host fetches from the pod's
+    // httpd, the pod fetches from a listener on the bridge's address.
+    let body = wait_for("the pod's httpd", || {
+        use std::io::{Read, Write};
+        let addr = format!("{ip}:8080").parse().unwrap();
+        let mut c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        c.write_all(b"GET /hostname HTTP/1.0\r\n\r\n").ok()?;
+        let mut out = String::new();
+        c.read_to_string(&mut out).ok()?;
+        Some(out)
+    });
+    assert!(body.contains("net-pod"), "{body}");
+    let listener = std::net::TcpListener::bind(format!("{CNI_SUBNET_PREFIX}1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut c, peer) = listener.accept().unwrap();
+        let mut req = [0u8; 1024];
+        let _ = c.read(&mut req);
+        let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nfrom-host");
+        peer.ip().to_string()
+    });
+    let r = s
+        .cri
+        .exec_sync(
+            &app,
+            &[
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                &format!("http://{CNI_SUBNET_PREFIX}1:{port}/"),
+            ],
+            30,
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "from-h", "{r:?}");
+    assert_eq!(
+        server.join().unwrap(),
+        ip,
+        "the request came from the pod's address"
+    );
+
+    // Stopping the pod tears its network down: no veth left on the bridge.
+    s.cri.stop_pod_sandbox(&pod).expect("StopPodSandbox");
+    s.cri.remove_pod_sandbox(&pod).expect("RemovePodSandbox");
+    s.pods.clear();
+    let ports = fs::read_dir(format!("/sys/class/net/{CNI_BRIDGE}/brif"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(ports, 0, "veths left on {CNI_BRIDGE}");
+    assert_clean(&c, &[pod, app]);
 }
