@@ -14,6 +14,7 @@ PKGS=(
   hyperfine
   containerd       # shim tests and benchmark (containerd-shim-berth-v2)
   podman conmon netavark iptables protobuf-compiler  # podman and CRI client tests (shim/tests)
+  containernetworking-plugins  # the CNI bridge of the CRI network test
 )
 
 missing=()
