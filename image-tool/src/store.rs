@@ -543,21 +543,23 @@ fn sweep(dir: &Path, keep: &HashSet<String>) -> Result<usize> {
     Ok(removed)
 }
 
-/// Decompress `blob` on a second thread (hashing the uncompressed stream) while this one
-/// unpacks it into `dest`; returns the digest of the whole uncompressed stream.
+/// Unpack `blob` into `dest` in three stages on their own threads: decompression,
+/// hashing of the uncompressed stream, and (on this thread) extraction. Returns the
+/// digest of the whole uncompressed stream, including anything after the tar's end.
 fn unpack_pipelined(blob: impl BufRead + Send, dest: &Path) -> Result<Digest> {
-    let (tx, rx) = chunk_pipe();
+    let (tx, hash_rx) = chunk_pipe();
+    let (hash_tx, rx) = tx.relay();
     std::thread::scope(|s| {
-        let producer = s.spawn(move || -> Result<Digest> {
-            let mut hashed = HashingReader::new(decompress_buffered(blob)?);
+        let producer = s.spawn(move || -> Result<()> {
+            let mut dec = decompress_buffered(blob)?;
             loop {
                 let mut chunk = tx.buffer();
-                match crate::unpack::read_full(&mut hashed, &mut chunk) {
-                    Ok(0) => break,
+                match crate::unpack::read_full(&mut dec, &mut chunk) {
+                    Ok(0) => return Ok(()),
                     Ok(n) => {
                         chunk.truncate(n);
                         if !tx.send(Ok(chunk)) {
-                            break; // the unpacker stopped; hash the rest below
+                            return Ok(()); // the hasher stopped: it failed
                         }
                     }
                     Err(e) => {
@@ -566,19 +568,38 @@ fn unpack_pipelined(blob: impl BufRead + Send, dest: &Path) -> Result<Digest> {
                     }
                 }
             }
-            drop(tx);
-            let (digest, _) = hashed.finish().ctx(|| "decompress layer".into())?;
-            Ok(digest)
         });
+        let hasher = s.spawn(move || hash_relay(hash_rx, hash_tx));
         let mut reader = rx;
         let unpacked = unpack_tar(&mut reader, dest);
         drop(reader);
-        let digest = producer.join().expect("decompression thread panicked");
+        let decompressed = producer.join().expect("decompression thread panicked");
+        let digest = hasher.join().expect("hashing thread panicked");
         // A decompression error explains an unpack error; report it first.
-        let digest = digest?;
+        decompressed?;
+        let digest = digest.ctx(|| "decompress layer".into())?;
         unpacked?;
         Ok(digest)
     })
+}
+
+/// The middle stage of [`unpack_pipelined`]: hashes every chunk and passes it on.
+/// When the extractor stops early (the tar ended, or it failed), the rest is still
+/// hashed, its chunks going back for reuse.
+fn hash_relay(mut rx: ChannelReader, tx: ChunkSender) -> std::io::Result<Digest> {
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut forwarding = true;
+    while let Some(chunk) = rx.next_chunk()? {
+        sha2::Digest::update(&mut hasher, &chunk);
+        if forwarding {
+            if !tx.send(Ok(chunk)) {
+                forwarding = false;
+            }
+        } else {
+            rx.give_back(chunk);
+        }
+    }
+    Ok(Digest::from_hex(&hex::encode(sha2::Digest::finalize(hasher))).expect("sha256 hex"))
 }
 
 /// Size of the pieces a pipeline thread hands to the next.
@@ -588,9 +609,13 @@ const CHUNK: usize = 1 << 20;
 /// chunks so that the writing end reuses them instead of allocating and zeroing.
 fn chunk_pipe() -> (ChunkSender, ChannelReader) {
     let (tx, rx) = std::sync::mpsc::sync_channel(8);
-    let (back_tx, back_rx) = std::sync::mpsc::sync_channel(10);
+    let (back_tx, back) = std::sync::mpsc::sync_channel(10);
     (
-        ChunkSender { tx, back: back_rx },
+        ChunkSender {
+            tx,
+            back,
+            back_tx: back_tx.clone(),
+        },
         ChannelReader {
             rx,
             back: back_tx,
@@ -603,10 +628,29 @@ fn chunk_pipe() -> (ChunkSender, ChannelReader) {
 /// The writing end of [`chunk_pipe`].
 struct ChunkSender {
     tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>,
+    /// Spent chunks coming back from the reader (or a relay's reader).
     back: std::sync::mpsc::Receiver<Vec<u8>>,
+    back_tx: std::sync::mpsc::SyncSender<Vec<u8>>,
 }
 
 impl ChunkSender {
+    /// A second pipe whose reader returns its spent chunks to this sender, for a
+    /// stage that passes this pipe's chunks on unchanged. The returned sender
+    /// has no reuse of its own: its `buffer` always allocates.
+    fn relay(&self) -> (ChunkSender, ChannelReader) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let (back_tx, back) = std::sync::mpsc::sync_channel(0);
+        (
+            ChunkSender { tx, back, back_tx },
+            ChannelReader {
+                rx,
+                back: self.back_tx.clone(),
+                chunk: Vec::new(),
+                pos: 0,
+            },
+        )
+    }
+
     /// A buffer of [`CHUNK`] bytes, reused when the reader gave one back.
     fn buffer(&self) -> Vec<u8> {
         match self.back.try_recv() {
@@ -670,6 +714,23 @@ fn copy_hash_send(
     }
     drop(tx);
     hashed.finish()
+}
+
+impl ChannelReader {
+    /// The next whole chunk; `None` at the end. Only for readers that never
+    /// read partially.
+    fn next_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        match self.rx.recv() {
+            Ok(Ok(chunk)) => Ok(Some(chunk)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Return a chunk to the writing end for reuse.
+    fn give_back(&self, chunk: Vec<u8>) {
+        let _ = self.back.try_send(chunk);
+    }
 }
 
 impl BufRead for ChannelReader {
