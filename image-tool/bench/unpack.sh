@@ -114,9 +114,24 @@ if [ "${BENCH_NATIVE_FS:-0}" != 1 ]; then
     mkfs.ext4 -q -F "$WORK/fs.img"
     mount -o loop "$WORK/fs.img" "$OUT"
 fi
+CD=$OUT/containerd
+# A private containerd with its root on the same filesystem, restarted empty before
+# every timed import (hyperfine's --prepare).
+cat >"$WORK/containerd-restart.sh" <<EOF
+#!/bin/bash
+[ -f "$CD.pid" ] && kill \$(cat "$CD.pid") 2>/dev/null && while kill -0 \$(cat "$CD.pid") 2>/dev/null; do sleep 0.05; done
+rm -rf "$CD" && mkdir -p "$CD"
+printf '%s\n' 'version = 2' 'root = "$CD/root"' 'state = "$CD/state"' \
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]' '[grpc]' '  address = "$CD/sock"' \
+    '[ttrpc]' '  address = "$CD/sock.ttrpc"' >"$CD/config.toml"
+setsid containerd --config "$CD/config.toml" >"$CD.log" 2>&1 </dev/null & echo \$! >"$CD.pid"
+for _ in \$(seq 200); do ctr -a "$CD/sock" version >/dev/null 2>&1 && break; sleep 0.05; done
+sync
+EOF
 cleanup() {
     "$BIN" unbundle "$OUT/bundle" 2>/dev/null || true
-    rm -rf "$OUT/umoci-out" "$OUT/store"
+    [ -f "$CD.pid" ] && kill "$(cat "$CD.pid")" 2>/dev/null && sleep 1
+    rm -rf "$OUT/umoci-out" "$OUT/store" "$CD" "$CD.pid" "$CD.log" "$WORK"/*.oci.tar "$WORK/containerd-restart.sh"
     if [ "$OUT" != "$WORK" ]; then
         umount "$OUT" && rm -f "$WORK/fs.img" && rmdir "$OUT"
     fi
@@ -131,14 +146,33 @@ layers() {
         cut -d: -f2 | sed "s|^|$LAYOUT/blobs/sha256/|" | tr '\n' ' '
 }
 uptime
-# Per image: raw decompression of its layers (the floor for any unpacker), umoci, berth-image.
+# Per image: raw decompression of its layers (the floor for any unpacker), umoci,
+# berth-image into its store, and berth-image from the layout to a ready bundle.
 for tag in deb deb3 debx; do
     hyperfine --warmup 1 --runs 5 \
-        --prepare "rm -rf $OUT/umoci-out $OUT/store; sync" \
+        --prepare "$BIN unbundle $OUT/bundle 2>/dev/null; rm -rf $OUT/umoci-out $OUT/store; sync" \
         -n "gzip -dc ($tag layers)" "cat $(layers $tag) | gzip -dc >/dev/null" \
         -n "umoci unpack ($tag)" "umoci unpack --image $LAYOUT:$tag $OUT/umoci-out" \
-        -n "berth-image pull ($tag)" "$BIN --store $OUT/store pull oci:$LAYOUT:$tag"
+        -n "berth-image pull ($tag)" "$BIN --store $OUT/store pull oci:$LAYOUT:$tag" \
+        -n "berth-image bundle from the layout ($tag)" \
+        "$BIN --store $OUT/store bundle oci:$LAYOUT:$tag $OUT/bundle -- /bin/true"
 done
+"$BIN" unbundle "$OUT/bundle" 2>/dev/null || true
+
+# containerd's own import (content store + overlayfs snapshots) of the same images,
+# from OCI archives written by skopeo, into a containerd restarted empty each time.
+if command -v containerd >/dev/null && command -v skopeo >/dev/null; then
+    for tag in deb deb3 debx; do
+        skopeo copy -q "oci:$LAYOUT:$tag" "oci-archive:$WORK/$tag.oci.tar:$tag"
+        hyperfine --warmup 1 --runs 5 \
+            --prepare "bash $WORK/containerd-restart.sh" \
+            -n "ctr images import ($tag)" \
+            "ctr -a $CD/sock -n bench images import --base-name bench/$tag $WORK/$tag.oci.tar >/dev/null"
+    done
+    kill "$(cat "$CD.pid")" 2>/dev/null && sleep 1
+else
+    echo "containerd or skopeo not installed: no containerd import rows"
+fi
 
 # Shared base: with deb3 in the store, pulling deb3-top extracts only its new layer.
 rm -rf "$OUT/store"
