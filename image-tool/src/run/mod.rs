@@ -279,14 +279,25 @@ pub fn run(store: &Store, image: &ImageRecord, opts: &RunOptions) -> Result<i32>
     let rec = make(store, image, opts)?;
     let name = rec.name.clone();
     if opts.detach {
-        if let Err(e) = spawn_monitor(store, &rec) {
-            let _ = remove_files(store, &name);
-            return Err(e);
-        }
-        // Wait until the runtime knows the container (or the monitor gave up).
+        let mut report = match spawn_monitor(store, &rec) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = remove_files(store, &name);
+                return Err(e);
+            }
+        };
+        // Wait until the runtime knows the container, or the monitor reports its
+        // end (a short-lived `--rm` container may be gone before it is seen).
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match status(store, &rec)? {
+            let now = match status(store, &rec)? {
+                Status::Unknown => match monitor_report(&mut report)? {
+                    Some(code) => Status::Exited(code),
+                    None => Status::Unknown,
+                },
+                s => s,
+            };
+            match now {
                 Status::Running | Status::Created | Status::Paused => break,
                 Status::Exited(code) => {
                     eprintln!("berth-image: container {name} exited at once with status {code}");
@@ -352,30 +363,59 @@ fn run_foreground(
     Ok(exit_code(status))
 }
 
+/// The fd number on which the monitor finds the write end of its report pipe.
+const REPORT_FD: i32 = 3;
+/// Tells the monitor that [`REPORT_FD`] is its report pipe.
+const REPORT_ENV: &str = "BERTH_IMAGE_MONITOR_REPORT_FD";
+
 /// Start the monitor of a detached container: this program again, as the
-/// hidden `monitor` verb, in its own session with no terminal.
-fn spawn_monitor(store: &Store, rec: &ContainerRecord) -> Result<()> {
+/// hidden `monitor` verb, in its own session with no terminal. Returns the
+/// read end of a pipe on which the monitor writes the container's exit status
+/// when it ends (before `--rm` removes the record).
+fn spawn_monitor(store: &Store, rec: &ContainerRecord) -> Result<fs::File> {
+    let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .context("create the monitor's report pipe")?;
+    rustix::io::ioctl_fionbio(&read_end, true).context("report pipe: non-blocking")?;
     let exe = std::env::current_exe().context("find this program")?;
     let mut cmd = Command::new(exe);
     cmd.arg("--store")
         .arg(store.root())
         .arg("monitor")
         .arg(&rec.name)
+        .env(REPORT_ENV, REPORT_FD.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe.
+    let w = std::os::fd::AsRawFd::as_raw_fd(&write_end);
+    // SAFETY: setsid and dup2 are async-signal-safe; dup2 leaves the copy
+    // without FD_CLOEXEC, so the monitor inherits it.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::setsid();
+            if libc::dup2(w, REPORT_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
     // Double fork through a short-lived child so the monitor is not our child.
     let mut child = cmd.spawn().context("start the container's monitor")?;
+    drop(write_end);
     // The monitor detaches itself (see `monitor`); reap its first stage.
     let _ = child.wait();
-    Ok(())
+    Ok(fs::File::from(read_end))
+}
+
+/// What the monitor reported so far: `Some(status)` once the container ended,
+/// `None` while it runs. A monitor gone without a report is an error.
+fn monitor_report(pipe: &mut fs::File) -> Result<Option<i32>> {
+    let mut text = String::new();
+    match pipe.read_to_string(&mut text) {
+        Ok(_) if text.trim().is_empty() => bail!("the container's monitor ended without a report"),
+        Ok(_) => Ok(Some(text.trim().parse().context("monitor report")?)),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(text.trim().parse().ok()),
+        Err(e) => Err(e).context("read the monitor's report"),
+    }
 }
 
 /// The hidden `monitor` verb: fork once more (so the caller can reap this
@@ -390,6 +430,15 @@ pub fn monitor(store: &Store, name: &str) -> Result<()> {
         0 => {}
         _ => return Ok(()),
     }
+    // The report pipe, when started by `run -d`: kept from the runtime.
+    let report: Option<fs::File> = std::env::var(REPORT_ENV).ok().and_then(|v| {
+        let fd: i32 = v.parse().ok()?;
+        // SAFETY: the fd was set up for this process by `spawn_monitor`.
+        let f = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        rustix::io::fcntl_setfd(&f, rustix::io::FdFlags::CLOEXEC).ok()?;
+        Some(f)
+    });
+    std::env::remove_var(REPORT_ENV);
     let cdir = container_dir(store, name);
     let log = fs::OpenOptions::new()
         .create(true)
@@ -405,6 +454,9 @@ pub fn monitor(store: &Store, name: &str) -> Result<()> {
     )
     .unwrap_or(125);
     record_exit(store, name, code);
+    if let Some(mut f) = report {
+        let _ = std::io::Write::write_all(&mut f, format!("{code}\n").as_bytes());
+    }
     if rec.rm {
         let _ = remove_files(store, name);
     }
