@@ -673,8 +673,8 @@ fn without_clone3(cmd: &mut std::process::Command) {
         jf,
         k,
     };
-    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u32;
-    let ret = (libc::BPF_RET | libc::BPF_K) as u32;
+    let ld = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
     let filter: Vec<libc::sock_filter> = vec![
         stmt(ld, 4), // seccomp_data.arch
         jeq(AUDIT_ARCH_X86_64, 0, 3),
