@@ -217,12 +217,39 @@ pub(crate) fn remove_owned(dir: &Path, owned: usize, fake: bool) -> Result<()> {
                 }
             }
         }
-        if std::fs::remove_dir(p).is_err() {
+        if !remove_parent(p) {
             break;
         }
         cur = p.parent();
     }
     Ok(())
+}
+
+/// rmdir of a parent the manager created; false when it stays. A parent that
+/// still has sub-cgroups is in use by others and left alone at once. EBUSY without
+/// any sub-cgroup is retried briefly: right after a child's rmdir the kernel still
+/// counts the child as online until its asynchronous teardown ends (a memory cgroup
+/// takes longest), and giving up there would leave the parent behind for good.
+fn remove_parent(p: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match std::fs::remove_dir(p) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == ErrorKind::NotFound => return true,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                let in_use = std::fs::read_dir(p)
+                    .map(|d| d.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir())))
+                    .unwrap_or(true);
+                if in_use {
+                    return false;
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Pids in `cgroup.procs` of `dir` and all its sub-cgroups.

@@ -599,3 +599,30 @@ fn oom_notifier_reports_an_oom_kill() {
     assert!(reported.unwrap(), "no OOM reported");
     assert!(killed, "{}", read(&mem, "memory.oom_control"));
 }
+
+#[test]
+fn parents_shared_with_another_cgroup_stay_until_the_last_one_goes() {
+    let Some(mode) = v1_host() else { return };
+    let top = unique("shared");
+    let a = CgGuard::new(new_manager(Some(&format!("/{top}/pod/a")), "a", mode).unwrap());
+    let b = CgGuard::new(new_manager(Some(&format!("/{top}/pod/b")), "b", mode).unwrap());
+    a.apply(0).unwrap();
+    b.apply(0).unwrap();
+    assert_eq!(a.owned_depth(), 3);
+    let mem_a = dir_of(&a, "memory");
+    let pod = mem_a.parent().unwrap().to_path_buf();
+    // The first one goes: its leaf only; the parents still hold b.
+    a.destroy().unwrap();
+    assert!(!mem_a.exists());
+    assert!(pod.exists() && dir_of(&b, "memory").exists());
+    // A later manager for b that knows it created three levels removes them all.
+    let path_b = format!("/{top}/pod/b");
+    let mut o = ManagerOptions::new(Some(&path_b), "b", mode);
+    o.owned_depth = Some(3);
+    let b2 = new_manager_with(&o).unwrap();
+    b2.destroy().unwrap();
+    for (ctrl, dir) in b.paths() {
+        let top_dir = dir.parent().unwrap().parent().unwrap();
+        assert!(!top_dir.exists(), "{ctrl}: {} left", top_dir.display());
+    }
+}

@@ -81,7 +81,11 @@ impl Drop for CgGuard {
         let _ = wait_until(Duration::from_secs(5), || {
             self.m.pids().map(|p| p.is_empty()).unwrap_or(true)
         });
-        let _ = self.m.destroy();
+        // A memory cgroup whose last task was just killed can stay busy for a
+        // moment (an OOM-killed task's teardown, above all under load): retry.
+        let _ = wait_until(Duration::from_secs(10), || {
+            self.m.destroy().is_ok() || !self.m.exists()
+        });
         for d in &self.extra {
             let _ = std::fs::remove_dir(d);
         }
