@@ -61,6 +61,33 @@ pub fn is_frozen(state: &State) -> bool {
         .unwrap_or(false)
 }
 
+/// fork(2) for the container's init or an exec'd process. With `into_cgroup`
+/// the child starts inside the cgroup2 directory of `cgroup` where there is one
+/// and the kernel allows it (see `sys::fork_into_cgroup`); the bool says
+/// whether it did, else it is a plain fork.
+///
+/// # Safety
+/// As for fork(2): the caller is single-threaded.
+pub(crate) unsafe fn fork_child(
+    cgroup: &dyn CgroupManager,
+    into_cgroup: bool,
+    what: &str,
+) -> Result<(ForkResult, bool)> {
+    let unified = match cgroup.paths().get("") {
+        Some(dir) if into_cgroup => {
+            Some(std::fs::File::open(dir).ctx(|| format!("open cgroup {}", dir.display()))?)
+        }
+        _ => None,
+    };
+    if let Some(dir) = &unified {
+        if let Some(f) = crate::sys::fork_into_cgroup(dir.as_fd())? {
+            return Ok((f, true));
+        }
+    }
+    let f = nix::unistd::fork().ctx(|| format!("fork {what}"))?;
+    Ok((f, false))
+}
+
 /// Removes what a failed `create` made: the init, its cgroup, the state dir.
 struct CreateGuard {
     dir: Option<ContainerDir>,
@@ -191,12 +218,6 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     }
     guard.cgroup = Some(cgroup);
     let cgroup = guard.cgroup.as_deref().expect("set");
-    let unified = match cgroup.paths().get("") {
-        Some(dir) if init_joins => {
-            Some(std::fs::File::open(dir).ctx(|| format!("open cgroup {}", dir.display()))?)
-        }
-        _ => None,
-    };
     let console = match (&opts.console_socket, opts.console_fd) {
         (_, Some(fd)) if terminal => Some(dup_fd(fd)?),
         (Some(p), _) if terminal => Some(crate::terminal::connect(p)?),
@@ -208,16 +229,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     }
 
     // SAFETY: berth is single-threaded here; the child runs only the init code.
-    let cloned = match &unified {
-        Some(dir) => unsafe { crate::sys::fork_into_cgroup(dir.as_fd())? },
-        None => None,
-    };
-    let in_unified = cloned.is_some();
-    let fork = match cloned {
-        Some(f) => f,
-        None => unsafe { nix::unistd::fork() }.ctx(|| "fork container init")?,
-    };
-    drop(unified);
+    let (fork, in_unified) = unsafe { fork_child(cgroup, init_joins, "container init")? };
     let child = match fork {
         ForkResult::Child => {
             drop(parent_end);

@@ -8,7 +8,7 @@
 //! and execs. Errors come back over a CLOEXEC channel, so its EOF means the
 //! exec happened.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -172,23 +172,9 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     // and starts in its cgroup2 directory where possible; a rootless caller's
     // process is moved by the parent, as for the init.
     let self_join = !rootless;
-    let unified = match cgroup.paths().get("") {
-        Some(dir) if self_join => {
-            Some(std::fs::File::open(dir).ctx(|| format!("open cgroup {}", dir.display()))?)
-        }
-        _ => None,
-    };
     // SAFETY: berth is single-threaded; the child runs only the code below.
-    let cloned = match &unified {
-        Some(dir) => unsafe { crate::sys::fork_into_cgroup(dir.as_fd())? },
-        None => None,
-    };
-    let in_unified = cloned.is_some();
-    let fork = match cloned {
-        Some(f) => f,
-        None => unsafe { nix::unistd::fork() }.ctx(|| "fork exec process")?,
-    };
-    drop(unified);
+    let (fork, in_unified) =
+        unsafe { crate::container::fork_child(cgroup.as_ref(), self_join, "exec process")? };
     let child = match fork {
         ForkResult::Child => {
             drop(parent_end);
