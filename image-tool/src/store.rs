@@ -260,20 +260,9 @@ impl Store {
         diff_id: &Digest,
         bar: Option<&crate::progress::Bar>,
     ) -> Result<bool> {
-        let dest = self.layer_path(diff_id);
-        if dest.is_dir() {
+        let Some(LayerSlot { _lock, tmp, dest }) = self.claim_layer(diff_id)? else {
             return Ok(false);
-        }
-        let _guard = self.lock(
-            &format!("layer-{}.lock", diff_id.hex()),
-            FlockOperation::LockExclusive,
-        )?;
-        if dest.is_dir() {
-            return Ok(false);
-        }
-        let tmp = self
-            .layers_dir()
-            .join(format!(".tmp-{}-{}", diff_id.hex(), unique_suffix()));
+        };
         fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
         let result = (|| {
             let file = self.open_blob(blob)?;
@@ -285,15 +274,8 @@ impl Store {
                 }
                 None => Box::new(file),
             };
-            let actual = unpack_pipelined(BufReader::with_capacity(256 * 1024, file), &tmp)
-                .map_err(|e| match e {
-                    Error::Io { context, source } => Error::Io {
-                        context: format!("layer {blob}: {context}"),
-                        source,
-                    },
-                    e => e,
-                })?;
-            diff_id.verify(&actual, &format!("uncompressed layer {blob} (diff_id)"))?;
+            let unpacked = unpack_pipelined(BufReader::with_capacity(256 * 1024, file), &tmp);
+            check_unpacked(blob, diff_id, unpacked)?;
             fs::rename(&tmp, &dest).ctx(|| format!("rename into {}", dest.display()))
         })();
         if result.is_err() {
@@ -317,21 +299,10 @@ impl Store {
         diff_id: &Digest,
         bar: Option<&crate::progress::Bar>,
     ) -> Result<bool> {
-        let dest = self.layer_path(diff_id);
-        if dest.is_dir() {
+        let Some(LayerSlot { _lock, tmp, dest }) = self.claim_layer(diff_id)? else {
             return Ok(false);
-        }
-        let _guard = self.lock(
-            &format!("layer-{}.lock", diff_id.hex()),
-            FlockOperation::LockExclusive,
-        )?;
-        if dest.is_dir() {
-            return Ok(false);
-        }
+        };
         let what = format!("blob {blob}");
-        let tmp = self
-            .layers_dir()
-            .join(format!(".tmp-{}-{}", diff_id.hex(), unique_suffix()));
         let blob_tmp = self.tmp_path("blob");
         let result = (|| {
             fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
@@ -345,14 +316,7 @@ impl Store {
             // The blob's own digest explains any later failure; check it first.
             let (actual, _) = stored.ctx(|| format!("store {what}"))?;
             blob.verify(&actual, &what)?;
-            let actual = unpacked.map_err(|e| match e {
-                Error::Io { context, source } => Error::Io {
-                    context: format!("layer {blob}: {context}"),
-                    source,
-                },
-                e => e,
-            })?;
-            diff_id.verify(&actual, &format!("uncompressed layer {blob} (diff_id)"))?;
+            check_unpacked(blob, diff_id, unpacked)?;
             fs::rename(&blob_tmp, self.blob_path(blob)).ctx(|| format!("store {what}"))?;
             fs::rename(&tmp, &dest).ctx(|| format!("rename into {}", dest.display()))
         })();
@@ -364,6 +328,31 @@ impl Store {
             let _ = fs::remove_dir_all(&tmp);
         }
         result.map(|()| true)
+    }
+
+    /// The right to unpack layer `diff_id`, or `None` when it is unpacked already.
+    /// Looked at before and after taking the layer's lock: concurrent callers for the
+    /// same layer serialize, one unpacks, the others find it done.
+    fn claim_layer(&self, diff_id: &Digest) -> Result<Option<LayerSlot>> {
+        let dest = self.layer_path(diff_id);
+        if dest.is_dir() {
+            return Ok(None);
+        }
+        let lock = self.lock(
+            &format!("layer-{}.lock", diff_id.hex()),
+            FlockOperation::LockExclusive,
+        )?;
+        if dest.is_dir() {
+            return Ok(None);
+        }
+        let tmp = self
+            .layers_dir()
+            .join(format!(".tmp-{}-{}", diff_id.hex(), unique_suffix()));
+        Ok(Some(LayerSlot {
+            _lock: lock,
+            tmp,
+            dest,
+        }))
     }
 
     /// Run `job` for each item on up to [`UNPACK_THREADS`] threads; the first error wins.
@@ -600,6 +589,27 @@ fn hash_relay(mut rx: ChannelReader, tx: ChunkSender) -> std::io::Result<Digest>
         }
     }
     Ok(Digest::from_hex(&hex::encode(sha2::Digest::finalize(hasher))).expect("sha256 hex"))
+}
+
+/// A claimed layer (see `Store::claim_layer`): its lock held while it is unpacked
+/// into `tmp` (not made yet), then renamed to `dest`.
+struct LayerSlot {
+    _lock: LockGuard,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+/// What [`unpack_pipelined`] returned for blob `blob`, checked against the
+/// config's `diff_id`; I/O errors name the layer's blob.
+fn check_unpacked(blob: &Digest, diff_id: &Digest, unpacked: Result<Digest>) -> Result<()> {
+    let actual = unpacked.map_err(|e| match e {
+        Error::Io { context, source } => Error::Io {
+            context: format!("layer {blob}: {context}"),
+            source,
+        },
+        e => e,
+    })?;
+    diff_id.verify(&actual, &format!("uncompressed layer {blob} (diff_id)"))
 }
 
 /// Size of the pieces a pipeline thread hands to the next.
