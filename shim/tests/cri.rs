@@ -300,6 +300,7 @@ fn pod_lifecycle_through_cri_runs_on_berth() {
 
     // UpdateContainerResources: through the shim's Update into `berth update`;
     // the new limits are in the container's cgroup files on the host.
+    let pure_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let cgroup_file = |controller: &str, file: &str| -> String {
         let cg = fs::read_to_string(format!("/proc/{app_pid}/cgroup")).unwrap();
         let rel = cg
@@ -307,11 +308,11 @@ fn pod_lifecycle_through_cri_runs_on_berth() {
             .find_map(|l| {
                 let mut f = l.splitn(3, ':');
                 let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
-                let v2 = ctl.is_empty() && Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-                (v2 || ctl.split(',').any(|c| c == controller)).then(|| path.to_string())
+                ((pure_v2 && ctl.is_empty()) || ctl.split(',').any(|c| c == controller))
+                    .then(|| path.to_string())
             })
             .unwrap_or_else(|| panic!("no {controller} cgroup in {cg}"));
-        let dir = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let dir = if pure_v2 {
             format!("/sys/fs/cgroup{rel}")
         } else {
             format!("/sys/fs/cgroup/{controller}{rel}")
@@ -333,7 +334,7 @@ fn pod_lifecycle_through_cri_runs_on_berth() {
             },
         )
         .expect("UpdateContainerResources");
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+    if pure_v2 {
         assert_eq!(
             cgroup_file("memory", "memory.max"),
             (96u64 << 20).to_string()
