@@ -12,6 +12,7 @@ PKGS=(
   apache2-utils    # htpasswd (bcrypt) for the registry basic-auth tests
   qemu-system-x86 linux-image-amd64  # the pure cgroup-v2 guest
   hyperfine
+  gcc libc6-dev    # static attacker programs of the escape tests
   containerd       # shim tests and benchmark (containerd-shim-berth-v2)
   podman conmon netavark iptables protobuf-compiler  # podman and CRI client tests (shim/tests)
   containernetworking-plugins  # the CNI bridge of the CRI network test

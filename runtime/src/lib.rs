@@ -8,6 +8,7 @@ pub mod cgroup_rules;
 pub mod channel;
 pub mod container;
 pub mod error;
+pub mod exe_seal;
 pub mod exec;
 pub mod features;
 pub mod hooks;

@@ -135,6 +135,29 @@ pub fn fd_path(fd: &impl AsRawFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
+/// Close every fd >= `from` (close_range(2); older kernels: walk /proc/self/fd).
+/// Used at start-up on the fds a caller left open, so that none of them
+/// reaches a container's init, hooks or exec'd processes (CVE-2024-21626 family).
+pub fn close_from(from: u32) -> Result<()> {
+    // SAFETY: plain syscall on integers; the caller owns no fd in the range yet.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0) };
+    if r == 0 {
+        return Ok(());
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .ctx(|| "read /proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .filter(|fd| *fd >= from as i32)
+        .collect();
+    for fd in fds {
+        // SAFETY: closing inherited fds nothing in this process owns (the
+        // read_dir handle above is closed already; closing its number is harmless).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
 /// Mark every fd >= `from` close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC).
 pub fn cloexec_from(from: u32) -> Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;

@@ -225,7 +225,7 @@ fn duplicate_id_leaves_nothing_of_the_second_attempt() {
     let c = sb.created(&id);
     let pid = c.pid();
     let before = sb.tagged_processes().len();
-    let mounts_before = mountinfo_lines().len();
+    let mounts_before = test_mount_lines(&sb.dir, &[&id]);
     let mut other = sb.new_bundle("bundle2");
     other.sh(MARK);
     other.save();
@@ -236,7 +236,7 @@ fn duplicate_id_leaves_nothing_of_the_second_attempt() {
         before,
         "the second create left a process"
     );
-    assert_eq!(mountinfo_lines().len(), mounts_before);
+    assert_eq!(test_mount_lines(&sb.dir, &[&id]), mounts_before);
     assert_eq!(c.pid(), pid);
     assert_eq!(sb.status(&id), "created");
 }

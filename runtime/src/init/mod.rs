@@ -140,10 +140,10 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
         .fifo
         .take()
         .ok_or_else(|| Error::Init("exec fifo already taken".into()))?;
-    let fifo = exec::FifoHandle::from_fd(fifo_fd)?;
     rootfs::enter(&root, a.no_pivot)?;
     drop(root);
     rootfs::finalize(spec)?;
+    let fifo = exec::FifoHandle::in_container(fifo_fd)?;
 
     crate::procattrs::apply_personality(linux)?;
     crate::procattrs::apply_memory_policy(linux)?;
