@@ -42,6 +42,11 @@ def make_bundle(root, busybox, variant, seccomp_profile):
     cfg["process"]["args"] = ["/bin/true"]
     if variant == "resources":
         cfg["linux"].setdefault("resources", {}).update(RESOURCES)
+    if variant == "ptrace":
+        # A process that may trace others: berth runs from a protected copy
+        # of its binary (see runtime/src/exe_seal.rs); this prices that.
+        for k in ("bounding", "effective", "permitted"):
+            cfg["process"]["capabilities"][k].append("CAP_SYS_PTRACE")
     if seccomp_profile:
         with open(seccomp_profile) as f:
             cfg["linux"]["seccomp"] = json.load(f)

@@ -142,6 +142,15 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         crate::procattrs::check(p, Some(linux))?;
     }
     let plan = Plan::from_linux(linux);
+    crate::state::validate_id(&opts.id)?;
+    let caps = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref());
+    if crate::exe_seal::ptrace_reachable(&plan, caps, false) {
+        // May re-execute berth from a protected copy (nothing is made yet).
+        crate::exe_seal::ensure(&opts.root).map_err(|e| Error::Other(e.to_string()))?;
+    }
     let terminal = spec
         .process()
         .as_ref()
@@ -188,6 +197,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
             .map(|p| p.to_string_lossy().into_owned()),
         cgroup_owned_depth: None,
         no_cgroup: false,
+        ptrace_exec: false,
     };
     dir.save(&state)?;
     std::fs::write(dir.path.join(crate::state::CONFIG_COPY), &text).ctx(|| "save config copy")?;

@@ -8,9 +8,9 @@
 //! read-only, wait until no berth process runs, reopen it for writing through
 //! `/proc/self/fd/N` and replace the host's binary.
 //!
-//! So the verbs that put a process into a container (`create`, `run`, `exec`)
-//! first re-exec berth from a copy that cannot be written, whatever path leads
-//! to it:
+//! So before `create` (and `run`) or `exec` puts a process into a container
+//! where something could trace it (see [`ptrace_reachable`]), berth re-execs
+//! itself from a copy that cannot be written, whatever path leads to it:
 //!
 //! 1. a private overlayfs mount whose only layers are the binary's directory
 //!    and an empty directory (no upper layer: every write is EROFS), made
@@ -30,6 +30,48 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{MemfdFlags, SealFlags, StatVfsMountFlags};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+
+/// Could a process able to open berth's `/proc/PID/exe` share the pid
+/// namespace berth's processes enter for this container?
+///
+/// berth's container processes are non-dumpable, and their memory belongs to
+/// berth's own user namespace (they are forks of a process exec'd there), so
+/// only a process with `CAP_SYS_PTRACE` in that user namespace can open their
+/// exe. Such a process may be in the pid namespace when
+/// - the namespace is not the container's own (joined, or the host's): who
+///   else is there is unknown;
+/// - or the container shares berth's user namespace (no user namespace of its
+///   own, or rootless) and its processes may hold the capability: its
+///   bounding set has it (or the config leaves the capabilities alone), or a
+///   process exec'd into it was given it (`extra`).
+///
+/// A container with its own pid and user namespaces therefore never needs the
+/// protected copy, nor one whose bounding set lacks `CAP_SYS_PTRACE`.
+pub fn ptrace_reachable(
+    plan: &crate::namespaces::Plan,
+    caps: Option<&oci_spec::runtime::LinuxCapabilities>,
+    extra: bool,
+) -> bool {
+    if !plan.creates(oci_spec::runtime::LinuxNamespaceType::Pid) {
+        return true;
+    }
+    if plan.involves_user() && !crate::rootless::is_rootless() {
+        return false;
+    }
+    extra || may_hold_ptrace(caps)
+}
+
+/// Whether a process with these capabilities can ever hold `CAP_SYS_PTRACE`
+/// (no capabilities in the config: it keeps root's full set).
+pub fn may_hold_ptrace(caps: Option<&oci_spec::runtime::LinuxCapabilities>) -> bool {
+    match caps {
+        None => true,
+        Some(c) => c
+            .bounding()
+            .as_ref()
+            .is_some_and(|b| b.contains(&oci_spec::runtime::Capability::SysPtrace)),
+    }
+}
 
 /// Set in the environment of the re-exec'd runtime so that a check that still
 /// fails there is an error instead of an endless loop; removed at once.
@@ -233,6 +275,40 @@ fn reexec(fd: &OwnedFd) -> Result<(), SealError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(namespaces: serde_json::Value) -> crate::namespaces::Plan {
+        let linux: oci_spec::runtime::Linux =
+            serde_json::from_value(serde_json::json!({ "namespaces": namespaces })).unwrap();
+        crate::namespaces::Plan::from_linux(&linux)
+    }
+
+    fn caps(bounding: &[&str]) -> oci_spec::runtime::LinuxCapabilities {
+        serde_json::from_value(serde_json::json!({ "bounding": bounding })).unwrap()
+    }
+
+    #[test]
+    fn who_could_trace_berths_processes() {
+        if crate::rootless::is_rootless() {
+            return;
+        }
+        let own_pid = plan(serde_json::json!([{"type": "pid"}, {"type": "mount"}]));
+        let host_pid = plan(serde_json::json!([{"type": "mount"}]));
+        let joined_pid = plan(serde_json::json!([{"type": "pid", "path": "/proc/1/ns/pid"}]));
+        let own_pid_user = plan(serde_json::json!([{"type": "pid"}, {"type": "user"}]));
+        let plain = caps(&["CAP_KILL"]);
+        let ptrace = caps(&["CAP_KILL", "CAP_SYS_PTRACE"]);
+        // Someone else may be in the pid namespace.
+        assert!(ptrace_reachable(&host_pid, Some(&plain), false));
+        assert!(ptrace_reachable(&joined_pid, Some(&plain), false));
+        // The container's own: only if its processes may hold the capability.
+        assert!(!ptrace_reachable(&own_pid, Some(&plain), false));
+        assert!(ptrace_reachable(&own_pid, Some(&ptrace), false));
+        assert!(ptrace_reachable(&own_pid, None, false));
+        assert!(ptrace_reachable(&own_pid, Some(&plain), true));
+        // Its own user namespace: the capability is only the container's.
+        assert!(!ptrace_reachable(&own_pid_user, Some(&ptrace), true));
+        assert!(!ptrace_reachable(&own_pid_user, None, false));
+    }
 
     #[test]
     fn lowerdir_escapes_separators() {

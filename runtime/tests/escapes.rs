@@ -292,6 +292,93 @@ fn exe_of_run_in_shared_pid_namespace_cannot_be_overwritten_with_ptrace() {
     assert_defended(&report, &sb.bin, &before, true);
 }
 
+/// A container without CAP_SYS_PTRACE (its init ran from the real binary),
+/// then a process exec'd with `--cap CAP_SYS_PTRACE`: every later exec child
+/// must come from the protected copy.
+#[test]
+fn exe_of_exec_child_after_an_exec_granted_ptrace_cannot_be_overwritten() {
+    let mut sb = Sandbox::with_private_binary("esc-exec-grant");
+    let before = sha256(&sb.bin);
+    let size = std::fs::metadata(&sb.bin).unwrap().len();
+    install_attacker(&sb.bundle.rootfs());
+    sb.bundle.args(&["sleep", "1000"]);
+    let id = sb.id("c");
+    let _c = sb.started(&id);
+    sb.berth(&[
+        "exec",
+        "-d",
+        "--cap",
+        "CAP_SYS_PTRACE",
+        &id,
+        "/attack",
+        &size.to_string(),
+        "/host/report",
+        "40",
+    ])
+    .expect_ok();
+    let report = Report(sb.host.join("report"));
+    assert!(
+        report.wait_for(&["ready"], POLL_TIMEOUT),
+        "attacker did not start"
+    );
+    for _ in 0..40 {
+        sb.berth(&["exec", &id, "true"]).expect_ok();
+        if report.has("got") || report.has("none") {
+            break;
+        }
+    }
+    assert_defended(&report, &sb.bin, &before, true);
+}
+
+/// Into a created container whose init runs the real binary (no
+/// CAP_SYS_PTRACE in its config), a process that could trace it is refused;
+/// other processes are not.
+#[test]
+fn exec_with_ptrace_into_an_unprotected_created_container_is_refused() {
+    let mut sb = Sandbox::new("esc-created-grant");
+    sb.bundle.args(&["sleep", "1000"]);
+    let id = sb.id("c");
+    let _c = sb.created(&id);
+    sb.berth(&["exec", "--cap", "CAP_SYS_PTRACE", &id, "true"])
+        .expect_fail(&["CAP_SYS_PTRACE", "start"]);
+    sb.berth(&["exec", &id, "true"]).expect_ok();
+    sb.berth(&["start", &id]).expect_ok();
+    sb.berth(&["exec", "--cap", "CAP_SYS_PTRACE", &id, "true"])
+        .expect_ok();
+}
+
+/// With its own user namespace, CAP_SYS_PTRACE in the container does not reach
+/// berth's (non-dumpable, host-namespace) processes: no exe to open at all.
+#[test]
+fn exe_of_exec_child_in_a_user_namespace_cannot_be_opened_with_ptrace() {
+    let mut sb = Sandbox::with_private_binary("esc-userns");
+    let before = sha256(&sb.bin);
+    std::fs::create_dir_all(sb.bundle.rootfs().join("host")).unwrap();
+    let mut ns = sb.bundle.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .clone();
+    ns.push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    sb.bundle
+        .set("/linux/namespaces", json!(ns))
+        .set("/linux/uidMappings", map.clone())
+        .set("/linux/gidMappings", map);
+    let (id, report) = attacker_container(&mut sb, true, 6);
+    let _c = sb.started(&id);
+    assert!(
+        report.wait_for(&["ready"], POLL_TIMEOUT),
+        "attacker did not start"
+    );
+    for _ in 0..20 {
+        sb.berth(&["exec", &id, "true"]).expect_ok();
+        if report.has("got") || report.has("none") {
+            break;
+        }
+    }
+    assert_defended(&report, &sb.bin, &before, false);
+}
+
 // ---------------------------------------------------------------------------
 // 2. linux.devices and the device cgroup.
 

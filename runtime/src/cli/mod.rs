@@ -176,7 +176,13 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    if let Err(e) = protect(&cli) {
+    // The caller's fds go before berth opens any of its own (the log file).
+    let preserve = match &cli.command {
+        Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => a.preserve_fds,
+        Some(Command::Exec(a)) => a.preserve_fds(),
+        _ => 0,
+    };
+    if let Err(e) = berth_runtime::sys::close_from(3u32.saturating_add(preserve)) {
         eprintln!("berth: {e}");
         return 1;
     }
@@ -204,27 +210,6 @@ pub fn main() -> i32 {
             1
         }
     }
-}
-
-/// Before anything else: close the fds the caller left open (only stdio and a
-/// `--preserve-fds` range may reach a container), and for the verbs that put
-/// a process into a container, make sure this process runs from a copy of the
-/// binary that nothing in the container can write (see `exe_seal`).
-fn protect(cli: &Cli) -> anyhow::Result<()> {
-    let (preserve, enters_container) = match &cli.command {
-        Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => (a.preserve_fds, true),
-        Some(Command::Exec(a)) => (a.preserve_fds(), true),
-        _ => (0, false),
-    };
-    berth_runtime::sys::close_from(3u32.saturating_add(preserve))?;
-    if enters_container {
-        let root = cli
-            .root
-            .clone()
-            .unwrap_or_else(berth_runtime::rootless::default_state_root);
-        berth_runtime::exe_seal::ensure(&root)?;
-    }
-    Ok(())
 }
 
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
