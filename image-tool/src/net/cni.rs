@@ -47,7 +47,10 @@ impl ConfList {
     }
 
     fn plugins(&self) -> Vec<Value> {
-        self.value["plugins"].as_array().cloned().unwrap_or_default()
+        self.value["plugins"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The configuration handed to one plugin: its own object plus `name`,
@@ -129,7 +132,10 @@ fn exec(
     let mut child = Command::new(&path)
         .env_clear()
         // The plugins run iptables and other host tools.
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", inv.container_id)
         .env("CNI_NETNS", inv.netns)

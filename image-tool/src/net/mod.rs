@@ -352,14 +352,17 @@ pub struct Attached {
 /// is left.
 pub fn attach(store: &Store, req: &AttachRequest) -> Result<Attached, NetError> {
     req.network.validate()?;
-    for d in [attachments_dir(store), net_dir(store).join("netns"), ipam_dir(store)] {
+    for d in [
+        attachments_dir(store),
+        net_dir(store).join("netns"),
+        ipam_dir(store),
+    ] {
         fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
     }
     let _ = cleanup_stale(store);
     check_port_conflicts(store, req)?;
-    let lock = lock(&lock_path(store, &req.id), false)?.ok_or_else(|| {
-        NetError::Config(format!("{} is already attached to a network", req.id))
-    })?;
+    let lock = lock(&lock_path(store, &req.id), false)?
+        .ok_or_else(|| NetError::Config(format!("{} is already attached to a network", req.id)))?;
     let mut a = Attachment {
         id: req.id.clone(),
         name: req.name.clone(),

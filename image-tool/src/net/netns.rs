@@ -16,7 +16,8 @@ use super::NetError;
 /// Make a new network namespace and pin it at `path` (a new empty file).
 pub fn create(path: &Path) -> Result<(), NetError> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| NetError::Io(format!("create {}", dir.display()), e))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| NetError::Io(format!("create {}", dir.display()), e))?;
     }
     fs::OpenOptions::new()
         .write(true)
@@ -32,8 +33,12 @@ pub fn create(path: &Path) -> Result<(), NetError> {
         // changes; no memory or file-descriptor state is unshared.
         unsafe { unshare_unsafe(UnshareFlags::NEWNET) }
             .map_err(|e| NetError::Io("unshare(CLONE_NEWNET)".into(), e.into()))?;
-        mount_bind("/proc/thread-self/ns/net", &target)
-            .map_err(|e| NetError::Io(format!("bind the new netns to {}", target.display()), e.into()))
+        mount_bind("/proc/thread-self/ns/net", &target).map_err(|e| {
+            NetError::Io(
+                format!("bind the new netns to {}", target.display()),
+                e.into(),
+            )
+        })
     })
     .join()
     .unwrap_or_else(|_| Err(NetError::Config("netns thread panicked".into())));
@@ -47,7 +52,12 @@ pub fn create(path: &Path) -> Result<(), NetError> {
 pub fn remove(path: &Path) -> Result<(), NetError> {
     match unmount(path, UnmountFlags::DETACH) {
         Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
-        Err(e) => return Err(NetError::Io(format!("unmount {}", path.display()), e.into())),
+        Err(e) => {
+            return Err(NetError::Io(
+                format!("unmount {}", path.display()),
+                e.into(),
+            ))
+        }
     }
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -75,7 +85,12 @@ pub fn in_use(path: &Path) -> bool {
         return false;
     };
     rd.filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .any(|e| {
             fs::metadata(e.path().join("ns/net"))
                 .map(|m| (m.dev(), m.ino()) == id)

@@ -36,9 +36,7 @@ pub struct PortMapping {
 impl PortMapping {
     /// docker's `PORTS` column and `port` output: `0.0.0.0:8080->80/tcp`.
     pub fn host_side(&self) -> String {
-        let ip = self
-            .host_ip
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let ip = self.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         format!("{ip}:{}", self.host_port)
     }
 
@@ -108,7 +106,10 @@ pub fn parse(spec: &str) -> Result<PortMapping, NetError> {
         None => {
             let parts: Vec<&str> = rest.split(':').collect();
             match parts.len() {
-                3 => (Some(parts[0].to_string()), format!("{}:{}", parts[1], parts[2])),
+                3 => (
+                    Some(parts[0].to_string()),
+                    format!("{}:{}", parts[1], parts[2]),
+                ),
                 1 | 2 => (None, rest.to_string()),
                 _ => {
                     return Err(NetError::Config(format!(
@@ -119,9 +120,10 @@ pub fn parse(spec: &str) -> Result<PortMapping, NetError> {
         }
     };
     let host_ip = match host_ip.filter(|s| !s.is_empty()) {
-        Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
-            NetError::Config(format!("-p {spec}: {s:?} is not an IP address"))
-        })?),
+        Some(s) => Some(
+            s.parse::<IpAddr>()
+                .map_err(|_| NetError::Config(format!("-p {spec}: {s:?} is not an IP address")))?,
+        ),
         None => None,
     };
     let (host_port, container_port) = match rest.split_once(':') {
@@ -144,7 +146,10 @@ mod tests {
     #[test]
     fn parses_docker_forms() {
         let p = parse("8080:80").unwrap();
-        assert_eq!((p.host_port, p.container_port, p.protocol), (8080, 80, Protocol::Tcp));
+        assert_eq!(
+            (p.host_port, p.container_port, p.protocol),
+            (8080, 80, Protocol::Tcp)
+        );
         assert_eq!(p.to_string(), "0.0.0.0:8080->80/tcp");
         let p = parse("127.0.0.1:5353:53/udp").unwrap();
         assert_eq!(p.to_string(), "127.0.0.1:5353->53/udp");
@@ -157,7 +162,15 @@ mod tests {
 
     #[test]
     fn refuses_bad_values() {
-        for bad in ["", "x:80", "80:0", "1:2:3:4", "80/sctp", "999999:80", "nope:80:80"] {
+        for bad in [
+            "",
+            "x:80",
+            "80:0",
+            "1:2:3:4",
+            "80/sctp",
+            "999999:80",
+            "nope:80:80",
+        ] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{bad}: {e}");
         }
