@@ -40,7 +40,15 @@ fn foreground_run_prints_and_returns_the_exit_status() {
 #[test]
 fn writes_go_to_the_containers_own_layer() {
     let w = World::new();
-    w.ok(&["run", "--name", "a", "IMG", "sh", "-c", "echo mine > /etc/marker"]);
+    w.ok(&[
+        "run",
+        "--name",
+        "a",
+        "IMG",
+        "sh",
+        "-c",
+        "echo mine > /etc/marker",
+    ]);
     let id = w.inspect("a")["Id"].as_str().unwrap().to_string();
     let upper = w
         .store
@@ -129,7 +137,9 @@ fn stop_kills_a_container_that_ignores_its_stop_signal_and_rm_f_kills() {
     w.ok(&["stop", "-t", "1", "stubborn"]);
     assert_eq!(w.inspect("stubborn")["State"]["ExitCode"], 137);
     w.ok(&["rm", "stubborn"]);
-    w.ok(&["run", "-d", "--rm", "--name", "gone", "IMG", "sleep", "1000"]);
+    w.ok(&[
+        "run", "-d", "--rm", "--name", "gone", "IMG", "sleep", "1000",
+    ]);
     w.ok(&["rm", "-f", "gone"]);
     w.assert_empty();
 }
@@ -137,7 +147,9 @@ fn stop_kills_a_container_that_ignores_its_stop_signal_and_rm_f_kills() {
 #[test]
 fn detached_rm_container_removes_itself_when_it_exits() {
     let w = World::new();
-    w.ok(&["run", "-d", "--rm", "--name", "brief", "IMG", "sh", "-c", "exit 0"]);
+    w.ok(&[
+        "run", "-d", "--rm", "--name", "brief", "IMG", "sh", "-c", "exit 0",
+    ]);
     assert!(wait_for(Duration::from_secs(20), || w
         .containers()
         .is_empty()));
@@ -162,7 +174,10 @@ fn network_none_and_host() {
         .count();
     // Other people's interfaces come and go: about the host's count.
     let seen: usize = host.trim().parse().unwrap();
-    assert!(seen > 1 && seen.abs_diff(on_host) < 10, "{seen} vs {on_host}");
+    assert!(
+        seen > 1 && seen.abs_diff(on_host) < 10,
+        "{seen} vs {on_host}"
+    );
     w.assert_empty();
 }
 
@@ -202,7 +217,10 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
         (&["run", "no-such-image", "true"], "no-such-image"),
         (&["run", "-p", "80:99999", "IMG", "true"], "99999"),
         (&["run", "-p", "8080:80/sctp", "IMG", "true"], "sctp"),
-        (&["run", "--net", "none", "-p", "8080:80", "IMG", "true"], "-p"),
+        (
+            &["run", "--net", "none", "-p", "8080:80", "IMG", "true"],
+            "-p",
+        ),
         (&["run", "--memory", "lots", "IMG", "true"], "--memory"),
         (&["run", "--memory", "1m", "IMG", "true"], "minimum"),
         (&["run", "--cpus", "1000", "IMG", "true"], "--cpus"),
@@ -211,9 +229,18 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
         (&["run", "-v", "/tmp:relative", "IMG", "true"], "relative"),
         (&["run", "-w", "relative", "IMG", "true"], "-w"),
         (&["run", "-u", "nosuchuser", "IMG", "true"], "nosuchuser"),
-        (&["run", "--stop-signal", "SIGBOGUS", "IMG", "true"], "SIGBOGUS"),
-        (&["run", "--device", "/etc/passwd", "IMG", "true"], "not a device"),
-        (&["run", "--net", "container:nothing", "IMG", "true"], "nothing"),
+        (
+            &["run", "--stop-signal", "SIGBOGUS", "IMG", "true"],
+            "SIGBOGUS",
+        ),
+        (
+            &["run", "--device", "/etc/passwd", "IMG", "true"],
+            "not a device",
+        ),
+        (
+            &["run", "--net", "container:nothing", "IMG", "true"],
+            "nothing",
+        ),
         (&["logs", "nothing"], "no such container"),
         (&["stop", "nothing"], "no such container"),
         (&["rm", "nothing"], "no such container"),

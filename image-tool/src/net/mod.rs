@@ -383,11 +383,13 @@ pub fn attach(store: &Store, req: &AttachRequest) -> Result<Attached, NetError> 
     }
     // The record comes first: whatever ADD makes, a later cleanup finds it.
     save(store, &a)?;
-    let added = netns::create(&a.netns).and_then(|()| {
-        a.network
-            .conflist(store)
-            .add(&a.network.plugin_dir, &a.invocation())
-    });
+    let added = netns::create(&a.netns)
+        .and_then(|()| loopback_up(&a))
+        .and_then(|()| {
+            a.network
+                .conflist(store)
+                .add(&a.network.plugin_dir, &a.invocation())
+        });
     match added {
         Ok(result) => {
             a.take_result(result);
@@ -405,6 +407,26 @@ pub fn attach(store: &Store, req: &AttachRequest) -> Result<Attached, NetError> 
     };
     refresh_hosts(store, &attached.attachment.network.name)?;
     Ok(attached)
+}
+
+/// Bring `lo` up in the new namespace, with the CNI `loopback` plugin as
+/// CRI runtimes do (the bridge plugin only adds eth0; a namespace made with
+/// unshare starts with `lo` down). Nothing to undo: `lo` goes with the namespace.
+fn loopback_up(a: &Attachment) -> Result<(), NetError> {
+    let lo = cni::ConfList {
+        value: json!({
+            "cniVersion": cni::CNI_VERSION,
+            "name": "lo",
+            "plugins": [{"type": "loopback"}],
+        }),
+    };
+    let inv = cni::Invocation {
+        container_id: &a.id,
+        netns: &a.netns,
+        ifname: "lo",
+        runtime_config: Value::Null,
+    };
+    lo.add(&a.network.plugin_dir, &inv).map(|_| ())
 }
 
 fn check_port_conflicts(store: &Store, req: &AttachRequest) -> Result<(), NetError> {

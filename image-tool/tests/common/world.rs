@@ -35,7 +35,9 @@ pub struct TestNet {
 }
 
 fn subnet_in_use(prefix: &str) -> bool {
-    let routes = Command::new("ip").args(["-4", "route", "show", "table", "all"]).output();
+    let routes = Command::new("ip")
+        .args(["-4", "route", "show", "table", "all"])
+        .output();
     let addrs = Command::new("ip").args(["-4", "-o", "addr"]).output();
     [routes, addrs].into_iter().any(|o| {
         o.map(|o| String::from_utf8_lossy(&o.stdout).contains(prefix))
@@ -90,7 +92,9 @@ impl TestNet {
 
     /// iptables lines (filter and nat) that mention this network or subnet.
     pub fn iptables_lines(&self) -> Vec<String> {
-        let out = Command::new("iptables-save").output().expect("run iptables-save");
+        let out = Command::new("iptables-save")
+            .output()
+            .expect("run iptables-save");
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| l.contains(&self.name) || l.contains(&self.prefix))
@@ -102,7 +106,9 @@ impl TestNet {
 impl Drop for TestNet {
     fn drop(&mut self) {
         if Path::new(&format!("/sys/class/net/{}", self.bridge)).exists() {
-            let _ = Command::new("ip").args(["link", "del", &self.bridge]).status();
+            let _ = Command::new("ip")
+                .args(["link", "del", &self.bridge])
+                .status();
         }
         // The bridge plugin turns forwarding on (isGateway); put it back.
         if self.ip_forward_before.trim() == "0" {
@@ -162,7 +168,9 @@ impl World {
         // Bounded: a hang fails the test instead of stalling it.
         let c = self.cmd(&args);
         let mut t = Command::new("timeout");
-        t.args(["-k", "5", "120"]).arg(c.get_program()).args(c.get_args());
+        t.args(["-k", "5", "120"])
+            .arg(c.get_program())
+            .args(c.get_args());
         for (k, v) in c.get_envs() {
             if let Some(v) = v {
                 t.env(k, v);
@@ -227,15 +235,27 @@ impl World {
     /// namespace, no attachment record.
     pub fn assert_no_network_left(&self) {
         assert_eq!(self.net.bridge_ports(), Vec::<String>::new(), "veths left");
-        assert_eq!(self.net.iptables_lines(), Vec::<String>::new(), "iptables rules left");
+        assert_eq!(
+            self.net.iptables_lines(),
+            Vec::<String>::new(),
+            "iptables rules left"
+        );
         let ipam: Vec<String> = self
             .entries(&format!("net/ipam/{}", self.net.name))
             .into_iter()
             .filter(|n| n.starts_with(&self.net.prefix))
             .collect();
         assert_eq!(ipam, Vec::<String>::new(), "address allocations left");
-        assert_eq!(self.entries("net/netns"), Vec::<String>::new(), "netns pins left");
-        assert_eq!(self.entries("net/attachments"), Vec::<String>::new(), "attachments left");
+        assert_eq!(
+            self.entries("net/netns"),
+            Vec::<String>::new(),
+            "netns pins left"
+        );
+        assert_eq!(
+            self.entries("net/attachments"),
+            Vec::<String>::new(),
+            "attachments left"
+        );
     }
 
     /// Nothing of any container is left: no container directory, no runtime
