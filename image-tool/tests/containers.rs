@@ -335,7 +335,7 @@ fn resource_limits_reach_the_cgroup_and_oom_is_reported() {
     );
     assert_eq!(mem.trim(), (64u64 << 20).to_string());
     let quota = read(
-        &format!("cpu,cpuacct/berth/{id}/cpu.cfs_quota_us"),
+        &format!("cpu/berth/{id}/cpu.cfs_quota_us"),
         &format!("berth/{id}/cpu.max"),
     );
     assert!(quota.starts_with("50000"), "{quota}");

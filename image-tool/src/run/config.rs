@@ -23,7 +23,7 @@ pub(super) struct Applied {
     pub mounts: Vec<MountRecord>,
 }
 
-/// Every capability Linux knows (`--cap-add ALL`, `--privileged`).
+/// Every capability Linux knows, in the order of their bit numbers.
 const ALL_CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -124,9 +124,30 @@ fn cap_name(c: &str) -> Result<String> {
     Ok(name)
 }
 
+/// "All capabilities" (`--privileged`, `--cap-add ALL`): every one in this
+/// process's bounding set, as docker grants the daemon's own (a capability
+/// the runtime does not hold cannot be given; this host's root, for one,
+/// lacks CAP_SYS_RESOURCE).
+fn all_caps() -> Vec<String> {
+    let bounding = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 fn capabilities(opts: &RunOptions) -> Result<Vec<String>> {
     if opts.privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(all_caps());
     }
     let mut caps: Vec<String> = crate::spec::DEFAULT_CAPS
         .iter()
@@ -147,7 +168,7 @@ fn capabilities(opts: &RunOptions) -> Result<Vec<String>> {
         caps.retain(|x| *x != n);
     }
     if all(&opts.cap_add) {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(all_caps());
     }
     for c in &opts.cap_add {
         let n = cap_name(c).with_context(|| format!("--cap-add {c}"))?;
