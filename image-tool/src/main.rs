@@ -86,7 +86,7 @@ enum Cmd {
     },
     /// Unmount and remove a bundle.
     Unbundle { dir: PathBuf },
-    /// Turn a bundle's writable layer into a new image.
+    /// Turn a bundle's (or a container's) writable layer into a new image.
     Commit { dir: PathBuf, name: String },
     /// Write a stored image to an OCI layout (oci:DIR[:TAG]) or archive (oci-archive:FILE[:TAG]).
     Export { image: String, target: String },
@@ -254,7 +254,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Unbundle { dir } => bundle::remove(dir)?,
         Cmd::Commit { dir, name } => {
-            let rec = berth_image::commit::commit(dir, name)?;
+            // A container (name or id) commits its bundle, as docker commit does.
+            // (a path with a '/' is never a container name).
+            let container = dir
+                .to_str()
+                .and_then(|c| berth_image::run::bundle_dir(&store().ok()?, c).ok());
+            let dir = container.unwrap_or_else(|| dir.clone());
+            let rec = berth_image::commit::commit(&dir, name)?;
             println!("{} {}", rec.name, rec.manifest_digest);
         }
         Cmd::Export { image, target } => {

@@ -300,6 +300,12 @@ pub fn resolve(store: &Store, name_or_id: &str) -> Result<String> {
     bail!("no such container: {name_or_id}")
 }
 
+/// The bundle directory of a container (for `commit`).
+pub fn bundle_dir(store: &Store, name_or_id: &str) -> Result<PathBuf> {
+    let rec = load(store, name_or_id)?;
+    Ok(container_dir(store, &rec.id).join("bundle"))
+}
+
 /// Load a container's record by name or id.
 pub fn load(store: &Store, name_or_id: &str) -> Result<ContainerRecord> {
     let id = resolve(store, name_or_id)?;
