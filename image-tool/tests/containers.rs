@@ -442,9 +442,27 @@ fn cp_in_and_out_of_running_and_stopped_containers_stays_inside() {
 #[test]
 fn commit_a_container_by_name() {
     let w = World::new();
-    w.ok(&["run", "--net", "none", "--name", "src", "IMG", "sh", "-c", "echo committed > /etc/note"]);
+    w.ok(&[
+        "run",
+        "--net",
+        "none",
+        "--name",
+        "src",
+        "IMG",
+        "sh",
+        "-c",
+        "echo committed > /etc/note",
+    ]);
     w.ok(&["commit", "src", "noted:1"]);
-    let out = w.ok(&["run", "--rm", "--net", "none", "noted:1", "cat", "/etc/note"]);
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "noted:1",
+        "cat",
+        "/etc/note",
+    ]);
     assert_eq!(out, "committed\n");
     w.ok(&["rm", "src"]);
     w.assert_empty();

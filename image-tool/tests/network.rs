@@ -195,8 +195,7 @@ fn monitor_pid(id: &str) -> Option<i32> {
             let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
             let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
             let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-            (args.iter().any(|a| *a == b"monitor") && args.iter().any(|a| *a == id.as_bytes()))
-                .then_some(pid)
+            (args.iter().any(|a| *a == b"monitor") && args.contains(&id.as_bytes())).then_some(pid)
         })
 }
 

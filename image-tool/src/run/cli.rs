@@ -150,12 +150,12 @@ pub enum ContainerCmd {
         #[arg(short, long)]
         detach: bool,
         #[command(flatten)]
-        create: CreateArgs,
+        create: Box<CreateArgs>,
     },
     /// Create a container without starting it.
     Create {
         #[command(flatten)]
-        create: CreateArgs,
+        create: Box<CreateArgs>,
     },
     /// Start created or stopped containers (on their kept writable layer).
     Start {

@@ -115,9 +115,8 @@ fn tree_out(dir: OwnedFd, dest: &Path, mode: u32) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("create {}", dest.display())),
     }
     fs::set_permissions(dest, fs::Permissions::from_mode(mode))?;
-    let mut entries =
-        rustix::fs::Dir::read_from(&dir).context("read a directory of the container")?;
-    while let Some(e) = entries.next() {
+    let entries = rustix::fs::Dir::read_from(&dir).context("read a directory of the container")?;
+    for e in entries {
         let e = e?;
         let n = e.file_name().to_bytes();
         if n == b"." || n == b".." {
