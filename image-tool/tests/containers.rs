@@ -467,3 +467,44 @@ fn commit_a_container_by_name() {
     w.ok(&["rm", "src"]);
     w.assert_empty();
 }
+
+#[test]
+fn a_new_named_volume_is_filled_from_the_image() {
+    let w = World::new();
+    // docker copies the image's files at the mount point into a new volume.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "-v",
+        "etcvol:/etc",
+        "IMG",
+        "sh",
+        "-c",
+        "grep -c root /etc/passwd; echo added > /etc/new",
+    ]);
+    assert_eq!(out.trim(), "1", "{out}");
+    let data = w.store.join("volumes/etcvol/_data");
+    assert!(data.join("passwd").is_file());
+    assert_eq!(
+        std::fs::read_to_string(data.join("new")).unwrap(),
+        "added\n"
+    );
+    // A volume that has content is not filled again.
+    std::fs::remove_file(data.join("passwd")).unwrap();
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "-v",
+        "etcvol:/etc",
+        "IMG",
+        "ls",
+        "/etc",
+    ]);
+    assert!(!out.contains("passwd") && out.contains("new"), "{out}");
+    w.ok(&["volume", "rm", "etcvol"]);
+    w.assert_empty();
+}

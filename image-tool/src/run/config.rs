@@ -341,8 +341,9 @@ fn check_destination(d: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// `-v` values: `HOST:CTR[:OPTS]` (HOST absolute) or `NAME:CTR[:OPTS]`.
-fn volume_mounts(store: &Store, opts: &RunOptions) -> Result<Vec<MountRecord>> {
+/// `-v` values: `HOST:CTR[:OPTS]` (HOST absolute) or `NAME:CTR[:OPTS]`; an
+/// empty named volume is filled from the image first.
+fn volume_mounts(store: &Store, rootfs: &Path, opts: &RunOptions) -> Result<Vec<MountRecord>> {
     let mut out = Vec::new();
     for v in &opts.volumes {
         let what = format!("-v {v}");
@@ -377,6 +378,12 @@ fn volume_mounts(store: &Store, opts: &RunOptions) -> Result<Vec<MountRecord>> {
         } else {
             volumes::validate_name(src).with_context(|| what.clone())?;
             let path = volumes::ensure(store, src)?;
+            let empty = fs::read_dir(&path)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            if empty {
+                super::cp::fill_from_image(rootfs, dst, &path).with_context(|| what.clone())?;
+            }
             out.push(MountRecord {
                 kind: "volume".into(),
                 name: Some(src.into()),
@@ -629,7 +636,7 @@ pub(super) fn apply(
         privileged(cfg);
     }
     devices(cfg, opts)?;
-    let mounts = volume_mounts(store, opts)?;
+    let mounts = volume_mounts(store, rootfs, opts)?;
     if let Some(list) = cfg["mounts"].as_array_mut() {
         // A user mount on a default one's destination replaces it.
         list.retain(|d| {

@@ -89,30 +89,38 @@ fn copy_out(store: &Store, name: &str, path: &str, host: &Path) -> Result<()> {
     match FileType::from_raw_mode(st.st_mode) {
         FileType::Directory => {
             let dir = open_in_root(&root, path, OFlags::RDONLY | OFlags::DIRECTORY)?;
-            tree_out(dir, &dest, st.st_mode & 0o7777)
+            tree_out(dir, &dest, st.st_mode & 0o7777, false)
         }
         FileType::RegularFile => {
             let f = open_in_root(&root, path, OFlags::RDONLY)?;
-            file_out(f, &dest, st.st_mode & 0o7777)
+            file_out(f, &dest, st.st_mode & 0o7777, None)
         }
         _ => bail!("cp: {name}:{path} is not a file or directory"),
     }
 }
 
-fn file_out(fd: OwnedFd, dest: &Path, mode: u32) -> Result<()> {
+fn file_out(fd: OwnedFd, dest: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
     let mut from = File::from(fd);
     let mut to = File::create(dest).with_context(|| format!("create {}", dest.display()))?;
     io::copy(&mut from, &mut to).with_context(|| format!("write {}", dest.display()))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&to, Some(uid), Some(gid))?;
+    }
     to.set_permissions(fs::Permissions::from_mode(mode))?;
     Ok(())
 }
 
-/// Copy the directory open at `dir` to the host path `dest`.
-fn tree_out(dir: OwnedFd, dest: &Path, mode: u32) -> Result<()> {
+/// Copy the directory open at `dir` to the host path `dest`; with
+/// `keep_owner`, entries keep their uid and gid.
+fn tree_out(dir: OwnedFd, dest: &Path, mode: u32, keep_owner: bool) -> Result<()> {
     match fs::create_dir(dest) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dest.is_dir() => {}
         Err(e) => return Err(e).with_context(|| format!("create {}", dest.display())),
+    }
+    if keep_owner {
+        let st = rustix::fs::fstat(&dir)?;
+        std::os::unix::fs::lchown(dest, Some(st.st_uid), Some(st.st_gid))?;
     }
     fs::set_permissions(dest, fs::Permissions::from_mode(mode))?;
     let entries = rustix::fs::Dir::read_from(&dir).context("read a directory of the container")?;
@@ -125,6 +133,7 @@ fn tree_out(dir: OwnedFd, dest: &Path, mode: u32) -> Result<()> {
         let name = OsStr::from_bytes(n);
         let target = dest.join(name);
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let owner = keep_owner.then_some((st.st_uid, st.st_gid));
         let nofollow = OFlags::NOFOLLOW | OFlags::CLOEXEC;
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => {
@@ -134,17 +143,20 @@ fn tree_out(dir: OwnedFd, dest: &Path, mode: u32) -> Result<()> {
                     OFlags::RDONLY | OFlags::DIRECTORY | nofollow,
                     Mode::empty(),
                 )?;
-                tree_out(d, &target, st.st_mode & 0o7777)?;
+                tree_out(d, &target, st.st_mode & 0o7777, keep_owner)?;
             }
             FileType::RegularFile => {
                 let f = rustix::fs::openat(&dir, name, OFlags::RDONLY | nofollow, Mode::empty())?;
-                file_out(f, &target, st.st_mode & 0o7777)?;
+                file_out(f, &target, st.st_mode & 0o7777, owner)?;
             }
             FileType::Symlink => {
                 let link = rustix::fs::readlinkat(&dir, name, Vec::new())?;
                 let _ = fs::remove_file(&target);
                 std::os::unix::fs::symlink(OsStr::from_bytes(link.to_bytes()), &target)
                     .with_context(|| format!("create {}", target.display()))?;
+                if let Some((uid, gid)) = owner {
+                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid))?;
+                }
             }
             // Devices, fifos and sockets are not copied (docker copies
             // them through a tar; a host file tree has no use for them).
@@ -152,6 +164,25 @@ fn tree_out(dir: OwnedFd, dest: &Path, mode: u32) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Fill `dest` (a new, empty volume) from the directory at `path` of the
+/// image root `rootfs`, keeping owners and modes, as docker fills a new
+/// named volume. Nothing to copy when the image has no such directory.
+pub(super) fn fill_from_image(rootfs: &Path, path: &str, dest: &Path) -> Result<()> {
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open {}", rootfs.display()))?;
+    let dir = match open_in_root(&root, path, OFlags::RDONLY | OFlags::DIRECTORY) {
+        Ok(d) => d,
+        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("open {path} of the image")),
+    };
+    let mode = rustix::fs::fstat(&dir)?.st_mode & 0o7777;
+    tree_out(dir, dest, mode, true).with_context(|| format!("fill the volume from {path}"))
 }
 
 fn copy_in(store: &Store, host: &Path, name: &str, path: &str) -> Result<()> {
