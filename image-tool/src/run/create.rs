@@ -69,10 +69,11 @@ pub fn create(store: &Store, image: &ImageRecord, opts: &RunOptions) -> Result<C
         }
         return Err(e).with_context(|| format!("create {}", link.display()));
     }
+    // docker's default host name: the short id.
     let hostname = opts
         .hostname
         .clone()
-        .unwrap_or_else(|| name.chars().take(63).collect());
+        .unwrap_or_else(|| id[..12].to_string());
     let mut rec = ContainerRecord {
         id: id.clone(),
         name: name.clone(),
