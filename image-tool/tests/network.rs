@@ -264,3 +264,38 @@ fn a_crashed_supervisor_leaves_nothing_after_the_next_start_or_rm() {
     w.ok(&["rm", "-f", "crash"]);
     w.assert_empty();
 }
+
+#[test]
+fn an_attachment_whose_namespace_is_gone_is_released_after_a_reboot() {
+    let w = World::new();
+    // What a reboot leaves of a run: the attachment record, an unmounted
+    // pin file and host-local's address file (veths and rules died with the
+    // kernel).
+    let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let net = w.store.join("net");
+    for d in ["attachments", "netns", &format!("ipam/{}", w.net.name)] {
+        std::fs::create_dir_all(net.join(d)).unwrap();
+    }
+    let pin = net.join("netns").join(id);
+    std::fs::write(&pin, "").unwrap();
+    let addr = net.join(format!("ipam/{}/{}9", w.net.name, w.net.prefix));
+    std::fs::write(&addr, format!("{id}\r\neth0")).unwrap();
+    let record = serde_json::json!({
+        "id": id, "name": "before-reboot", "hostname": "before-reboot",
+        "network": {"name": w.net.name, "bridge": w.net.bridge, "subnet": w.net.subnet,
+                    "plugin_dir": "/usr/lib/cni"},
+        "netns": pin, "ports": [], "hosts_file": null, "result": null,
+        "ip": format!("{}9", w.net.prefix), "prefix_len": 24, "gateway": null, "mac": null
+    });
+    std::fs::write(
+        net.join(format!("attachments/{id}.json")),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    // The next run cleans it up: CNI DEL without a namespace releases the
+    // address; the record and the pin file go.
+    w.ok(&["run", "--rm", "IMG", "true"]);
+    assert!(!addr.exists(), "the address allocation was not released");
+    assert!(!pin.exists());
+    w.assert_empty();
+}

@@ -216,9 +216,18 @@ pub struct Attachment {
 impl Attachment {
     fn invocation(&self) -> cni::Invocation<'_> {
         let ports: Vec<Value> = self.ports.iter().map(PortMapping::cni).collect();
+        // A pin that no longer holds a namespace (after a reboot) is given
+        // to the plugins as no namespace at all: DEL then releases what
+        // lives outside it (address, port mappings) instead of failing on
+        // the path.
+        let netns = if netns::identity(&self.netns).is_some() {
+            self.netns.as_path()
+        } else {
+            Path::new("")
+        };
         cni::Invocation {
             container_id: &self.id,
-            netns: &self.netns,
+            netns,
             ifname: IFNAME,
             runtime_config: json!({"portMappings": ports}),
         }
