@@ -508,3 +508,30 @@ fn a_new_named_volume_is_filled_from_the_image() {
     w.ok(&["volume", "rm", "etcvol"]);
     w.assert_empty();
 }
+
+#[test]
+fn exec_it_gets_a_terminal() {
+    let w = World::new();
+    w.ok(&[
+        "run", "-d", "--net", "none", "--name", "term", "IMG", "sh", "-c", LOOP,
+    ]);
+    // script(1) gives berth-image a terminal of its own.
+    let line = format!(
+        "{} --store {} exec -it term sh -c 'tty; [ -t 0 ] && echo on-a-tty'",
+        env!("CARGO_BIN_EXE_berth-image"),
+        w.store.display(),
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["-k", "10", "60", "script", "-qec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script(1) (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("/dev/pts/") && text.contains("on-a-tty"),
+        "{text:?}"
+    );
+    w.ok(&["rm", "-f", "term"]);
+    w.assert_empty();
+}
