@@ -16,6 +16,17 @@
 //! STORE/net/ipam/<network>/        host-local's address allocations
 //! ```
 //!
+//! Running a bundle on the network (what `run` does, and what any other
+//! container runner can do):
+//!
+//! ```text
+//! let attached = net::attach(store, &AttachRequest { id, name, hostname,
+//!     network: NetworkConfig::from_env()?, ports: vec![], hosts_file: None })?;
+//! // config.json: {"type": "network", "path": attached.attachment.netns}
+//! // ... run the container ...
+//! attached.detach(store)?;
+//! ```
+//!
 //! An attachment whose lock is free and whose namespace no process is in was
 //! left by a crash: [`cleanup_stale`] (run before every new attachment) tears
 //! it down, so no veth, iptables rule or address allocation outlives it.
