@@ -292,3 +292,46 @@ fn an_attachment_whose_namespace_is_gone_is_released_after_a_reboot() {
     assert!(!pin.exists());
     w.assert_empty();
 }
+
+#[test]
+fn a_signal_to_an_attached_run_reaches_the_container_and_the_network_goes() {
+    let w = World::new();
+    let mut child = w
+        .cmd(&[
+            "run",
+            "--name",
+            "fg",
+            &w.image,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    out.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"ready\n");
+    assert_eq!(w.net.bridge_ports().len(), 1);
+    // SIGTERM to berth-image only (as `kill PID` or a service manager does).
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    // (Checked before reading on: a container left running keeps the pipe open.)
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "berth-image did not end with the container"
+    );
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("got-term"), "{rest}");
+    assert_eq!(w.inspect("fg")["State"]["ExitCode"], 7);
+    w.assert_no_network_left();
+    w.ok(&["rm", "fg"]);
+    w.assert_empty();
+}

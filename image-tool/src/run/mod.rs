@@ -37,6 +37,7 @@ mod exec;
 mod inspect;
 mod manage;
 mod network;
+mod signals;
 mod start;
 mod top;
 mod tty;

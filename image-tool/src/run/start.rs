@@ -243,15 +243,18 @@ fn run_keep(
     stdout: Stdio,
     stderr: Stdio,
 ) -> Result<i32> {
-    let status = runtime_cmd(store, &rec.runtime)
+    let mut child = runtime_cmd(store, &rec.runtime)
         .args(["run", "--keep", "--bundle"])
         .arg(bundle)
         .arg(&rec.id)
         .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr)
-        .status()
+        .spawn()
         .with_context(|| format!("run {}", rec.runtime.display()))?;
+    let forwarder = super::signals::Forwarder::start(child.id());
+    let status = child.wait().context("wait for the runtime")?;
+    drop(forwarder);
     Ok(exit_code(status))
 }
 

@@ -105,6 +105,7 @@ pub(super) fn run_with_terminal(store: &Store, rec: &ContainerRecord) -> Result<
     let mut child = cmd
         .spawn()
         .with_context(|| format!("run {}", rec.runtime.display()))?;
+    let _forwarder = super::signals::Forwarder::start(child.id());
     listener.set_nonblocking(true)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let conn = loop {
