@@ -106,6 +106,8 @@ fn stop_and_start_reattach_and_rm_leaves_nothing() {
     w.assert_no_network_left();
     assert_eq!(w.containers().len(), 1);
     assert_eq!(w.inspect("web")["NetworkSettings"]["IPAddress"], "");
+    let ps = w.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited") && !ps.contains("->80/tcp"), "{ps}");
     w.ok(&["start", "web"]);
     assert!(
         wait_for(Duration::from_secs(10), || http_get(&format!(

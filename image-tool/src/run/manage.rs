@@ -168,7 +168,11 @@ pub fn ps(store: &Store, all: bool) -> Result<String> {
         if !all && !matches!(st, Status::Running | Status::Paused) {
             continue;
         }
-        let ports: Vec<String> = rec.ports.iter().map(|p| p.to_string()).collect();
+        // docker shows the ports of running containers only.
+        let ports: Vec<String> = match st {
+            Status::Running | Status::Paused => rec.ports.iter().map(|p| p.to_string()).collect(),
+            _ => Vec::new(),
+        };
         rows.push([
             rec.id[..12].to_string(),
             rec.image.clone(),
