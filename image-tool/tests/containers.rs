@@ -535,3 +535,32 @@ fn exec_it_gets_a_terminal() {
     w.ok(&["rm", "-f", "term"]);
     w.assert_empty();
 }
+
+#[test]
+fn an_attached_run_is_logged_too_and_its_output_is_a_pipe() {
+    let w = World::new();
+    let o = w.out(&[
+        "run",
+        "--net",
+        "none",
+        "--name",
+        "att",
+        "IMG",
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2; [ -p /proc/self/fd/1 ] && echo stdout-is-a-pipe",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "to-out\nstdout-is-a-pipe\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "to-err\n");
+    let logs = w.ok(&["logs", "att"]);
+    assert!(
+        logs.contains("to-out") && logs.contains("stdout-is-a-pipe"),
+        "{logs}"
+    );
+    w.ok(&["rm", "att"]);
+    w.assert_empty();
+}

@@ -183,25 +183,11 @@ fn supervise(
     let bundle = container_dir(store, &rec.id).join("bundle");
     let ran = match io {
         Io::Attached { .. } if rec.tty => tty::run_with_terminal(store, rec),
-        Io::Attached { stdin } => run_keep(
-            store,
-            rec,
-            &bundle,
-            stdin,
-            Stdio::inherit(),
-            Stdio::inherit(),
-        ),
-        Io::Log(log) => {
-            let out = log.try_clone().context("log file")?;
-            run_keep(
-                store,
-                rec,
-                &bundle,
-                Stdio::null(),
-                Stdio::from(out),
-                Stdio::from(log),
-            )
-        }
+        Io::Attached { stdin } => match open_log(store, rec) {
+            Ok(log) => run_keep(store, rec, &bundle, stdin, Output::Tee(log)),
+            Err(e) => Err(e),
+        },
+        Io::Log(log) => run_keep(store, rec, &bundle, Stdio::null(), Output::Log(log)),
     };
     state.oom_killed = oom_kills(rec) > 0;
     let _ = force_delete(store, rec);
@@ -233,6 +219,49 @@ fn supervise(
     ran
 }
 
+/// Where the container's stdout and stderr go.
+enum Output {
+    /// Appended to the log (a detached run).
+    Log(fs::File),
+    /// Through pipes to this process's stdout and stderr, and appended to the
+    /// log (an attached run: `logs` has it too, and the container writes to a
+    /// pipe, not to this terminal, as under docker).
+    Tee(fs::File),
+}
+
+pub(super) fn open_log(store: &Store, rec: &ContainerRecord) -> Result<fs::File> {
+    let p = container_dir(store, &rec.id).join("log");
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)
+        .with_context(|| format!("open {}", p.display()))
+}
+
+/// Copy `from` to `to` and to the shared log until EOF.
+fn tee(
+    mut from: impl Read + Send + 'static,
+    mut to: impl Write + Send + 'static,
+    log: std::sync::Arc<std::sync::Mutex<fs::File>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16384];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            let _ = to.write_all(&buf[..n]);
+            let _ = to.flush();
+            if let Ok(mut l) = log.lock() {
+                let _ = l.write_all(&buf[..n]);
+            }
+        }
+    })
+}
+
 /// `berth run --keep` in the foreground: the runtime keeps the stopped
 /// container (and its cgroup, for the OOM count) until `delete`.
 fn run_keep(
@@ -240,21 +269,41 @@ fn run_keep(
     rec: &ContainerRecord,
     bundle: &std::path::Path,
     stdin: Stdio,
-    stdout: Stdio,
-    stderr: Stdio,
+    output: Output,
 ) -> Result<i32> {
-    let mut child = runtime_cmd(store, &rec.runtime)
-        .args(["run", "--keep", "--bundle"])
+    let mut cmd = runtime_cmd(store, &rec.runtime);
+    cmd.args(["run", "--keep", "--bundle"])
         .arg(bundle)
         .arg(&rec.id)
-        .stdin(stdin)
-        .stdout(stdout)
-        .stderr(stderr)
+        .stdin(stdin);
+    let log = match output {
+        Output::Log(log) => {
+            cmd.stdout(log.try_clone().context("log file")?).stderr(log);
+            None
+        }
+        Output::Tee(log) => {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            Some(std::sync::Arc::new(std::sync::Mutex::new(log)))
+        }
+    };
+    let mut child = cmd
         .spawn()
         .with_context(|| format!("run {}", rec.runtime.display()))?;
+    let mut copiers = Vec::new();
+    if let Some(log) = log {
+        if let Some(out) = child.stdout.take() {
+            copiers.push(tee(out, std::io::stdout(), log.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            copiers.push(tee(err, std::io::stderr(), log));
+        }
+    }
     let forwarder = super::signals::Forwarder::start(child.id());
     let status = child.wait().context("wait for the runtime")?;
     drop(forwarder);
+    for c in copiers {
+        let _ = c.join();
+    }
     Ok(exit_code(status))
 }
 
@@ -346,18 +395,13 @@ pub fn monitor(store: &Store, id: &str) -> Result<()> {
         Some(f)
     });
     std::env::remove_var(REPORT_ENV);
-    let cdir = container_dir(store, &rec.id);
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(cdir.join("log"));
-    let _ = match log {
+    let _ = match open_log(store, &rec) {
         Ok(log) => supervise(store, &rec, Io::Log(log), report),
         Err(e) => {
             if let Some(mut r) = report {
                 let _ = writeln!(r, "error open the log: {e}");
             }
-            Err(e.into())
+            Err(e)
         }
     };
     // SAFETY: leave without running anything else of the parent's state.
