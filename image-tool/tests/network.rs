@@ -337,3 +337,25 @@ fn a_signal_to_an_attached_run_reaches_the_container_and_the_network_goes() {
     w.ok(&["rm", "fg"]);
     w.assert_empty();
 }
+
+#[test]
+fn bad_network_settings_are_refused_and_leave_nothing() {
+    let w = World::new();
+    for (var, value, needle) in [
+        ("BERTH_SUBNET", "10.1.2.3", "subnet \"10.1.2.3\""),
+        ("BERTH_SUBNET", "fd00::/64", "IPv4"),
+        ("BERTH_BRIDGE", "a-much-too-long-bridge", "bridge name"),
+        ("BERTH_NETWORK", "bad/name", "network name"),
+        ("BERTH_CNI_PATH", "/nonexistent", "/nonexistent/"),
+    ] {
+        let o = w
+            .cmd(&["run", "--rm", &w.image, "true"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{var}={value} was accepted");
+        assert!(err.contains(needle), "{var}={value}: {err}");
+    }
+    w.assert_empty();
+}

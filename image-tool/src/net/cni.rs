@@ -79,6 +79,14 @@ impl ConfList {
         conf
     }
 
+    /// Every plugin of the list is in `dir` (checked before anything is made).
+    pub fn check_plugins(&self, dir: &Path) -> Result<(), NetError> {
+        for p in self.plugins() {
+            plugin_path(dir, p["type"].as_str().unwrap_or(""))?;
+        }
+        Ok(())
+    }
+
     /// ADD through the whole list; returns the final result.
     pub fn add(&self, dir: &Path, inv: &Invocation) -> Result<Value, NetError> {
         let mut prev: Option<Value> = None;

@@ -381,6 +381,13 @@ pub fn attach(store: &Store, req: &AttachRequest) -> Result<Attached, NetError> 
     }
     let _ = cleanup_stale(store);
     check_port_conflicts(store, req)?;
+    req.network
+        .conflist(store)
+        .check_plugins(&req.network.plugin_dir)?;
+    cni::ConfList {
+        value: json!({"plugins": [{"type": "loopback"}]}),
+    }
+    .check_plugins(&req.network.plugin_dir)?;
     let lock = lock(&lock_path(store, &req.id), false)?
         .ok_or_else(|| NetError::Config(format!("{} is already attached to a network", req.id)))?;
     let mut a = Attachment {

@@ -132,7 +132,7 @@ fn binary(n: u64) -> String {
     if i == 0 {
         format!("{n}B")
     } else {
-        format!("{v:.3}{}", units[i]).replace(".000", "")
+        format!("{v:.2}{}", units[i]).replace(".00", "")
     }
 }
 
@@ -148,7 +148,7 @@ fn decimal(n: u64) -> String {
     if i == 0 {
         format!("{n}B")
     } else {
-        format!("{v:.3}{}", units[i]).replace(".000", "")
+        format!("{v:.2}{}", units[i]).replace(".00", "")
     }
 }
 
@@ -178,8 +178,7 @@ pub fn stats(store: &Store, names: &[String]) -> Result<String> {
     if !recs.is_empty() {
         std::thread::sleep(Duration::from_secs(1));
     }
-    let mut s = format!(
-        "{:<14} {:<20} {:>8} {:>22} {:>8} {:>20} {:>20} {:>6}\n",
+    let mut rows = vec![[
         "CONTAINER ID",
         "NAME",
         "CPU %",
@@ -187,8 +186,9 @@ pub fn stats(store: &Store, names: &[String]) -> Result<String> {
         "MEM %",
         "NET I/O",
         "BLOCK I/O",
-        "PIDS"
-    );
+        "PIDS",
+    ]
+    .map(String::from)];
     for (r, (pid, a)) in recs.iter().zip(first) {
         let b = sample(r, pid)?;
         let wall = b.at.duration_since(a.at).as_nanos().max(1) as f64;
@@ -198,17 +198,30 @@ pub fn stats(store: &Store, names: &[String]) -> Result<String> {
         } else {
             0.0
         };
-        s.push_str(&format!(
-            "{:<14} {:<20} {:>7.2}% {:>22} {:>7.2}% {:>20} {:>20} {:>6}\n",
-            &r.id[..12],
-            r.name,
-            cpu,
+        rows.push([
+            r.id[..12].to_string(),
+            r.name.clone(),
+            format!("{cpu:.2}%"),
             format!("{} / {}", binary(b.mem), binary(b.mem_limit)),
-            mem_pct,
+            format!("{mem_pct:.2}%"),
             format!("{} / {}", decimal(b.net_rx), decimal(b.net_tx)),
             format!("{} / {}", decimal(b.blk_read), decimal(b.blk_write)),
-            b.pids
-        ));
+            b.pids.to_string(),
+        ]);
+    }
+    // docker's layout: left-aligned columns, three spaces apart.
+    let widths: Vec<usize> = (0..8)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut s = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        s.push_str(line.join("   ").trim_end());
+        s.push('\n');
     }
     Ok(s)
 }
