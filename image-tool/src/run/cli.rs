@@ -57,7 +57,7 @@ pub struct CreateArgs {
     /// Replace the image's Entrypoint (and drop its Cmd).
     #[arg(long)]
     entrypoint: Option<String>,
-    /// Host name in the container (default: its name).
+    /// Host name in the container (default: its short id).
     #[arg(long)]
     hostname: Option<String>,
     /// Memory limit (e.g. 64m, 1g).
@@ -206,7 +206,7 @@ pub enum ContainerCmd {
         #[arg(short, long)]
         all: bool,
     },
-    /// Print a container's output of its detached runs (-f: follow until it stops).
+    /// Print a container's output (-f: follow until it stops).
     Logs {
         name: String,
         #[arg(short, long)]
