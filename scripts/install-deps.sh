@@ -15,7 +15,8 @@ PKGS=(
   gcc libc6-dev    # static attacker programs of the escape tests
   containerd       # shim tests and benchmark (containerd-shim-berth-v2)
   podman conmon netavark iptables protobuf-compiler  # podman and CRI client tests (shim/tests)
-  containernetworking-plugins  # the CNI bridge of the CRI network test
+  containernetworking-plugins  # CNI bridge/host-local/portmap/firewall: CRI test, berth-image networking
+  tini             # /usr/bin/tini-static, the init of berth-image run --init
 )
 
 missing=()

@@ -17,6 +17,7 @@ pub mod busybox;
 pub mod commit;
 pub mod flatten;
 pub mod layout;
+pub mod net;
 pub mod overlay;
 pub mod progress;
 pub mod push;

@@ -60,7 +60,7 @@ enum Cmd {
     },
     /// List stored images.
     List,
-    /// Show a stored image.
+    /// Show a container (docker's document) or a stored image.
     Inspect {
         image: String,
         #[arg(long, value_parser = ["json", "text"], default_value = "text")]
@@ -86,64 +86,13 @@ enum Cmd {
     },
     /// Unmount and remove a bundle.
     Unbundle { dir: PathBuf },
-    /// Turn a bundle's writable layer into a new image.
+    /// Turn a bundle's (or a container's) writable layer into a new image.
     Commit { dir: PathBuf, name: String },
     /// Write a stored image to an OCI layout (oci:DIR[:TAG]) or archive (oci-archive:FILE[:TAG]).
     Export { image: String, target: String },
-    /// Run a container from an image (pulled first if it is a source reference
-    /// not in the store) with its own writable layer, like `docker run`.
-    Run {
-        /// Remove the container and its writable layer when it stops.
-        #[arg(long)]
-        rm: bool,
-        /// Run in the background (output to its log: `berth-image logs NAME`).
-        #[arg(short, long)]
-        detach: bool,
-        /// Give the container a terminal (this one, in raw mode).
-        #[arg(short, long)]
-        tty: bool,
-        /// Container name (default: random).
-        #[arg(long)]
-        name: Option<String>,
-        /// Network: none (own namespace, loopback only) or host.
-        #[arg(long, default_value = "none")]
-        net: berth_image::run::Net,
-        /// The OCI runtime (runc's command line; default: berth next to this program).
-        #[arg(long)]
-        runtime: Option<PathBuf>,
-        #[arg(long)]
-        platform: Option<String>,
-        image: String,
-        /// Command replacing the image's Cmd.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-    /// List containers made by `run` (-a: also stopped ones).
-    Ps {
-        #[arg(short, long)]
-        all: bool,
-    },
-    /// Print a detached container's output (-f: follow until it stops).
-    Logs {
-        name: String,
-        #[arg(short, long)]
-        follow: bool,
-    },
-    /// Stop a container: its stop signal, then SIGKILL after --time seconds.
-    Stop {
-        name: String,
-        #[arg(short, long, default_value_t = 10)]
-        time: u64,
-    },
-    /// Remove a stopped container and its writable layer (-f: kill it first).
-    Rm {
-        name: String,
-        #[arg(short, long)]
-        force: bool,
-    },
-    /// Supervise a detached container (started by `run -d`).
-    #[command(hide = true)]
-    Monitor { name: String },
+    /// Container verbs (run, create, start, stop, ps, exec, ...).
+    #[command(flatten)]
+    Container(berth_image::run::cli::ContainerCmd),
     /// Build a small image from the host's busybox into an OCI layout (oci:DIR:TAG).
     BuildBusybox {
         target: String,
@@ -255,6 +204,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Inspect { image, format } => {
             let store = store()?;
+            if berth_image::run::resolve(&store, image).is_ok() {
+                let doc = berth_image::run::inspect(&store, image)?;
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(());
+            }
             let rec = store.find_image(image)?;
             if format == "json" {
                 let config: serde_json::Value =
@@ -300,7 +254,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Unbundle { dir } => bundle::remove(dir)?,
         Cmd::Commit { dir, name } => {
-            let rec = berth_image::commit::commit(dir, name)?;
+            // A container (name or id) commits its bundle, as docker commit does.
+            // (a path with a '/' is never a container name).
+            let container = dir
+                .to_str()
+                .and_then(|c| berth_image::run::bundle_dir(&store().ok()?, c).ok());
+            let dir = container.unwrap_or_else(|| dir.clone());
+            let rec = berth_image::commit::commit(&dir, name)?;
             println!("{} {}", rec.name, rec.manifest_digest);
         }
         Cmd::Export { image, target } => {
@@ -326,60 +286,12 @@ fn run(cli: Cli) -> Result<()> {
                 berth_image::commit::export(&store, &rec, &path, &tag)?;
             }
         }
-        Cmd::Run {
-            rm,
-            detach,
-            tty,
-            name,
-            net,
-            runtime,
-            platform,
-            image,
-            args,
-        } => {
-            let store = store()?;
-            let rec = match store.find_image(image) {
-                Ok(rec) => rec,
-                Err(e) => match SourceRef::parse(image) {
-                    Some(src) => {
-                        let opts = PullOptions {
-                            platform: platform_arg(platform)?,
-                            progress: Progress::stderr(),
-                            ..Default::default()
-                        };
-                        pull(&store, &src?, &opts)?
-                    }
-                    None => return Err(e.into()),
-                },
-            };
-            let opts = berth_image::run::RunOptions {
-                name: name.clone(),
-                rm: *rm,
-                detach: *detach,
-                tty: *tty,
-                net: *net,
-                args: args.clone(),
-                runtime: runtime
-                    .clone()
-                    .unwrap_or_else(berth_image::run::default_runtime),
-            };
-            let code = berth_image::run::run(&store, &rec, &opts)?;
-            std::process::exit(code);
+        Cmd::Container(c) => {
+            let code = berth_image::run::cli::dispatch(&store()?, c)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
         }
-        Cmd::Ps { all } => print!("{}", berth_image::run::ps(&store()?, *all)?),
-        Cmd::Logs { name, follow } => {
-            berth_image::run::logs(&store()?, name, *follow, &mut std::io::stdout().lock())?
-        }
-        Cmd::Stop { name, time } => {
-            let st =
-                berth_image::run::stop(&store()?, name, std::time::Duration::from_secs(*time))?;
-            println!("{name} {st}");
-        }
-        Cmd::Rm { name, force } => {
-            berth_image::run::rm(&store()?, name, *force)?;
-            println!("{name}");
-        }
-        Cmd::Monitor { name } => berth_image::run::monitor(&store()?, name)?,
         Cmd::BuildBusybox { target, busybox } => {
             let Some(Ok(SourceRef::OciDir { path, tag })) = SourceRef::parse(target) else {
                 bail!("build-busybox target must be oci:DIR[:TAG], got {target:?}");
