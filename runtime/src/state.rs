@@ -67,6 +67,9 @@ pub struct State {
     /// the config asks for no resources).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_cgroup: bool,
+    /// The cgroup is a systemd scope (`--systemd-cgroup` at create).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub systemd_cgroup: bool,
 }
 
 /// The JSON `berth state` prints (the spec's state plus runc's extra fields).
@@ -368,6 +371,7 @@ mod tests {
             cgroups_path: None,
             cgroup_owned_depth: None,
             no_cgroup: false,
+            systemd_cgroup: false,
         };
         d.save(&s).unwrap();
         let back = d.load_current().unwrap();

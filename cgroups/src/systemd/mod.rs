@@ -257,7 +257,13 @@ impl CgroupManager for SystemdManager {
     /// left below the scope and the directories made in hierarchies systemd
     /// does not manage.
     fn destroy(&self) -> Result<()> {
-        self.bus()?.stop_unit(&self.unit.scope)?;
+        match self.bus() {
+            Ok(bus) => bus.stop_unit(&self.unit.scope)?,
+            // Without systemd there can be no unit; nor a scope to clean up if
+            // its directory does not exist.
+            Err(_) if !self.fs.exists() => {}
+            Err(e) => return Err(e),
+        }
         self.fs.destroy()
     }
 
