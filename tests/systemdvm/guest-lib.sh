@@ -3,8 +3,9 @@
 #   sh guest-lib.sh case NAME
 # The check helpers are those of the cgroup-v2 guest (tests/v2vm/guest-lib.sh,
 # copied to the payload as v2vm-lib.sh). A case runs under `set -e`; cleanup
-# registered with `on_exit` runs even when it fails. Afterwards the case fails
-# if it left a container, a berth or CRI unit, or a test slice behind.
+# registered with `on_exit` runs even when it fails (with errexit off: a cleanup
+# step that finds nothing to undo must not end the rest). Afterwards the case
+# fails if it left a container, a berth or CRI unit, or a test slice behind.
 
 P=/payload
 # (`.` passes no arguments in sh: the library sees "lib" as $1 this way.)
@@ -51,7 +52,7 @@ sd_sweep() {
 case $1 in
     case)
         . $P/guest-tests.sh
-        trap 'v2_run_cleanup; left=$(sd_leftovers | tr "\n" " "); if [ -n "$left" ]; then echo "FAIL: left behind: $left"; sd_sweep; exit 1; fi' EXIT
+        trap 'set +e; v2_run_cleanup; left=$(sd_leftovers | tr "\n" " "); if [ -n "$left" ]; then echo "FAIL: left behind: $left"; sd_sweep; exit 1; fi' EXIT
         set -e
         "test_$2"
         ;;
