@@ -11,6 +11,7 @@ PKGS=(
   docker-registry  # loopback registry for pull/push tests
   apache2-utils    # htpasswd (bcrypt) for the registry basic-auth tests
   qemu-system-x86 linux-image-amd64  # the pure cgroup-v2 guest
+  debootstrap e2fsprogs  # the systemd guest's disk image (tests/systemdvm)
   hyperfine
   gcc libc6-dev    # static attacker programs of the escape tests
   containerd       # shim tests and benchmark (containerd-shim-berth-v2)

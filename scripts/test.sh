@@ -1,8 +1,9 @@
 #!/bin/bash
 # Run every test of the project: unit and integration tests of all crates (real
 # containers, overlay mounts, a loopback registry), the conformance suite against
-# berth, the runtime on a pure cgroup-v2 kernel under qemu, and a short fuzzing
-# pass over every fuzz target. Run as root on
+# berth, the runtime on a pure cgroup-v2 kernel under qemu, the systemd cgroup
+# driver in a qemu guest with systemd as PID 1, and a short fuzzing pass over
+# every fuzz target. Run as root on
 # Debian 12. Exit status is non-zero if any part failed.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +41,9 @@ step "conformance build" 900 env RUSTFLAGS="-C target-feature=+crt-static" \
 step "conformance vs berth" 600 \
     "$target/x86_64-unknown-linux-gnu/debug/berth-conformance" --runtime "$target/debug/berth"
 step "pure cgroup-v2 kernel (qemu)" 900 bash tests/v2vm/run.sh --target-dir "$target"
+# Builds its cached Debian image first when missing (~3 min), then ~3 min.
+step "systemd cgroup driver, systemd as PID 1 (qemu)" 900 \
+    bash tests/systemdvm/run.sh --target-dir "$target" --timeout 600
 # A bounded fuzzing pass over every target from the committed seeds; longer
 # runs: scripts/fuzz.sh SECONDS (README, "Robustness").
 step "fuzz (${BERTH_CI_FUZZ_SECONDS:-30} s per target)" 1500 \

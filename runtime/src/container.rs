@@ -29,6 +29,8 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: the cgroup is a systemd scope unit.
+    pub systemd_cgroup: bool,
 }
 
 /// Extra state kept beside the spec's: how many cgroup levels berth created.
@@ -36,6 +38,7 @@ fn cgroup_opts<'a>(state: &'a State) -> ManagerOptions<'a> {
     let mode = cgroup_mode();
     let mut o = ManagerOptions::new(state.cgroups_path.as_deref(), &state.id, mode);
     o.owned_depth = state.cgroup_owned_depth;
+    o.systemd = state.systemd_cgroup;
     o
 }
 
@@ -198,6 +201,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         cgroup_owned_depth: None,
         no_cgroup: false,
         ptrace_exec: false,
+        systemd_cgroup: opts.systemd_cgroup,
     };
     dir.save(&state)?;
     std::fs::write(dir.path.join(crate::state::CONFIG_COPY), &text).ctx(|| "save config copy")?;
@@ -214,14 +218,28 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     .ctx(|| "chmod exec fifo")?;
     let fifo_fd = crate::init::FifoHandle::open_path(&dir.fifo_path())?;
 
-    let cgroup = cgroup_manager(&state)?;
+    let rootless = crate::rootless::is_rootless();
+    if rootless && state.systemd_cgroup {
+        return Err(Error::Config(
+            "--systemd-cgroup: a rootless container's scope would need the user's systemd instance, which berth does not drive yet; drop the flag".into(),
+        ));
+    }
+    // The systemd driver starts the scope with the resources systemd knows.
+    let resources = crate::cgroup_rules::effective(linux);
+    let cgroup = if state.systemd_cgroup {
+        let mut o = cgroup_opts(&state);
+        o.resources = resources.as_ref();
+        berth_cgroups::new_manager_with(&o)?
+    } else {
+        cgroup_manager(&state)?
+    };
     // Without a user namespace the init moves itself in, which is cheaper on
     // v1 (see `join_self`); a user-namespaced init may not write the host's
     // cgroupfs, so the parent moves it. When the init joins, the directories
     // are made before the fork, so that it can start inside the cgroup2
-    // directory (see `sys::fork_into_cgroup`).
-    let rootless = crate::rootless::is_rootless();
-    let init_joins = !plan.involves_user() && !rootless;
+    // directory (see `sys::fork_into_cgroup`). A systemd scope is made with
+    // its first process: the parent hands the init's pid to systemd.
+    let init_joins = !plan.involves_user() && !rootless && !cgroup.apply_needs_pid();
     if init_joins {
         cgroup.apply(0)?;
         state.cgroup_owned_depth = Some(cgroup.owned_depth());
@@ -265,6 +283,9 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     drop(child_end);
     drop(console);
     guard.pid = Some(child);
+    if cgroup.apply_needs_pid() && !plan.involves_user() {
+        leave_children_namespaces(&plan)?;
+    }
 
     let pid = if plan.involves_user() {
         wait_for_init_pid(&parent_end, linux, child)?
@@ -342,8 +363,8 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
                 e => e.into(),
             })?;
         }
-    } else if let Some(res) = crate::cgroup_rules::effective(linux) {
-        guard.cgroup.as_ref().expect("set").set(&res)?;
+    } else if let Some(res) = &resources {
+        guard.cgroup.as_ref().expect("set").set(res)?;
     }
     state.status = Status::Created;
     let dir = guard.dir.as_ref().expect("set");
@@ -428,6 +449,21 @@ fn enter_children_namespaces(plan: &Plan, linux: &oci_spec::runtime::Linux) -> R
             libc::CLONE_NEWTIME,
         ))?;
         namespaces::write_time_offsets(linux)?;
+    }
+    Ok(())
+}
+
+/// Undo [`enter_children_namespaces`] in the parent once the init is forked.
+/// A process whose children go to another pid or time namespace cannot start
+/// threads (clone with CLONE_THREAD fails with EINVAL), and the systemd
+/// driver's D-Bus client runs one. Entering the namespaces the parent itself
+/// is in makes its children's namespaces its own again.
+fn leave_children_namespaces(plan: &Plan) -> Result<()> {
+    for t in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
+        if plan.has(t) {
+            let own = format!("/proc/self/ns/{}", namespaces::proc_name(t));
+            namespaces::join(t, Path::new(&own))?;
+        }
     }
     Ok(())
 }

@@ -71,6 +71,9 @@ pub struct State {
     /// exec'd processes must run from a protected binary (see `exe_seal`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ptrace_exec: bool,
+    /// The cgroup is a systemd scope (`--systemd-cgroup` at create).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub systemd_cgroup: bool,
 }
 
 /// The JSON `berth state` prints (the spec's state plus runc's extra fields).
@@ -373,6 +376,7 @@ mod tests {
             cgroup_owned_depth: None,
             no_cgroup: false,
             ptrace_exec: false,
+            systemd_cgroup: false,
         };
         d.save(&s).unwrap();
         let back = d.load_current().unwrap();

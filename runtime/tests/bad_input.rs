@@ -358,3 +358,67 @@ fn closed_stdout_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{out:?}");
 }
+
+/// `--systemd-cgroup` with a cgroupfs-style path: refused before anything is
+/// made, naming the expected form.
+#[test]
+fn systemd_cgroup_needs_a_slice_prefix_name_path() {
+    let mut sb = Sandbox::new("bad-sdpath");
+    sb.bundle.sh(MARK);
+    sb.bundle
+        .set("/linux/cgroupsPath", json!("/kubepods/pod1/abc"));
+    sb.bundle.save();
+    let id = sb.id("bad");
+    let base = sb.baseline(&id);
+    let o = sb.berth(&[
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+        &sb.bundle_arg(),
+        &id,
+    ]);
+    o.expect_fail(&["cgroupsPath", "slice:prefix:name"]);
+    base.assert_clean(&sb);
+    assert!(sb.state(&id).is_none());
+    assert!(!sb.host.join("marker").exists());
+}
+
+/// `--systemd-cgroup` where systemd cannot be reached (this host's init is not
+/// systemd, or no system bus): a clear error, nothing left behind, the init
+/// killed. (The driver itself runs against a real systemd in tests/systemdvm.)
+#[test]
+fn systemd_cgroup_without_systemd_fails_cleanly() {
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        eprintln!("skipped: this host runs systemd (the guest tests cover it)");
+        return;
+    }
+    let mut sb = Sandbox::new("bad-nosd");
+    sb.bundle.sh(MARK);
+    sb.bundle
+        .set("/linux/cgroupsPath", json!("berthtest.slice:berth:nosd"));
+    sb.bundle.save();
+    let id = sb.id("bad");
+    let base = sb.baseline(&id);
+    let o = sb.run_cmd(
+        {
+            let mut c = sb.cmd(&[
+                "--systemd-cgroup",
+                "create",
+                "--bundle",
+                &sb.bundle_arg(),
+                &id,
+            ]);
+            // A bus address nobody listens on, whatever this host runs.
+            c.env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                format!("unix:path={}/no-bus", sb.dir.display()),
+            );
+            c
+        },
+        "berth --systemd-cgroup create",
+    );
+    o.expect_fail(&["systemd", "system bus"]);
+    base.assert_clean(&sb);
+    assert!(sb.state(&id).is_none());
+    assert!(!sb.host.join("marker").exists());
+}

@@ -43,6 +43,7 @@ pub struct Berth {
     binary: PathBuf,
     root: PathBuf,
     log: PathBuf,
+    systemd_cgroup: bool,
 }
 
 impl Berth {
@@ -51,6 +52,7 @@ impl Berth {
             binary: opts.binary.clone(),
             root: opts.root.clone(),
             log: bundle.join("log.json"),
+            systemd_cgroup: opts.systemd_cgroup,
         }
     }
 
@@ -65,6 +67,10 @@ impl Berth {
             .arg("--log")
             .arg(&self.log)
             .args(["--log-format", "json"]);
+        if self.systemd_cgroup {
+            // As containerd's runc shim: on every call (berth reads it at create).
+            cmd.arg("--systemd-cgroup");
+        }
         cmd.args(args);
         cmd
     }

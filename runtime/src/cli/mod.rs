@@ -54,7 +54,9 @@ pub struct Cli {
     /// Enable debug logging.
     #[arg(long, global = true)]
     debug: bool,
-    /// Manage cgroups through systemd (not supported by berth).
+    /// Manage the container's cgroup through systemd (a transient scope unit;
+    /// cgroupsPath is then "slice:prefix:name"). Only create and run read it:
+    /// a container keeps the driver it was created with.
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
     /// Accepted for runc compatibility (ignored).
@@ -153,7 +155,7 @@ enum Command {
     Manage(manage::ManageCommand),
 }
 
-fn create_opts(root: &std::path::Path, a: &CreateArgs) -> CreateOpts {
+fn create_opts(root: &std::path::Path, a: &CreateArgs, systemd_cgroup: bool) -> CreateOpts {
     CreateOpts {
         root: root.to_path_buf(),
         id: a.id.clone(),
@@ -164,6 +166,7 @@ fn create_opts(root: &std::path::Path, a: &CreateArgs) -> CreateOpts {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        systemd_cgroup,
     }
 }
 
@@ -216,16 +219,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     let Some(cmd) = &cli.command else {
         anyhow::bail!("no command given; see berth --help");
     };
-    if cli.systemd_cgroup && matches!(cmd, Command::Create(_) | Command::Run { .. }) {
-        anyhow::bail!("--systemd-cgroup: managing cgroups through systemd is not supported by berth; drop the flag to use cgroupfs");
-    }
     let root = &cli
         .root
         .clone()
         .unwrap_or_else(berth_runtime::rootless::default_state_root);
     match cmd {
         Command::Create(a) => {
-            container::create(&create_opts(root, a))?;
+            container::create(&create_opts(root, a, cli.systemd_cgroup))?;
         }
         Command::Start { id } => container::start(root, id)?,
         Command::State { id } => {
@@ -245,7 +245,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             detach,
             keep,
             ..
-        } => return run::run(&create_opts(root, create), *detach, *keep),
+        } => {
+            return run::run(
+                &create_opts(root, create, cli.systemd_cgroup),
+                *detach,
+                *keep,
+            )
+        }
         Command::List { quiet, format } => list::run(root, *quiet, format)?,
         Command::Spec { bundle, rootless } => spec::run(bundle, *rootless)?,
         Command::Features => outln!(
