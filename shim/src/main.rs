@@ -14,6 +14,7 @@ mod options;
 mod process;
 mod reaper;
 mod service;
+mod start;
 mod stdio;
 mod task;
 
@@ -39,6 +40,14 @@ fn main() {
         libc::mallopt(libc::M_ARENA_MAX, 1);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 * 1024);
+    }
+    // `start` runs without the crate's bootstrap and its signal handlers
+    // (start.rs says why); every other action, and bad arguments, go to it.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Ok(flags) = containerd_shim::parse(&args) {
+        if flags.action == "start" && !flags.version && !flags.info {
+            start::run(&flags, RUNTIME_ID);
+        }
     }
     containerd_shim::run::<service::Service>(RUNTIME_ID, None);
 }

@@ -1,26 +1,20 @@
-//! The shim binary's lifecycle (`containerd-shim` calls these): `start` spawns
-//! (or reuses) the daemon serving the pod, `delete` cleans up after a dead
-//! shim, and the daemon builds the task service.
+//! The shim binary's lifecycle (`containerd-shim` calls these): `delete`
+//! cleans up after a dead shim, and the daemon builds the task service
+//! (`start` is served by start.rs).
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use containerd_shim::api::DeleteResponse;
 use containerd_shim::publisher::RemotePublisher;
-use containerd_shim::util::{timestamp, write_address};
-use containerd_shim::{spawn, Config, ExitSignal, Flags, Shim, StartOpts};
+use containerd_shim::util::timestamp;
+use containerd_shim::{Config, ExitSignal, Flags, Shim, StartOpts};
 
 use crate::container::Container;
 use crate::events::Publisher;
 use crate::reaper::Reaper;
 use crate::task::TaskService;
 
-/// Containers with the same value of one of these annotations share a shim.
-const GROUP_ANNOTATIONS: &[&str] = &[
-    "io.kubernetes.cri.sandbox-id",
-    "io.kubernetes.cri-o.SandboxID",
-];
 /// How long a leaving shim waits for its last events to reach containerd.
 const EVENT_FLUSH: Duration = Duration::from_secs(5);
 
@@ -49,14 +43,9 @@ impl Shim for Service {
         }
     }
 
+    /// Not reached: `main` serves the `start` action itself (see start.rs).
     fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
-        let grouping = group_of(Path::new("config.json")).unwrap_or_else(|| opts.id.clone());
-        let (pid, address) = spawn(opts, &grouping, Vec::new())?;
-        if let Err(e) = containerd_shim::cgroup::adjust_oom_score(pid) {
-            log::warn!("adjust the shim's oom score: {e}");
-        }
-        write_address(&address)?;
-        Ok(address)
+        crate::start::shim_address(opts)
     }
 
     fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
@@ -90,37 +79,5 @@ impl Shim for Service {
         let publisher = Publisher::start(publisher, address, self.namespace.clone());
         *self.publisher.lock().unwrap() = Some(publisher.clone());
         TaskService::new(&self.namespace, publisher, self.exit.clone(), &self.socket)
-    }
-}
-
-/// The pod a bundle's container belongs to, from its config.json annotations.
-fn group_of(config: &Path) -> Option<String> {
-    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(config).ok()?).ok()?;
-    let annotations = spec.get("annotations")?;
-    GROUP_ANNOTATIONS
-        .iter()
-        .find_map(|k| annotations.get(*k)?.as_str().map(str::to_string))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn containers_of_a_pod_are_grouped() {
-        let dir = std::env::temp_dir().join(format!("berth-shim-group-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("config.json");
-        std::fs::write(
-            &config,
-            r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}}"#,
-        )
-        .unwrap();
-        assert_eq!(group_of(&config).as_deref(), Some("pod1"));
-        std::fs::write(&config, r#"{"annotations":{"other":"x"}}"#).unwrap();
-        assert_eq!(group_of(&config), None);
-        std::fs::write(&config, r#"{"ociVersion":"1.0.2"}"#).unwrap();
-        assert_eq!(group_of(&config), None);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -617,3 +617,70 @@ fn pod_on_a_cni_bridge_network() {
     assert_eq!(ports, 0, "veths left on {CNI_BRIDGE}");
     assert_clean(&c, &[pod, app]);
 }
+
+/// The containers of a pod share the pod's shim: for each container after the
+/// sandbox, the shim's short-lived `start` action finds the pod's daemon and
+/// prints its address. That action must never hang (see tests/start_action.rs
+/// for the signal race it once lost): 200 containers are created and started
+/// back to back into 10 pods, each call bounded; afterwards one shim per pod
+/// runs, no `start` action is left, and removing the pods leaves nothing.
+#[test]
+fn two_hundred_containers_start_into_grouped_pod_shims() {
+    const PODS: usize = 10;
+    const PER_POD: usize = 20;
+    /// Far above a normal create or start here (well under a second).
+    const START_LIMIT: Duration = Duration::from_secs(30);
+    let Some(c) = Containerd::start_cri_if_possible() else {
+        return;
+    };
+    let mut s = Session::open(&c);
+    let mut bounded = Cri::connect(&c.address, START_LIMIT).expect("connect to CRI");
+    let mut ids = Vec::new();
+    for p in 0..PODS {
+        let cfg = pod_config(&c, &format!("many{p}"));
+        let pod = s.run_pod(&cfg, HANDLER);
+        ids.push(pod.clone());
+        for i in 0..PER_POD {
+            let n = p * PER_POD + i;
+            let id = bounded
+                .create_container(
+                    &pod,
+                    container_config(&format!("c{i}"), &["sleep", "100000"]),
+                    cfg.clone(),
+                )
+                .unwrap_or_else(|e| panic!("CreateContainer #{n}: {e}\n{}", c.log_tail(20)));
+            bounded
+                .start_container(&id)
+                .unwrap_or_else(|e| panic!("StartContainer #{n}: {e}\n{}", c.log_tail(20)));
+            ids.push(id);
+        }
+    }
+    let running = s
+        .cri
+        .list_containers()
+        .unwrap()
+        .iter()
+        .filter(|k| k.state == api::ContainerState::ContainerRunning as i32)
+        .count();
+    assert_eq!(running, PODS * PER_POD);
+    // One daemon per pod, and every start action has exited.
+    let shims = c.shim_pids();
+    let starts: Vec<u32> = shims
+        .iter()
+        .copied()
+        .filter(|p| {
+            fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .map(|l| l.split('\0').any(|a| a == "start"))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(starts.is_empty(), "start actions still running: {starts:?}");
+    assert_eq!(shims.len(), PODS, "one shim per pod: {shims:?}");
+
+    for pod in std::mem::take(&mut s.pods) {
+        s.cri.stop_pod_sandbox(&pod).expect("StopPodSandbox");
+        s.cri.remove_pod_sandbox(&pod).expect("RemovePodSandbox");
+    }
+    assert!(s.cri.list_containers().unwrap().is_empty());
+    assert_clean(&c, &ids);
+}

@@ -286,6 +286,11 @@ impl Containerd {
         fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
     }
 
+    /// The last `n` lines of containerd's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        tail(&self.log(), n)
+    }
+
     /// `ctr --address A -n NS ARGS` with stdin from /dev/null.
     pub fn ctr_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("timeout");
