@@ -20,10 +20,12 @@
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use containerd_shim::util::write_address;
 use containerd_shim::{socket_address, spawn, Flags, StartOpts};
+
+use crate::task_api;
 
 /// Containers with the same value of one of these annotations share a shim.
 const GROUP_ANNOTATIONS: &[&str] = &[
@@ -38,8 +40,9 @@ const TTRPC_ADDRESS: &str = "TTRPC_ADDRESS";
 pub fn run(flags: &Flags, runtime_id: &str) -> ! {
     let result = start_opts(flags).and_then(|opts| {
         let address = shim_address(opts)?;
+        let reply = task_api::start_reply(&address, Some(&containerd_executable(flags)));
         let mut out = std::io::stdout().lock();
-        out.write_all(address.as_bytes())
+        out.write_all(reply.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| containerd_shim::Error::Other(format!("write the address: {e}")))
     });
@@ -55,7 +58,7 @@ pub fn run(flags: &Flags, runtime_id: &str) -> ! {
 /// The address of the daemon serving this bundle's container: the running
 /// daemon of its group, else a newly spawned one. Written to the bundle's
 /// `address` file as containerd expects.
-pub fn shim_address(opts: StartOpts) -> containerd_shim::Result<String> {
+fn shim_address(opts: StartOpts) -> containerd_shim::Result<String> {
     let grouping = group_of(Path::new("config.json")).unwrap_or_else(|| opts.id.clone());
     let address = socket_address(&opts.address, &opts.namespace, &grouping);
     if serving(&address) {
@@ -70,7 +73,16 @@ pub fn shim_address(opts: StartOpts) -> containerd_shim::Result<String> {
     Ok(address)
 }
 
-/// What the crate's bootstrap would pass to `Shim::start_shim`.
+/// The executable of the containerd that runs this action: containerd passes
+/// its own path as `-publish-binary`; else its process is this one's parent.
+fn containerd_executable(flags: &Flags) -> PathBuf {
+    if Path::new(&flags.publish_binary).is_absolute() {
+        return PathBuf::from(&flags.publish_binary);
+    }
+    PathBuf::from(format!("/proc/{}/exe", std::os::unix::process::parent_id()))
+}
+
+/// The options of a `Shim::start_shim` call of the crate.
 fn start_opts(flags: &Flags) -> containerd_shim::Result<StartOpts> {
     if flags.namespace.is_empty() {
         return Err(containerd_shim::Error::InvalidArgument(
