@@ -186,7 +186,10 @@ fn pod_lifecycle_through_cri_runs_on_berth() {
     let ps = s.cri.pod_sandbox_status(&pod).expect("PodSandboxStatus");
     let status = ps.status.clone().unwrap();
     assert_eq!(status.state, api::PodSandboxState::SandboxReady as i32);
-    assert_eq!(info_field(&ps.info, "runtimeHandler"), HANDLER);
+    // containerd 1.6 tells the handler in the verbose info, 2.x in the status.
+    let handler = info_field(&ps.info, "runtimeHandler");
+    let handler = handler.as_str().unwrap_or(&status.runtime_handler);
+    assert_eq!(handler, HANDLER);
     assert_eq!(info_field(&ps.info, "runtimeType"), BERTH_RUNTIME);
     let pause_pid = info_field(&ps.info, "pid").as_u64().expect("sandbox pid");
 
@@ -678,8 +681,12 @@ fn two_hundred_containers_start_into_grouped_pod_shims() {
     assert_eq!(shims.len(), PODS, "one shim per pod: {shims:?}");
 
     for pod in std::mem::take(&mut s.pods) {
-        s.cri.stop_pod_sandbox(&pod).expect("StopPodSandbox");
-        s.cri.remove_pod_sandbox(&pod).expect("RemovePodSandbox");
+        s.cri
+            .stop_pod_sandbox(&pod)
+            .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", c.log_tail(40)));
+        s.cri
+            .remove_pod_sandbox(&pod)
+            .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", c.log_tail(40)));
     }
     assert!(s.cri.list_containers().unwrap().is_empty());
     assert_clean(&c, &ids);
