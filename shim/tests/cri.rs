@@ -691,3 +691,134 @@ fn two_hundred_containers_start_into_grouped_pod_shims() {
     assert!(s.cri.list_containers().unwrap().is_empty());
     assert_clean(&c, &ids);
 }
+
+/// What the kubelet does through the streaming server and the log path, with
+/// the berth shim under the pod: attach to a container's stdin/stdout,
+/// port-forward into the pod, and reopen a rotated container log.
+#[test]
+fn attach_port_forward_and_log_reopen() {
+    use berth_cri_client::stream::Stream;
+    const STREAM: Duration = Duration::from_secs(20);
+    let Some(c) = Containerd::start_cri_if_possible() else {
+        return;
+    };
+    let mut s = Session::open(&c);
+    let pod_cfg = pod_config(&c, "stream");
+    let pod = s.run_pod(&pod_cfg, HANDLER);
+
+    // Attach: a container reading its stdin.
+    let mut echo = container_config(
+        "echo",
+        &[
+            "sh",
+            "-c",
+            "echo ready; while read l; do echo \"got $l\"; done",
+        ],
+    );
+    echo.stdin = true;
+    let echo = s
+        .cri
+        .create_container(&pod, echo, pod_cfg.clone())
+        .expect("CreateContainer echo");
+    s.cri.start_container(&echo).expect("StartContainer echo");
+    let url = s.cri.attach(&echo, true, true, false).expect("Attach");
+    let mut a = Stream::open(&url, "", STREAM).expect("open the attach stream");
+    a.send(0, b"hello\n").unwrap();
+    let out = a
+        .read_until(1, b"got hello\n", STREAM)
+        .expect("attach output");
+    assert!(String::from_utf8_lossy(&out).contains("got hello"));
+    a.close();
+
+    // Port-forward: busybox httpd on a free loopback port (host network).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let web = s
+        .cri
+        .create_container(
+            &pod,
+            container_config(
+                "web",
+                &[
+                    "httpd",
+                    "-f",
+                    "-p",
+                    &format!("127.0.0.1:{port}"),
+                    "-h",
+                    "/etc",
+                ],
+            ),
+            pod_cfg.clone(),
+        )
+        .expect("CreateContainer web");
+    s.cri.start_container(&web).expect("StartContainer web");
+    let hostname = s
+        .cri
+        .exec_sync(&web, &["cat", "/etc/hostname"], 30)
+        .unwrap();
+    let hostname = String::from_utf8_lossy(&hostname.stdout).trim().to_string();
+    let body = wait_for("a response through port-forward", || {
+        let url = s.cri.port_forward(&pod, &[port as i32]).ok()?;
+        let mut f = Stream::open(&url, &format!("port={port}"), STREAM).ok()?;
+        f.send(0, b"GET /hostname HTTP/1.0\r\n\r\n").ok()?;
+        let got = f.read_until(0, b"\r\n\r\n", STREAM).ok()?;
+        // The rest of the response after the headers.
+        let more = f
+            .read_until(0, hostname.as_bytes(), STREAM)
+            .unwrap_or_default();
+        f.close();
+        let text = String::from_utf8_lossy(&[got, more].concat()).into_owned();
+        text.contains("200 OK").then_some(text)
+    });
+    assert!(body.contains(&hostname), "{body}");
+
+    // Log reopen: rename the log as the kubelet's rotation does, reopen,
+    // and the container's next lines go to a new file at the old path.
+    let ticker = s
+        .cri
+        .create_container(
+            &pod,
+            container_config(
+                "ticker",
+                &[
+                    "sh",
+                    "-c",
+                    "i=0; while :; do echo tick$i; i=$((i+1)); sleep 0.1; done",
+                ],
+            ),
+            pod_cfg.clone(),
+        )
+        .expect("CreateContainer ticker");
+    s.cri
+        .start_container(&ticker)
+        .expect("StartContainer ticker");
+    let log = c.dir.join("logs/stream/ticker.log");
+    wait_for("tick lines", || {
+        fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("tick2"))
+    });
+    let rotated = log.with_extension("log.1");
+    fs::rename(&log, &rotated).unwrap();
+    s.cri
+        .reopen_container_log(&ticker)
+        .expect("ReopenContainerLog");
+    let fresh = wait_for("lines in the reopened log", || {
+        fs::read_to_string(&log).ok().filter(|l| l.contains("tick"))
+    });
+    assert!(fresh.contains(" stdout F tick"), "{fresh}");
+    let before = fs::read_to_string(&rotated).unwrap().len();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        fs::read_to_string(&rotated).unwrap().len(),
+        before,
+        "the rotated file is no longer written"
+    );
+
+    s.cri.stop_pod_sandbox(&pod).expect("StopPodSandbox");
+    s.cri.remove_pod_sandbox(&pod).expect("RemovePodSandbox");
+    s.pods.clear();
+    assert_clean(&c, &[pod, echo, web, ticker]);
+}
