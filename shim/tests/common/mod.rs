@@ -264,13 +264,19 @@ impl Containerd {
     fn config_text(&self, restrict_oom: bool) -> String {
         let d = self.dir.display();
         let a = self.address.display();
-        let common = format!(
-            "root = \"{d}/root\"\nstate = \"{d}/state\"\n\
-             [grpc]\n  address = \"{a}\"\n[ttrpc]\n  address = \"{a}.ttrpc\"\n"
-        );
+        // Top-level keys (disabled_plugins) go before the first table.
+        let head = |version: u32, disabled: &[&str]| {
+            let disabled: Vec<String> = disabled.iter().map(|p| format!("\"{p}\"")).collect();
+            format!(
+                "version = {version}\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+                 disabled_plugins = [{}]\n\
+                 [grpc]\n  address = \"{a}\"\n[ttrpc]\n  address = \"{a}.ttrpc\"\n",
+                disabled.join(", ")
+            )
+        };
         if flavor().major < 2 {
-            let plugins = if self.cri {
-                format!(
+            if self.cri {
+                let plugins = format!(
                     "[plugins.\"io.containerd.grpc.v1.cri\"]\n\
                      \x20 sandbox_image = \"{PAUSE_IMAGE}\"\n\
                      \x20 stream_server_address = \"127.0.0.1\"\n\
@@ -286,22 +292,20 @@ impl Containerd {
                      \x20 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n\
                      \x20   bin_dir = \"/usr/lib/cni\"\n\
                      \x20   conf_dir = \"{d}/cni\"\n"
-                )
-            } else {
-                "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".to_string()
-            };
-            return format!("version = 2\n{common}{plugins}");
+                );
+                return format!("{}{plugins}", head(2, &[]));
+            }
+            return head(2, &["io.containerd.grpc.v1.cri"]);
         }
         // 2.x: NRI is on by default and would listen on the machine-wide
         // /var/run/nri/nri.sock; the opt plugin's directory is made private.
-        let mut disabled = vec!["\"io.containerd.nri.v1.nri\""];
+        let mut disabled = vec!["io.containerd.nri.v1.nri"];
         if !self.cri {
-            disabled.push("\"io.containerd.grpc.v1.cri\"");
+            disabled.push("io.containerd.grpc.v1.cri");
         }
         let mut text = format!(
-            "version = 3\n{common}disabled_plugins = [{}]\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n",
-            disabled.join(", ")
+            "{}[plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n",
+            head(3, &disabled)
         );
         if self.cri {
             text.push_str(&format!(
@@ -613,6 +617,14 @@ fn kill(pid: u32, sig: i32) {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test's output is shown only when it failed.
+            eprintln!(
+                "containerd {} log (last 300 lines):\n{}",
+                flavor().version,
+                tail(&self.log(), 300)
+            );
+        }
         // Containers first, through containerd, while it runs.
         let ids =
             String::from_utf8_lossy(&self.ctr(&["containers", "ls", "-q"]).stdout).into_owned();
