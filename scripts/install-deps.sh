@@ -18,6 +18,8 @@ PKGS=(
   podman conmon netavark iptables protobuf-compiler  # podman and CRI client tests (shim/tests)
   containernetworking-plugins  # CNI bridge/host-local/portmap/firewall: CRI test, berth-image networking
   tini             # /usr/bin/tini-static, the init of berth-image run --init
+  strace           # the shim's start-action test delivers signals at chosen syscalls
+  patchelf debian-archive-keyring  # unstable's runc/crun on its own loader (unstable-peers.sh)
 )
 
 missing=()
@@ -32,6 +34,10 @@ if ((${#missing[@]})); then
 fi
 # The registry package starts a service on :5000; tests run their own instance.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
+# containerd 2.x, runc 1.3 and crun 1.28 from Debian unstable, unpacked into a
+# private prefix (never installed on the host): the shim's containerd matrix,
+# the conformance comparison and the benchmarks use them.
+bash "$(dirname "$0")/unstable-peers.sh" >/dev/null
 if ! command -v cargo >/dev/null; then
   echo "cargo (Rust toolchain) is required" >&2
   exit 1

@@ -2,7 +2,9 @@
 # Compare `umoci unpack` with `berth-image pull` (verify + unpack into the store) and
 # `berth-image bundle` (overlay over already-unpacked layers) on a Debian minbase image.
 #
-#   BERTH_IMAGE=/path/to/berth-image image-tool/bench/unpack.sh [WORKDIR]
+#   image-tool/bench/unpack.sh [WORKDIR]
+#
+# berth-image is built from this checkout (release) unless BERTH_IMAGE names a binary.
 #
 # Needs root, umoci, hyperfine and debootstrap (apt-get install -y debootstrap hyperfine).
 #
@@ -15,7 +17,12 @@
 # seconds of system time in every unpacker alike.
 set -eu
 WORK=${1:-/var/tmp/berth-bench}
-BIN=${BERTH_IMAGE:-berth-image}
+if [ -z "${BERTH_IMAGE:-}" ]; then
+    repo=$(cd "$(dirname "$0")/../.." && pwd)
+    (cd "$repo" && cargo build -q --release -p berth-image)
+    BERTH_IMAGE=$(cd "$repo" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/berth-image
+fi
+BIN=$BERTH_IMAGE
 ROOTFS=${BENCH_ROOTFS:-$WORK/rootfs}
 LAYOUT=$WORK/layout
 mkdir -p "$WORK"
