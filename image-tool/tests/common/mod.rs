@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod containerd;
+pub mod fstree;
 pub mod registry;
 
 use berth_image::digest::Digest;
