@@ -255,7 +255,9 @@ fn later_entries_replace_earlier_ones() {
 fn pax_records_are_read_by_length() {
     let s = Scratch::new();
     // A capability value with a 0x0a byte (CAP_DAC_OVERRIDE and CAP_FOWNER: bits 1, 3).
-    let cap: &[u8] = &[1, 0, 0, 2, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let cap: &[u8] = &[
+        1, 0, 0, 2, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
     let injected: &[u8] = b"x\n16 path=evil\n";
     let tar = LayerBuilder::new()
         .pax(&[("SCHILY.xattr.security.capability", cap)])
@@ -270,7 +272,10 @@ fn pax_records_are_read_by_length() {
     let mut buf = [0u8; 64];
     let n = rustix::fs::getxattr(l.join("capable"), "security.capability", &mut buf[..]).unwrap();
     assert_eq!(&buf[..n], cap);
-    assert!(!l.join("evil").exists(), "a record inside a value was honoured");
+    assert!(
+        !l.join("evil").exists(),
+        "a record inside a value was honoured"
+    );
     let n = rustix::fs::getxattr(l.join("real"), "user.note", &mut buf[..]).unwrap();
     assert_eq!(&buf[..n], injected);
     // Of two records for one key the last counts (Go's archive/tar).
