@@ -22,6 +22,10 @@ use std::path::PathBuf;
 /// Symlinks followed in one lookup before giving up (Linux's own limit).
 const MAX_SYMLINKS: u32 = 40;
 
+/// Path components looked at in one lookup (`..` walks the resolved path again)
+/// before giving up: bounds the work a crafted chain of symlinks can cause.
+const MAX_STEPS: u32 = 4096;
+
 /// The lower layers of one layer, top first.
 pub struct LowerLayers {
     roots: Vec<SafeDir>,
@@ -74,14 +78,19 @@ impl LowerLayers {
     }
 
     /// The directory at `path` in the merged lower layers (its topmost copy), following
-    /// symlinks inside the merged root; `None` if there is no directory there.
+    /// symlinks inside the merged root; `None` if there is no directory there (or the
+    /// lookup needs more than [`MAX_SYMLINKS`] symlinks or [`MAX_STEPS`] steps).
     pub fn directory(&self, path: &[OsString]) -> Result<Option<SafeDir>> {
         let mut todo: VecDeque<OsString> = path.iter().cloned().collect();
         // The visible copies of the directory reached so far, top first.
         let mut here = self.roots()?;
         let mut resolved: Vec<OsString> = Vec::new();
-        let mut links = 0;
+        let (mut links, mut steps) = (0, 0);
         while let Some(comp) = todo.pop_front() {
+            steps += 1;
+            if steps > MAX_STEPS {
+                return Ok(None);
+            }
             if comp.is_empty() || comp == "." {
                 continue;
             }
@@ -207,4 +216,84 @@ pub fn inherit_parent_metadata(
         copy_dir_metadata(&from, &to, &what)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, MetadataExt};
+    use std::path::Path;
+
+    fn mkdir(p: &Path, mode: u32) {
+        std::fs::create_dir_all(p).unwrap();
+        rfs::chmod(p, rfs::Mode::from_raw_mode(mode)).unwrap();
+    }
+
+    fn mode_of(d: &SafeDir) -> u32 {
+        rfs::fstat(d).unwrap().st_mode & 0o7777
+    }
+
+    fn find(lower: &LowerLayers, path: &str) -> Option<u32> {
+        let comps: Vec<OsString> = path.split('/').map(OsString::from).collect();
+        lower.directory(&comps).unwrap().map(|d| mode_of(&d))
+    }
+
+    #[test]
+    fn merged_lookup_follows_overlayfs_and_symlinks_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let (l0, l1) = (t.path().join("l0"), t.path().join("l1"));
+        mkdir(&l0.join("usr/lib"), 0o750);
+        mkdir(&l0.join("gone"), 0o700);
+        mkdir(&l0.join("opq/below"), 0o711);
+        mkdir(&l0.join("deep/a/b"), 0o701);
+        symlink("usr/lib", l0.join("lib")).unwrap();
+        symlink("/usr/../usr/./lib", l0.join("abs")).unwrap();
+        symlink("../../../usr", l0.join("deep/a/up")).unwrap();
+        symlink("loop", l0.join("loop")).unwrap();
+        mkdir(&l1.join("opq"), 0o755);
+        rfs::setxattr(
+            l1.join("opq"),
+            OVERLAY_OPAQUE_XATTR,
+            b"y",
+            rfs::XattrFlags::empty(),
+        )
+        .unwrap();
+        rfs::mknodat(
+            rfs::CWD,
+            l1.join("gone"),
+            FileType::CharacterDevice,
+            rfs::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        mkdir(&l1.join("usr"), 0o700);
+        let lower = LowerLayers::open(&[l0, l1]).unwrap();
+        assert_eq!(find(&lower, "usr"), Some(0o700), "the top copy");
+        assert_eq!(find(&lower, "usr/lib"), Some(0o750), "merged from below");
+        assert_eq!(
+            find(&lower, "lib"),
+            Some(0o750),
+            "through a relative symlink"
+        );
+        assert_eq!(find(&lower, "abs"), Some(0o750), "absolute, with .. and .");
+        assert_eq!(
+            find(&lower, "deep/a/up/lib"),
+            Some(0o750),
+            ".. clamps at the root"
+        );
+        assert_eq!(find(&lower, "gone"), None, "whited out");
+        assert_eq!(
+            find(&lower, "opq/below"),
+            None,
+            "hidden by an opaque directory"
+        );
+        assert_eq!(find(&lower, "loop"), None, "a symlink loop ends");
+        assert_eq!(find(&lower, "missing/x"), None);
+        let root = lower.directory(&[]).unwrap().unwrap();
+        assert_eq!(
+            rfs::fstat(&root).unwrap().st_ino,
+            std::fs::metadata(t.path().join("l1")).unwrap().ino(),
+            "the root is the top layer's"
+        );
+    }
 }
