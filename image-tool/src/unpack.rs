@@ -182,22 +182,24 @@ impl Unpacker<'_> {
             .rev()
             .find_map(|n| cache.get(&key[..n]).map(|d| (n, d.clone())))
             .unwrap_or_else(|| (0, self.root.clone()));
-        let mut dir = start.try_clone()?;
+        // The directory reached so far, once past `start`.
+        let mut reached: Option<SafeDir> = None;
         for (i, comp) in parents.iter().enumerate().skip(n) {
-            dir = match dir.child(comp) {
+            let dir = reached.as_ref().unwrap_or(&start);
+            let next = match dir.child(comp) {
                 Ok(d) => d,
                 Err(Errno::NOENT) => {
-                    match rfs::mkdirat(&dir, *comp, Mode::from_raw_mode(0o755)) {
+                    match rfs::mkdirat(dir, *comp, Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(e).ctx(|| format!("{name}: create parent {comp:?}")),
                     }
                     self.implicit.insert(key[..=i].to_vec());
                     dir.child(comp).map_err(|e| dir.walk_error(comp, e, name))?
                 }
-                Err(e) if is_whiteout(&dir, comp) => {
-                    rfs::unlinkat(&dir, *comp, AtFlags::empty())
+                Err(e) if is_whiteout(dir, comp) => {
+                    rfs::unlinkat(dir, *comp, AtFlags::empty())
                         .ctx(|| format!("{name}: remove whiteout {comp:?}"))?;
-                    rfs::mkdirat(&dir, *comp, Mode::from_raw_mode(0o755))
+                    rfs::mkdirat(dir, *comp, Mode::from_raw_mode(0o755))
                         .ctx(|| format!("{name}: create parent {comp:?}"))?;
                     let d = dir.child(comp).map_err(|_| dir.walk_error(comp, e, name))?;
                     set_opaque(&d, name)?;
@@ -205,8 +207,12 @@ impl Unpacker<'_> {
                 }
                 Err(e) => return Err(dir.walk_error(comp, e, name)),
             };
+            reached = Some(next);
         }
-        let dir = Rc::new(dir);
+        let dir = match reached {
+            Some(d) => Rc::new(d),
+            None => start,
+        };
         let cache = self.cache.get_or_insert_with(Default::default);
         if cache.len() >= DIR_CACHE {
             cache.clear();
