@@ -602,6 +602,9 @@ impl Store {
                     .iter()
                     .map(|c| c.hex().to_string()),
             );
+            // A bundle mounted before layer directories were named by chain ID uses
+            // directories named by diff_id: they stay while it lives.
+            layers.extend(b.diff_ids.iter().map(|d| d.hex().to_string()));
             blobs.extend(
                 self.bundle_blobs(&b.dir)
                     .iter()

@@ -311,3 +311,30 @@ fn a_mounted_bundle_keeps_what_commit_needs_across_rmi_and_gc() {
     assert!(!store.has_blob(&rec.manifest_digest));
     assert!(store.has_blob(&committed.manifest_digest));
 }
+
+#[test]
+fn gc_keeps_diff_id_named_layers_of_bundles_mounted_before_chain_ids() {
+    let s = Scratch::new();
+    let layout = s.join("layout");
+    let base = LayerBuilder::new().file("base", "b").finish();
+    let top = LayerBuilder::new().file("top", "t").finish();
+    write_image(
+        &layout,
+        "t",
+        &[base, top],
+        serde_json::json!({"Cmd": ["/x"]}),
+    );
+    let store = Store::open(s.join("store")).unwrap();
+    let rec = pull(&store, &oci(&layout, "t"), &PullOptions::default()).unwrap();
+    let dir = s.join("bundle");
+    berth_image::bundle::create(&store, &rec, &dir, &Default::default()).unwrap();
+    // What an older berth-image named the top layer's directory (its diff_id).
+    let old = store.layers_dir().join(rec.layers[1].diff_id.hex());
+    std::fs::create_dir(&old).unwrap();
+    store.remove_image(&rec.name).unwrap();
+    store.gc().unwrap();
+    assert!(old.is_dir(), "kept while a bundle may have it mounted");
+    berth_image::bundle::remove(&dir).unwrap();
+    store.gc().unwrap();
+    assert!(!old.exists());
+}
