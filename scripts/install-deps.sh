@@ -8,6 +8,7 @@ PKGS=(
   runc crun        # peers for the conformance comparison and benchmarks
   jq iproute2 util-linux procps cpio
   umoci skopeo     # image interop tests
+  debootstrap libcap2-bin python3  # the Debian image of the rootfs comparison test (image-tool/tests/debian)
   docker-registry  # loopback registry for pull/push tests
   apache2-utils    # htpasswd (bcrypt) for the registry basic-auth tests
   qemu-system-x86 linux-image-amd64  # the pure cgroup-v2 guest

@@ -229,7 +229,6 @@ pub fn commit(dir: &Path, name: &str) -> Result<ImageRecord> {
         let _ = std::fs::remove_file(&tmp);
     })?;
     std::fs::rename(&tmp, store.blob_path(&digest)).ctx(|| "store committed layer".into())?;
-    store.ensure_layer(&digest, &diff_id)?;
 
     let now = now_rfc3339();
     config["created"] = now.clone().into();
@@ -277,6 +276,7 @@ pub fn commit(dir: &Path, name: &str) -> Result<ImageRecord> {
         media_type: MEDIA_LAYER_GZIP.into(),
         size,
     });
+    store.ensure_layers(&layers)?;
     let rec = ImageRecord {
         name: name.to_string(),
         manifest_digest,

@@ -94,7 +94,7 @@ impl SafeDir {
         }
     }
 
-    fn walk_error(&self, comp: &OsStr, err: Errno, entry: &str) -> crate::Error {
+    pub(crate) fn walk_error(&self, comp: &OsStr, err: Errno, entry: &str) -> crate::Error {
         match self.file_type(comp) {
             Ok(Some(FileType::Symlink)) => unsafe_entry(
                 entry,

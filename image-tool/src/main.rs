@@ -22,6 +22,10 @@ struct Cli {
     /// Content store directory.
     #[arg(long, global = true, default_value = DEFAULT_STORE)]
     store: PathBuf,
+    /// Refuse layers larger than this unpacked (the uncompressed tar, and the sum of its
+    /// file sizes), e.g. 20G; bytes, or K, M, G, T (powers of 1024). Default: no limit.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    max_layer_size: Option<u64>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -101,6 +105,33 @@ enum Cmd {
     },
 }
 
+/// `123`, `4K`, `4M`, `20G`, `1T` (powers of 1024; a trailing `B` or `iB` is allowed).
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown unit in size {s:?} (use K, M, G or T)")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("size {s:?} is not a number with an optional K, M, G or T"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
 fn platform_arg(p: &Option<String>) -> Result<Platform> {
     Ok(match p {
         Some(s) => Platform::parse(s)?,
@@ -135,8 +166,11 @@ fn print_record(rec: &ImageRecord) {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let store =
-        || Store::open(&cli.store).with_context(|| format!("open store {}", cli.store.display()));
+    let store = || {
+        Store::open(&cli.store)
+            .map(|s| s.with_layer_size_limit(cli.max_layer_size))
+            .with_context(|| format!("open store {}", cli.store.display()))
+    };
     match &cli.cmd {
         Cmd::Pull {
             reference,
@@ -312,5 +346,23 @@ fn main() {
     if let Err(e) = run(cli) {
         eprintln!("berth-image: {e:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("20g"), Ok(20 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert!(parse_size("4X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999T").is_err());
     }
 }
