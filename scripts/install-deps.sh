@@ -17,6 +17,10 @@ PKGS=(
   podman conmon netavark iptables protobuf-compiler  # podman and CRI client tests (shim/tests)
   containernetworking-plugins  # CNI bridge/host-local/portmap/firewall: CRI test, berth-image networking
   tini             # /usr/bin/tini-static, the init of berth-image run --init
+  # Build dependencies of CRIU 4.2.1 (scripts/criu.sh builds it from source):
+  # the libraries it links, from Debian 12.
+  libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev
+  libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler pkgconf uuid-dev make xz-utils
 )
 
 missing=()
