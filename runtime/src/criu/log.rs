@@ -5,9 +5,9 @@
 use std::path::Path;
 
 /// At most this many error lines are quoted (the last ones).
-const MAX_LINES: usize = 5;
+const MAX_LINES: usize = 3;
 
-/// `"; see LOG: line; line"`, or an empty string when the log has no error
+/// `"line; line (log: LOG)"`, or an empty string when the log has no error
 /// lines (or cannot be read).
 pub fn quote(log: &Path) -> String {
     let Ok(text) = std::fs::read_to_string(log) else {
@@ -15,9 +15,9 @@ pub fn quote(log: &Path) -> String {
     };
     let lines = error_lines(&text);
     if lines.is_empty() {
-        return format!("; see {}", log.display());
+        return String::new();
     }
-    format!("; {}: {}", log.display(), lines.join("; "))
+    format!("{} (log: {})", lines.join("; "), log.display())
 }
 
 /// The last [`MAX_LINES`] lines that report an error, without CRIU's
@@ -54,8 +54,8 @@ mod tests {
         }
         let v = error_lines(&log);
         assert_eq!(v.len(), MAX_LINES);
-        assert_eq!(v[0], "Error (criu/x.c:2): failure 2");
-        assert_eq!(v[4], "Error (criu/x.c:6): failure 6");
+        assert_eq!(v[0], "Error (criu/x.c:4): failure 4");
+        assert_eq!(v[2], "Error (criu/x.c:6): failure 6");
         assert!(error_lines("(0.1) fine\n").is_empty());
     }
 }

@@ -39,9 +39,10 @@ pub enum CriuError {
     },
     #[error("criu is missing features: {0}")]
     MissingFeatures(String),
-    /// CRIU answered that the request failed. `log` quotes the error lines
-    /// of its log file, where the reason is.
-    #[error("criu {op} failed{errno}{msg}{log}")]
+    /// CRIU answered that the request failed. `log` quotes the last error
+    /// lines of its log file, where the reason is (`msg`, CRIU's own message,
+    /// is its first error line, often not the one that matters).
+    #[error("criu {op} failed{errno}: {}", if log.is_empty() { msg } else { log })]
     Failed {
         op: &'static str,
         errno: String,

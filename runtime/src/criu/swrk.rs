@@ -191,8 +191,11 @@ impl Session {
             CriuError::Protocol { op, what } => CriuError::Failed {
                 op,
                 errno: String::new(),
-                msg: format!(": {what}"),
-                log: log::quote(log),
+                msg: match log::quote(log) {
+                    q if q.is_empty() => what,
+                    q => format!("{what}; {q}"),
+                },
+                log: String::new(),
             },
             e => e,
         })
@@ -216,9 +219,9 @@ impl Session {
                         n => format!(" ({})", std::io::Error::from_raw_os_error(n)),
                     },
                     msg: if msg.is_empty() {
-                        String::new()
+                        "no reason given".into()
                     } else {
-                        format!(": {msg}")
+                        msg.to_string()
                     },
                     log: String::new(),
                 });
