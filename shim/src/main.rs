@@ -4,6 +4,7 @@
 //! runtime) to keep an idle shim small.
 
 mod berth;
+mod checkpoint;
 mod container;
 mod error;
 mod events;

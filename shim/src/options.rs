@@ -31,6 +31,9 @@ pub struct RuntimeOptions {
     pub binary: PathBuf,
     /// berth's `--root`, namespace included.
     pub root: PathBuf,
+    /// `CriuWorkPath`: CRIU's work files and logs of a restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criu_work_path: Option<PathBuf>,
 }
 
 impl RuntimeOptions {
@@ -41,7 +44,10 @@ impl RuntimeOptions {
         };
         if any.type_url.ends_with("containerd.runc.v1.Options") {
             let opts = Options::parse_from_bytes(&any.value).context("decode runtime options")?;
-            return Ok(Self::new(&opts.binary_name, &opts.root, namespace));
+            let mut o = Self::new(&opts.binary_name, &opts.root, namespace);
+            o.criu_work_path =
+                (!opts.criu_work_path.is_empty()).then(|| PathBuf::from(&opts.criu_work_path));
+            return Ok(o);
         }
         if any.type_url.ends_with("runtimeoptions.v1.Options") {
             let cri = CriOptions::decode(&any.value).context("decode runtimeoptions.v1.Options")?;
@@ -69,6 +75,7 @@ impl RuntimeOptions {
         RuntimeOptions {
             binary: resolve_binary(binary_name),
             root: Path::new(root).join(namespace),
+            criu_work_path: None,
         }
     }
 

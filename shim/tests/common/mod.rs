@@ -100,9 +100,15 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// containerd's PATH: this build's binaries first, then the directory of
+/// `BERTH_CRIU` (the CRIU scripts/criu.sh builds, for checkpoint/restore).
 fn path_env(bin_dir: &Path) -> String {
+    let criu_dir = std::env::var("BERTH_CRIU")
+        .ok()
+        .and_then(|c| Path::new(&c).parent().map(|d| format!("{}:", d.display())))
+        .unwrap_or_default();
     format!(
-        "{}:{}",
+        "{}:{criu_dir}{}",
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
     )
