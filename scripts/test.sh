@@ -33,6 +33,20 @@ step() {
     fi
 }
 
+# CRIU for the checkpoint/restore tests of the runtime, the shim and the
+# image tool: built from Debian's source once, then taken from its cache
+# (scripts/criu.sh). The tests fail, not skip, without it.
+echo
+echo "=== criu (scripts/criu.sh)"
+t0=$SECONDS
+if BERTH_CRIU=$(timeout -k 30 1200 bash scripts/criu.sh); then
+    export BERTH_CRIU
+    results+=("PASS  criu $BERTH_CRIU ($((SECONDS - t0)) s)")
+else
+    results+=("FAIL  criu (scripts/criu.sh) ($((SECONDS - t0)) s)")
+    failed=1
+fi
+
 step "cargo build" 2400 cargo build --workspace --all-targets
 step "cargo test (all crates)" 1500 cargo test --workspace --no-fail-fast -- --test-threads=2
 step "conformance build" 900 env RUSTFLAGS="-C target-feature=+crt-static" \

@@ -32,6 +32,9 @@ pub const FIRST_EXTRA_FD: RawFd = 4;
 /// What a notification handler decides: go on, or fail the operation.
 pub type NotifyResult = std::result::Result<(), String>;
 
+/// A notification handler: `(script, pid, fd it carries)`.
+pub type Notify<'a> = dyn FnMut(&str, i32, Option<OwnedFd>) -> NotifyResult + 'a;
+
 /// A running `criu swrk`.
 pub struct Session {
     op: &'static str,
@@ -168,7 +171,7 @@ impl Session {
         typ: Criu_req_type,
         opts: Criu_opts,
         log: &Path,
-        notify: &mut dyn FnMut(&str, i32, Option<OwnedFd>) -> NotifyResult,
+        notify: &mut Notify<'_>,
     ) -> Result<(), CriuError> {
         let mut req = Criu_req::new();
         req.set_type(typ);
@@ -205,7 +208,7 @@ impl Session {
         &mut self,
         req: &Criu_req,
         typ: Criu_req_type,
-        mut notify: Option<&mut dyn FnMut(&str, i32, Option<OwnedFd>) -> NotifyResult>,
+        mut notify: Option<&mut Notify<'_>>,
     ) -> Result<Criu_resp, CriuError> {
         self.send(req)?;
         loop {
