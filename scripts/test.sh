@@ -34,6 +34,20 @@ step() {
     fi
 }
 
+# CRIU for the checkpoint/restore tests of the runtime, the shim and the
+# image tool: built from Debian's source once, then taken from its cache
+# (scripts/criu.sh). The tests fail, not skip, without it.
+echo
+echo "=== criu (scripts/criu.sh)"
+t0=$SECONDS
+if BERTH_CRIU=$(timeout -k 30 1200 bash scripts/criu.sh); then
+    export BERTH_CRIU
+    results+=("PASS  criu $BERTH_CRIU ($((SECONDS - t0)) s)")
+else
+    results+=("FAIL  criu (scripts/criu.sh) ($((SECONDS - t0)) s)")
+    failed=1
+fi
+
 step "cargo build" 2400 cargo build --workspace --all-targets
 # The Debian image of berth-image's rootfs comparison test: debootstrap and layer
 # building on a cold cache (/var/cache/berth-test, keyed by the inputs), a lookup

@@ -97,6 +97,10 @@ enum Cmd {
     /// Container verbs (run, create, start, stop, ps, exec, ...).
     #[command(flatten)]
     Container(berth_image::run::cli::ContainerCmd),
+    /// Checkpoint running containers with CRIU (stopping them unless -R).
+    Checkpoint(berth_image::run::checkpoint::CheckpointArgs),
+    /// Restore containers from their checkpoints.
+    Restore(berth_image::run::checkpoint::RestoreArgs),
     /// Build a small image from the host's busybox into an OCI layout (oci:DIR:TAG).
     BuildBusybox {
         target: String,
@@ -325,6 +329,12 @@ fn run(cli: Cli) -> Result<()> {
             if code != 0 {
                 std::process::exit(code);
             }
+        }
+        Cmd::Checkpoint(a) => {
+            berth_image::run::checkpoint::checkpoint(&store()?, a)?;
+        }
+        Cmd::Restore(a) => {
+            berth_image::run::checkpoint::restore(&store()?, a)?;
         }
         Cmd::BuildBusybox { target, busybox } => {
             let Some(Ok(SourceRef::OciDir { path, tag })) = SourceRef::parse(target) else {

@@ -114,7 +114,7 @@ impl Drop for CreateGuard {
     }
 }
 
-fn destroy_cgroup(cg: &dyn CgroupManager) {
+pub(crate) fn destroy_cgroup(cg: &dyn CgroupManager) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match cg.destroy() {
@@ -500,7 +500,7 @@ fn run_runtime_hooks(spec: &Spec, state: &State) -> Result<()> {
     crate::hooks::run_all(h.create_runtime().as_ref(), &json, "createRuntime")
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -33,6 +33,10 @@ pub enum Error {
     /// chains printed with `{:#}` would repeat it.
     #[error("cgroup: {0}")]
     Cgroup(berth_cgroups::CgroupError),
+    /// Checkpoint/restore through CRIU failed. Not a `#[source]`, as for
+    /// `Cgroup`.
+    #[error("{0}")]
+    Criu(crate::criu::CriuError),
     #[error("hook {path}: {msg}")]
     Hook { path: String, msg: String },
     /// An error reported by the container's init process.
@@ -64,6 +68,12 @@ impl<T> Context<T> for std::result::Result<T, std::io::Error> {
             context: f().into(),
             source,
         })
+    }
+}
+
+impl From<crate::criu::CriuError> for Error {
+    fn from(e: crate::criu::CriuError) -> Self {
+        Error::Criu(e)
     }
 }
 

@@ -6,7 +6,9 @@
 pub mod capabilities;
 pub mod cgroup_rules;
 pub mod channel;
+pub mod checkpoint;
 pub mod container;
+pub mod criu;
 pub mod error;
 pub mod exe_seal;
 pub mod exec;
@@ -18,6 +20,7 @@ pub mod manage;
 pub mod namespaces;
 pub mod procattrs;
 pub mod procfs;
+pub mod restore;
 pub mod rlimits;
 pub mod rootfs;
 pub mod rootless;

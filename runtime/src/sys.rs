@@ -158,6 +158,20 @@ pub fn close_from(from: u32) -> Result<()> {
     Ok(())
 }
 
+/// [`close_from`]`(from)`, except the fd `keep` (an fd the caller passed on
+/// purpose, such as checkpoint's `--status-fd`).
+pub fn close_from_except(from: u32, keep: i32) -> Result<()> {
+    if keep < from as i32 {
+        return close_from(from);
+    }
+    if keep > from as i32 {
+        // SAFETY: plain syscall on integers; nothing in this process owns an
+        // fd in the range yet.
+        unsafe { libc::syscall(libc::SYS_close_range, from, (keep - 1) as u32, 0) };
+    }
+    close_from(keep as u32 + 1)
+}
+
 /// Mark every fd >= `from` close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC).
 pub fn cloexec_from(from: u32) -> Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;

@@ -95,6 +95,45 @@ impl Berth {
         self.run_with("exec", cmd, launch.stdio).map(drop)
     }
 
+    /// `berth checkpoint --image-path P --work-path W FLAGS ID`.
+    pub fn checkpoint(&self, id: &str, image: &Path, work: &Path, flags: &[String]) -> Result<()> {
+        let mut args: Vec<&OsStr> = vec![
+            "checkpoint".as_ref(),
+            "--image-path".as_ref(),
+            image.as_os_str(),
+            "--work-path".as_ref(),
+            work.as_os_str(),
+        ];
+        args.extend(flags.iter().map(OsStr::new));
+        args.push(id.as_ref());
+        self.run("checkpoint", args).map(drop)
+    }
+
+    /// `berth restore --detach` of a checkpoint, the container's new stdio
+    /// handed to it (the restored init's stdio pipes become these).
+    pub fn restore(
+        &self,
+        id: &str,
+        bundle: &Path,
+        r: &crate::checkpoint::PendingRestore,
+        launch: Launch,
+    ) -> Result<()> {
+        let mut cmd = self.command(["restore", "--detach", "--no-subreaper", "--bundle"]);
+        cmd.arg(bundle)
+            .arg("--image-path")
+            .arg(&r.image_path)
+            .arg("--pid-file")
+            .arg(launch.pid_file);
+        if let Some(w) = &r.work_path {
+            cmd.arg("--work-path").arg(w);
+        }
+        if let Some(s) = launch.console_socket {
+            cmd.arg("--console-socket").arg(s);
+        }
+        cmd.arg(id);
+        self.run_with("restore", cmd, launch.stdio).map(drop)
+    }
+
     pub fn start(&self, id: &str) -> Result<()> {
         self.run("start", ["start", id]).map(drop)
     }

@@ -5,6 +5,7 @@
 //! here rather than by the crate's bootstrap (start.rs and daemon.rs say why).
 
 mod berth;
+mod checkpoint;
 mod container;
 mod containerd_version;
 mod daemon;

@@ -34,6 +34,9 @@ pub struct RuntimeOptions {
     /// `SystemdCgroup`: berth runs with `--systemd-cgroup`.
     #[serde(default)]
     pub systemd_cgroup: bool,
+    /// `CriuWorkPath`: CRIU's work files and logs of a restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criu_work_path: Option<PathBuf>,
 }
 
 impl RuntimeOptions {
@@ -46,6 +49,8 @@ impl RuntimeOptions {
             let opts = Options::parse_from_bytes(&any.value).context("decode runtime options")?;
             let mut o = Self::new(&opts.binary_name, &opts.root, namespace);
             o.systemd_cgroup = opts.systemd_cgroup;
+            o.criu_work_path =
+                (!opts.criu_work_path.is_empty()).then(|| PathBuf::from(&opts.criu_work_path));
             return Ok(o);
         }
         if any.type_url.ends_with("runtimeoptions.v1.Options") {
@@ -77,6 +82,7 @@ impl RuntimeOptions {
             binary: resolve_binary(binary_name),
             root: Path::new(root).join(namespace),
             systemd_cgroup: false,
+            criu_work_path: None,
         }
     }
 

@@ -29,6 +29,7 @@ use std::process::{Command, ExitStatus};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+pub mod checkpoint;
 pub mod cli;
 mod config;
 mod cp;

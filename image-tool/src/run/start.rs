@@ -24,6 +24,19 @@ use super::{
 };
 use crate::store::Store;
 
+/// What a supervised run starts: the container from its bundle, or its
+/// processes from its checkpoint (`berth-image restore`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) enum Launch {
+    #[default]
+    Fresh,
+    /// `berth restore` with these extra flags (`--tcp-established`, ...).
+    Restore(Vec<String>),
+}
+
+/// Tells the monitor to restore instead of run: the restore flags, one per line.
+const RESTORE_ENV: &str = "BERTH_IMAGE_MONITOR_RESTORE";
+
 /// How `start` runs the container.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StartOptions {
@@ -63,7 +76,7 @@ pub(super) fn start_record(
         } else {
             Stdio::null()
         };
-        return supervise(store, rec, Io::Attached { stdin }, None);
+        return supervise(store, rec, Io::Attached { stdin }, None, &Launch::Fresh);
     }
     if rec.tty {
         bail!(
@@ -71,7 +84,13 @@ pub(super) fn start_record(
             rec.name
         );
     }
-    let mut report = spawn_monitor(store, rec)?;
+    start_detached(store, rec, &Launch::Fresh)
+}
+
+/// Start a run under a monitor and return once it runs (or has already
+/// ended).
+pub(super) fn start_detached(store: &Store, rec: &ContainerRecord, launch: &Launch) -> Result<i32> {
+    let mut report = spawn_monitor(store, rec, launch)?;
     // Wait until the runtime knows the container, or the monitor reports its
     // end (a short-lived container may be gone before it is seen).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -152,6 +171,7 @@ fn supervise(
     rec: &ContainerRecord,
     io: Io,
     report: Option<fs::File>,
+    launch: &Launch,
 ) -> Result<i32> {
     let lock = fs::OpenOptions::new()
         .create(true)
@@ -184,10 +204,10 @@ fn supervise(
     let ran = match io {
         Io::Attached { .. } if rec.tty => tty::run_with_terminal(store, rec),
         Io::Attached { stdin } => match open_log(store, rec) {
-            Ok(log) => run_keep(store, rec, &bundle, stdin, Output::Tee(log)),
+            Ok(log) => run_keep(store, rec, &bundle, stdin, Output::Tee(log), launch),
             Err(e) => Err(e),
         },
-        Io::Log(log) => run_keep(store, rec, &bundle, Stdio::null(), Output::Log(log)),
+        Io::Log(log) => run_keep(store, rec, &bundle, Stdio::null(), Output::Log(log), launch),
     };
     state.oom_killed = oom_kills(rec) > 0;
     let _ = force_delete(store, rec);
@@ -221,7 +241,9 @@ fn supervise(
 
 /// Where the container's stdout and stderr go.
 enum Output {
-    /// Appended to the log (a detached run).
+    /// Through pipes appended to the log (a detached run; pipes, not the
+    /// file itself, so that the container holds nothing outside its mounts
+    /// and can be checkpointed, as under containerd and conmon).
     Log(fs::File),
     /// Through pipes to this process's stdout and stderr, and appended to the
     /// log (an attached run: `logs` has it too, and the container writes to a
@@ -241,7 +263,7 @@ pub(super) fn open_log(store: &Store, rec: &ContainerRecord) -> Result<fs::File>
 /// Copy `from` to `to` and to the shared log until EOF.
 fn tee(
     mut from: impl Read + Send + 'static,
-    mut to: impl Write + Send + 'static,
+    mut to: Box<dyn Write + Send>,
     log: std::sync::Arc<std::sync::Mutex<fs::File>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -263,40 +285,55 @@ fn tee(
 }
 
 /// `berth run --keep` in the foreground: the runtime keeps the stopped
-/// container (and its cgroup, for the OOM count) until `delete`.
+/// container (and its cgroup, for the OOM count) until `delete`. A restore
+/// runs `berth restore` in the foreground instead (which deletes the
+/// container when it ends).
 fn run_keep(
     store: &Store,
     rec: &ContainerRecord,
     bundle: &std::path::Path,
     stdin: Stdio,
     output: Output,
+    launch: &Launch,
 ) -> Result<i32> {
     let mut cmd = runtime_cmd(store, &rec.runtime);
-    cmd.args(["run", "--keep", "--bundle"])
-        .arg(bundle)
-        .arg(&rec.id)
-        .stdin(stdin);
-    let log = match output {
-        Output::Log(log) => {
-            cmd.stdout(log.try_clone().context("log file")?).stderr(log);
-            None
+    match launch {
+        Launch::Fresh => {
+            cmd.args(["run", "--keep", "--bundle"]);
         }
-        Output::Tee(log) => {
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-            Some(std::sync::Arc::new(std::sync::Mutex::new(log)))
+        Launch::Restore(flags) => {
+            let images = super::checkpoint::images_dir(store, &rec.id);
+            cmd.arg("restore")
+                .arg("--image-path")
+                .arg(&images)
+                .arg("--work-path")
+                .arg(&images)
+                .args(flags)
+                .arg("--bundle");
         }
+    }
+    cmd.arg(bundle).arg(&rec.id).stdin(stdin);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (log, to_terminal) = match output {
+        Output::Log(log) => (log, false),
+        Output::Tee(log) => (log, true),
     };
+    let log = std::sync::Arc::new(std::sync::Mutex::new(log));
     let mut child = cmd
         .spawn()
         .with_context(|| format!("run {}", rec.runtime.display()))?;
     let mut copiers = Vec::new();
-    if let Some(log) = log {
-        if let Some(out) = child.stdout.take() {
-            copiers.push(tee(out, std::io::stdout(), log.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            copiers.push(tee(err, std::io::stderr(), log));
-        }
+    if let Some(out) = child.stdout.take() {
+        copiers.push(match to_terminal {
+            true => tee(out, Box::new(std::io::stdout()), log.clone()),
+            false => tee(out, Box::new(std::io::sink()), log.clone()),
+        });
+    }
+    if let Some(err) = child.stderr.take() {
+        copiers.push(match to_terminal {
+            true => tee(err, Box::new(std::io::stderr()), log),
+            false => tee(err, Box::new(std::io::sink()), log),
+        });
     }
     let forwarder = super::signals::Forwarder::start(child.id());
     let status = child.wait().context("wait for the runtime")?;
@@ -316,7 +353,7 @@ const REPORT_ENV: &str = "BERTH_IMAGE_MONITOR_REPORT_FD";
 /// `monitor` verb, in its own session with no terminal. Returns the read end
 /// of a pipe on which the monitor reports the end of the run (`exit N`) or
 /// an error that kept it from running (`error MSG`).
-fn spawn_monitor(store: &Store, rec: &ContainerRecord) -> Result<fs::File> {
+fn spawn_monitor(store: &Store, rec: &ContainerRecord, launch: &Launch) -> Result<fs::File> {
     let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .context("create the monitor's report pipe")?;
     rustix::io::ioctl_fionbio(&read_end, true).context("report pipe: non-blocking")?;
@@ -327,9 +364,13 @@ fn spawn_monitor(store: &Store, rec: &ContainerRecord) -> Result<fs::File> {
         .arg("monitor")
         .arg(&rec.id)
         .env(REPORT_ENV, REPORT_FD.to_string())
+        .env_remove(RESTORE_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    if let Launch::Restore(flags) = launch {
+        cmd.env(RESTORE_ENV, flags.join("\n"));
+    }
     let w = std::os::fd::AsRawFd::as_raw_fd(&write_end);
     // SAFETY: setsid and dup2 are async-signal-safe; dup2 leaves the copy
     // without FD_CLOEXEC, so the monitor inherits it.
@@ -395,8 +436,13 @@ pub fn monitor(store: &Store, id: &str) -> Result<()> {
         Some(f)
     });
     std::env::remove_var(REPORT_ENV);
+    let launch = match std::env::var(RESTORE_ENV) {
+        Ok(flags) => Launch::Restore(flags.lines().map(str::to_string).collect()),
+        Err(_) => Launch::Fresh,
+    };
+    std::env::remove_var(RESTORE_ENV);
     let _ = match open_log(store, &rec) {
-        Ok(log) => supervise(store, &rec, Io::Log(log), report),
+        Ok(log) => supervise(store, &rec, Io::Log(log), report, &launch),
         Err(e) => {
             if let Some(mut r) = report {
                 let _ = writeln!(r, "error open the log: {e}");

@@ -22,9 +22,11 @@ pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
     std::process::exit(1)
 }
 
+mod checkpoint;
 mod exec;
 mod list;
 mod manage;
+mod restore;
 mod run;
 pub mod spec;
 
@@ -59,9 +61,9 @@ pub struct Cli {
     /// a container keeps the driver it was created with.
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Accepted for runc compatibility (ignored).
-    #[arg(long, hide = true)]
-    criu: Option<String>,
+    /// The criu binary checkpoint and restore run [default: criu on PATH].
+    #[arg(long, global = true)]
+    criu: Option<PathBuf>,
     /// Accepted for runc compatibility: true, false or auto.
     #[arg(long = "rootless", id = "global_rootless", hide = true)]
     rootless: Option<String>,
@@ -150,6 +152,10 @@ enum Command {
     Features,
     /// Run a new process inside a running container.
     Exec(exec::ExecArgs),
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(checkpoint::CheckpointArgs),
+    /// Restore a container from a checkpoint, under this id.
+    Restore(restore::RestoreArgs),
     /// Management verbs over a container's cgroup: pause, resume, ps, events, update.
     #[command(flatten)]
     Manage(manage::ManageCommand),
@@ -185,7 +191,14 @@ pub fn main() -> i32 {
         Some(Command::Exec(a)) => a.preserve_fds(),
         _ => 0,
     };
-    if let Err(e) = berth_runtime::sys::close_from(3u32.saturating_add(preserve)) {
+    let closed = match &cli.command {
+        Some(Command::Checkpoint(a)) => match a.passed_fd() {
+            Some(fd) => berth_runtime::sys::close_from_except(3, fd),
+            None => berth_runtime::sys::close_from(3),
+        },
+        _ => berth_runtime::sys::close_from(3u32.saturating_add(preserve)),
+    };
+    if let Err(e) = closed {
         eprintln!("berth: {e}");
         return 1;
     }
@@ -259,6 +272,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             serde_json::to_string_pretty(&berth_runtime::features::document())?
         ),
         Command::Exec(a) => return exec::run(root, a),
+        Command::Checkpoint(a) => return checkpoint::run(root, cli.criu.clone(), a),
+        Command::Restore(a) => return restore::run(root, cli.criu.clone(), cli.systemd_cgroup, a),
         Command::Manage(m) => return manage::dispatch(root, m),
     }
     Ok(0)

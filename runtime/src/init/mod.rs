@@ -142,6 +142,9 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
         .ok_or_else(|| Error::Init("exec fifo already taken".into()))?;
     rootfs::enter(&root, a.no_pivot)?;
     drop(root);
+    if fresh_dev(spec) {
+        rootfs::devices::reopen_stdio_null()?;
+    }
     rootfs::finalize(spec)?;
     let fifo = exec::FifoHandle::in_container(fifo_fd)?;
 
@@ -151,6 +154,20 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
     exec::final_setup(a, pty)?;
     a.channel.send(&Msg::Created)?;
     exec::wait_and_exec(a, prepared, fifo)
+}
+
+/// Whether /dev is made by the runtime (a mount that is not a bind of a host
+/// directory), so its /dev/null is the container's own.
+fn fresh_dev(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        m.destination() == std::path::Path::new("/dev")
+            && m.typ().as_deref() != Some("bind")
+            && !m
+                .options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind")
+    })
 }
 
 /// A fresh session keyring named after the container, as runc does (errors are

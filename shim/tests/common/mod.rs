@@ -161,11 +161,18 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
-/// The shim and berth first, then the containerd under test (its runc shim
-/// and runc), then the rest.
+/// containerd's PATH: the shim and berth first, then the containerd under test
+/// (its runc shim and runc), then the directory of `BERTH_CRIU` (the CRIU
+/// scripts/criu.sh builds, for checkpoint/restore), then the rest.
 fn path_env(bin_dir: &Path) -> String {
     let mut path = bin_dir.display().to_string();
     if let Some(d) = &flavor().dir {
+        path = format!("{path}:{}", d.display());
+    }
+    if let Some(d) = std::env::var("BERTH_CRIU")
+        .ok()
+        .and_then(|c| Path::new(&c).parent().map(Path::to_path_buf))
+    {
         path = format!("{path}:{}", d.display());
     }
     format!(
