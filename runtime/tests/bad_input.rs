@@ -389,7 +389,10 @@ fn systemd_cgroup_needs_a_slice_prefix_name_path() {
 #[test]
 fn systemd_cgroup_without_systemd_fails_cleanly() {
     if std::path::Path::new("/run/systemd/system").is_dir() {
-        eprintln!("skipped: this host runs systemd (the guest tests cover it)");
+        berth_testsupport::skip(
+            "systemd-host",
+            "this host runs systemd (the guest tests cover it)",
+        );
         return;
     }
     let mut sb = Sandbox::new("bad-nosd");

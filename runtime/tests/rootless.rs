@@ -51,7 +51,7 @@ fn unavailable() -> Option<String> {
 macro_rules! require_rootless {
     () => {
         if let Some(why) = unavailable() {
-            eprintln!("SKIP: {why}");
+            berth_testsupport::skip("rootless", &why);
             return;
         }
     };
@@ -544,7 +544,10 @@ fn rlimit_above_the_hard_limit_fails_clearly() {
     // SAFETY: valid out pointer.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) }, 0);
     if cur.rlim_max == libc::RLIM_INFINITY {
-        eprintln!("SKIP: RLIMIT_NOFILE is unlimited here, nothing to exceed");
+        berth_testsupport::skip(
+            "rlimit-unlimited",
+            "RLIMIT_NOFILE is unlimited here, nothing to exceed",
+        );
         return;
     }
     let mut w = World::new("rl-rlim");

@@ -473,7 +473,7 @@ fn pod_on_a_cni_bridge_network() {
         return;
     };
     if !Path::new("/usr/lib/cni/bridge").exists() {
-        eprintln!("skipped: containernetworking-plugins not installed");
+        berth_testsupport::skip("cni-plugins", "containernetworking-plugins not installed");
         return;
     }
     let _net = CniGuard::new();

@@ -324,7 +324,7 @@ fn terminal_gets_a_pty() {
         .output()
         .is_err()
     {
-        eprintln!("skipped: script(1) not installed");
+        berth_testsupport::skip("script", "script(1) not installed");
         return;
     }
     let Some(c) = Containerd::start_if_possible() else {

@@ -54,7 +54,7 @@ pub struct Containerd {
 pub fn root_with_tools(tools: &[&str]) -> bool {
     // SAFETY: getuid has no preconditions.
     if unsafe { libc::getuid() } != 0 {
-        eprintln!("skipped: needs root");
+        berth_testsupport::skip("root", "needs root");
         return false;
     }
     for tool in tools {
@@ -64,7 +64,10 @@ pub fn root_with_tools(tools: &[&str]) -> bool {
             .map(|o| !o.status.success())
             .unwrap_or(true)
         {
-            eprintln!("skipped: {tool} not installed (scripts/install-deps.sh)");
+            berth_testsupport::skip(
+                tool,
+                &format!("{tool} not installed (scripts/install-deps.sh)"),
+            );
             return false;
         }
     }
