@@ -141,6 +141,7 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOpts) -> Result<()> {
     if let Some(freezer) = freezer_path(&state)? {
         opts.set_freeze_cgroup(freezer);
     }
+    opts.cgroup_dump_controller = dump_controllers(&state)?;
     if let Some(ps) = page_server {
         opts.ps = protobuf::MessageField::some(ps);
     }
@@ -208,6 +209,31 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOpts) -> Result<()> {
         crate::container::delete(root, id, true)?;
     }
     Ok(())
+}
+
+/// The hierarchies the container was placed in, named as CRIU names them
+/// (`cpu,cpuacct`, `name=systemd`; `unified` for cgroup2). CRIU otherwise
+/// dumps every hierarchy listed in the task's /proc/PID/cgroup, including
+/// ones berth never used that another program mounted for a moment
+/// elsewhere (a v1 `net_cls,net_prio` in a private mount namespace): mounting
+/// such a hierarchy races with its owner unmounting it and the dump fails
+/// with EBUSY or "controller not found".
+fn dump_controllers(state: &crate::state::State) -> Result<Vec<String>> {
+    if state.no_cgroup {
+        return Ok(Vec::new());
+    }
+    let cg = crate::container::cgroup_manager(state)?;
+    Ok(cg
+        .paths()
+        .keys()
+        .map(|k| {
+            if k.is_empty() {
+                "unified".to_string()
+            } else {
+                k.clone()
+            }
+        })
+        .collect())
 }
 
 /// The freezer cgroup CRIU freezes the tree with (else it stops each

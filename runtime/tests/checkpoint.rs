@@ -50,6 +50,22 @@ fn run_detached(sb: &Sandbox, id: &str) {
 }
 
 /// The numbers in a file written one per line.
+/// Whether a /proc/PID/cgroup line names a hierarchy mounted under
+/// /sys/fs/cgroup here, one berth places containers in. Another program may
+/// have a v1 hierarchy (net_cls,net_prio) mounted in a private mount
+/// namespace for a moment; the container sits in its root.
+fn host_mounts_hierarchy(line: &str) -> bool {
+    let controllers = line.split(':').nth(1).unwrap_or("");
+    if controllers.is_empty() {
+        return true;
+    }
+    controllers.split(',').all(|c| {
+        Path::new("/sys/fs/cgroup")
+            .join(c.trim_start_matches("name="))
+            .exists()
+    })
+}
+
 fn numbers(path: &Path) -> Vec<u64> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -143,7 +159,9 @@ fn counter_round_trip(prefix: &str, same_id: bool) {
         let pid = sb.state(&new_id).unwrap()["pid"].as_i64().unwrap();
         let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
         assert!(
-            cg.lines().all(|l| l.ends_with(&format!("/berth/{new_id}"))),
+            cg.lines()
+                .filter(|l| host_mounts_hierarchy(l))
+                .all(|l| l.ends_with(&format!("/berth/{new_id}"))),
             "the restored init is not in the cgroups of {new_id}:\n{cg}"
         );
         if !same_id {
@@ -163,6 +181,66 @@ fn counter_continues_after_restore() {
 #[test]
 fn restore_under_a_new_id() {
     counter_round_trip("cr-newid", false);
+}
+
+/// A v1 `net_cls,net_prio` hierarchy that another program mounts and
+/// unmounts over and over in private mount namespaces while it lives: the
+/// busy host where such a hierarchy appears in every task's /proc/PID/cgroup
+/// and vanishes again a moment later.
+struct ForeignHierarchy {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    dir: PathBuf,
+}
+
+impl ForeignHierarchy {
+    fn start() -> ForeignHierarchy {
+        let dir = std::env::temp_dir().join(unique("foreign-cg"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, d) = (stop.clone(), dir.clone());
+        let thread = std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let script = format!(
+                    "mount -t cgroup -o net_cls,net_prio cgroup '{}' 2>/dev/null; sleep 0.0{}",
+                    d.display(),
+                    1 + i % 9
+                );
+                let _ = Command::new("unshare")
+                    .args(["-m", "--propagation", "private", "sh", "-c", &script])
+                    .status();
+            }
+        });
+        ForeignHierarchy {
+            stop,
+            thread: Some(thread),
+            dir,
+        }
+    }
+}
+
+impl Drop for ForeignHierarchy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// CRIU dumps only the hierarchies berth placed the container in: a v1
+/// hierarchy that comes and goes elsewhere on the host (CRIU would try to
+/// mount it and fail with EBUSY or "controller not found") does not break
+/// checkpoint or restore.
+#[test]
+fn a_foreign_hierarchy_coming_and_going_does_not_break_checkpoint() {
+    let _foreign = ForeignHierarchy::start();
+    for round in 0..2 {
+        counter_round_trip(&format!("cr-foreign{round}"), round == 0);
+    }
 }
 
 /// A network namespace made for one test (`ip netns`), loopback up,
