@@ -193,6 +193,37 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// Store the overlay upper directory `upper` as a new gzip layer: the blob in
+/// `blobs/`, the layer unpacked under `layers/` (ready to be a lower layer).
+pub fn commit_upper(store: &Store, upper: &Path) -> Result<LayerRecord> {
+    let tmp = store.tmp_path("commit");
+    let (digest, size, diff_id) = (|| {
+        let file = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        let gz = flate2::write::GzEncoder::new(
+            HashingWriter::new(std::io::BufWriter::new(file)),
+            flate2::Compression::fast(),
+        );
+        let tar_out = write_diff_tar(upper, HashingWriter::new(gz))?;
+        let (gz, diff_id, _) = tar_out.finish();
+        let (buf, digest, size) = gz.finish().ctx(|| "finish gzip".into())?.finish();
+        buf.into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| "write layer".into())?;
+        Ok::<_, Error>((digest, size, diff_id))
+    })()
+    .inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    std::fs::rename(&tmp, store.blob_path(&digest)).ctx(|| "store committed layer".into())?;
+    store.ensure_layer(&digest, &diff_id)?;
+    Ok(LayerRecord {
+        digest,
+        diff_id,
+        media_type: MEDIA_LAYER_GZIP.into(),
+        size,
+    })
+}
+
 /// Commit the writable layer of the bundle at `dir` as a new image `name`.
 pub fn commit(dir: &Path, name: &str) -> Result<ImageRecord> {
     validate_name(name)?;
@@ -210,26 +241,8 @@ pub fn commit(dir: &Path, name: &str) -> Result<ImageRecord> {
     let mut config: serde_json::Value =
         parse_json(&store.read_blob(&info.config_digest)?, "base config")?;
 
-    let tmp = store.tmp_path("commit");
-    let (digest, size, diff_id) = (|| {
-        let file = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-        let gz = flate2::write::GzEncoder::new(
-            HashingWriter::new(std::io::BufWriter::new(file)),
-            flate2::Compression::fast(),
-        );
-        let tar_out = write_diff_tar(&dir.join(STATE_DIR).join("upper"), HashingWriter::new(gz))?;
-        let (gz, diff_id, _) = tar_out.finish();
-        let (buf, digest, size) = gz.finish().ctx(|| "finish gzip".into())?.finish();
-        buf.into_inner()
-            .map_err(|e| e.into_error())
-            .ctx(|| "write layer".into())?;
-        Ok::<_, Error>((digest, size, diff_id))
-    })()
-    .inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
-    std::fs::rename(&tmp, store.blob_path(&digest)).ctx(|| "store committed layer".into())?;
-    store.ensure_layer(&digest, &diff_id)?;
+    let layer = commit_upper(&store, &dir.join(STATE_DIR).join("upper"))?;
+    let (digest, size, diff_id) = (layer.digest, layer.size, layer.diff_id);
 
     let now = now_rfc3339();
     config["created"] = now.clone().into();

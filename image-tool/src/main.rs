@@ -144,6 +144,8 @@ enum Cmd {
     /// Supervise a detached container (started by `run -d`).
     #[command(hide = true)]
     Monitor { name: String },
+    /// Build an image from a Dockerfile (docker build).
+    Build(berth_image::build::cli::BuildCommand),
     /// Build a small image from the host's busybox into an OCI layout (oci:DIR:TAG).
     BuildBusybox {
         target: String,
@@ -380,6 +382,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{name}");
         }
         Cmd::Monitor { name } => berth_image::run::monitor(&store()?, name)?,
+        Cmd::Build(b) => berth_image::build::cli::run(&store()?, b)?,
         Cmd::BuildBusybox { target, busybox } => {
             let Some(Ok(SourceRef::OciDir { path, tag })) = SourceRef::parse(target) else {
                 bail!("build-busybox target must be oci:DIR[:TAG], got {target:?}");

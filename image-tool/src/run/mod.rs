@@ -106,6 +106,15 @@ fn container_dir(store: &Store, name: &str) -> PathBuf {
     containers_dir(store).join(name)
 }
 
+/// The writable layer of container `name` (its bundle's overlay upper
+/// directory), e.g. for `build` to commit what a RUN step changed.
+pub fn container_upper(store: &Store, name: &str) -> PathBuf {
+    container_dir(store, name)
+        .join("bundle")
+        .join(bundle::STATE_DIR)
+        .join("upper")
+}
+
 /// Container names: what runc accepts as an id, minus the dot-files used here.
 pub fn validate_container_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
