@@ -39,7 +39,7 @@ pub fn build_args(list: &[String]) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for a in list {
         match a.split_once('=') {
-            Some((k, _)) if k.is_empty() => bail!("--build-arg {a:?}: the name is empty"),
+            Some(("", _)) => bail!("--build-arg {a:?}: the name is empty"),
             Some((k, v)) => out.push((k.to_string(), v.to_string())),
             None => {
                 if let Ok(v) = std::env::var(a) {

@@ -207,7 +207,8 @@ fn copy_dir(
 }
 
 /// If `f` is a tar archive (plain, gzip or zstd compressed), a reader of the
-/// uncompressed tar; `None` for any other file (ADD copies it as it is).
+/// uncompressed tar; `None` for any other file (ADD copies it as it is). The
+/// file's offset (shared with the caller's descriptor) is back at 0 after.
 fn archive(mut f: File) -> Result<Option<Box<dyn Read>>> {
     let mut head = [0u8; 6];
     let n = crate::unpack::read_full(&mut f, &mut head)?;
@@ -221,9 +222,9 @@ fn archive(mut f: File) -> Result<Option<Box<dyn Read>>> {
         let mut dec = crate::unpack::decompress(f.try_clone()?)?;
         crate::unpack::read_full(&mut dec, &mut block).unwrap_or(0)
     };
+    f.rewind()?;
     if m < 512 || &block[257..262] != b"ustar" {
         return Ok(None);
     }
-    f.rewind()?;
     Ok(Some(crate::unpack::decompress(f)?))
 }

@@ -258,12 +258,11 @@ fn healthcheck(node: &Node) -> Result<Health, String> {
 }
 
 fn copy_args(node: &Node, escape: char, add: bool) -> Result<CopyArgs, String> {
-    let allowed: &[&str] = if add {
-        &["chown", "chmod", "from", "link"]
-    } else {
-        &["chown", "chmod", "from", "link"]
-    };
-    let fl = flags(node, allowed)?;
+    // `--link` only changes how BuildKit stacks the layer; the files are the same.
+    let fl = flags(node, &["chown", "chmod", "from", "link"])?;
+    if add && flag_value(&fl, "from")?.is_some() {
+        return Err("ADD does not take --from (use COPY --from)".into());
+    }
     let mut words = match json_array(&node.rest) {
         Some(v) => v,
         None => words::split(&node.rest, escape)?,
@@ -285,15 +284,9 @@ fn copy_args(node: &Node, escape: char, add: bool) -> Result<CopyArgs, String> {
     Ok(CopyArgs {
         chown: flag_value(&fl, "chown")?,
         chmod: flag_value(&fl, "chmod")?,
-        from: if add { None } else { flag_value(&fl, "from")? },
+        from: flag_value(&fl, "from")?,
         sources: words,
         dest,
-    })
-    .and_then(|c| {
-        if add && flag_value(&fl, "from")?.is_some() {
-            return Err("ADD does not take --from (use COPY --from)".into());
-        }
-        Ok(c)
     })
 }
 

@@ -148,11 +148,11 @@ fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String, PathBuf), Bui
     Ok((label, text, path))
 }
 
+/// Instructions with the nodes they were typed from.
+type Typed = Vec<(Node, Instruction)>;
+
 /// Split typed instructions into global ARGs and stages.
-fn split_stages(
-    file: &str,
-    typed: Vec<(Node, Instruction)>,
-) -> Result<(Vec<(Node, Instruction)>, Vec<Stage>), BuildError> {
+fn split_stages(file: &str, typed: Typed) -> Result<(Typed, Vec<Stage>), BuildError> {
     let mut globals = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     for (node, ins) in typed {

@@ -449,7 +449,7 @@ impl Builder<'_> {
     }
 
     /// Use the cached result of `key` (unless --no-cache); true if it was used.
-    fn from_cache(&mut self, st: &mut State, key: &str, created_by: &str) -> bool {
+    fn use_cache(&mut self, st: &mut State, key: &str, created_by: &str) -> bool {
         if self.opts.no_cache {
             return false;
         }
@@ -503,7 +503,7 @@ impl Builder<'_> {
             wd.as_bytes(),
             user.as_bytes(),
         ]);
-        if self.from_cache(st, &key, &created_by) {
+        if self.use_cache(st, &key, &created_by) {
             return Ok(());
         }
         let work = WorkMount::new(self.store, &st.layers)?;
@@ -566,7 +566,7 @@ impl Builder<'_> {
             serde_json::to_string(&env)?.as_bytes(),
             format!("{net:?}").as_bytes(),
         ]);
-        if self.from_cache(st, &key, &created_by) {
+        if self.use_cache(st, &key, &created_by) {
             return Ok(());
         }
         let layer = self.run_container(st, args, env, net)?;
@@ -648,7 +648,7 @@ impl Builder<'_> {
     }
 
     /// The layers of `--from=NAME`: an earlier stage, or an image in the store.
-    fn from_layers(
+    fn source_layers(
         &mut self,
         from: &str,
         stages: &[Stage],
@@ -715,7 +715,7 @@ impl Builder<'_> {
         let (source_mount, label) = match &from {
             None => (None, "build context".to_string()),
             Some(f) => {
-                let (layers, label) = self.from_layers(f, stages, current)?;
+                let (layers, label) = self.source_layers(f, stages, current)?;
                 (Some(WorkMount::new(self.store, &layers)?), label)
             }
         };
@@ -756,7 +756,7 @@ impl Builder<'_> {
             &[dest_is_dir as u8],
             content.as_bytes(),
         ]);
-        if self.from_cache(st, &key, &created_by) {
+        if self.use_cache(st, &key, &created_by) {
             return Ok(());
         }
         let work = WorkMount::new(self.store, &st.layers)?;
