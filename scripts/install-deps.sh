@@ -15,6 +15,7 @@ PKGS=(
   containerd       # shim tests and benchmark (containerd-shim-berth-v2)
   podman conmon netavark iptables protobuf-compiler  # podman and CRI client tests (shim/tests)
   containernetworking-plugins  # the CNI bridge of the CRI network test
+  buildah debootstrap  # the build benchmark's peer and its Debian base image
 )
 
 missing=()
