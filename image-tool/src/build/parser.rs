@@ -267,9 +267,12 @@ mod tests {
 
     #[test]
     fn directive_forms_and_where_they_stop() {
-        let df = parse("#syntax=docker/dockerfile:1\n# ESCAPE = `\nFROM x\n").unwrap();
+        let df = parse("#syntax=docker/dockerfile:1\n# ESCAPE = `\n#\tcheck=skip=all\nFROM x\n")
+            .unwrap();
         assert_eq!(df.directives.syntax.as_deref(), Some("docker/dockerfile:1"));
         assert_eq!(df.directives.escape, '`');
+        assert_eq!(df.directives.check.as_deref(), Some("skip=all"));
+        assert_eq!(df.nodes[0].line, 4);
         // After a comment (or unknown directive, or blank line) directives are comments.
         let df = parse("# hello\n# escape=`\nFROM x\n").unwrap();
         assert_eq!(df.directives.escape, '\\');
