@@ -671,3 +671,34 @@ fn built_image_pushes_to_a_registry_and_runs_under_podman() {
     );
     w.assert_clean();
 }
+
+#[test]
+fn a_killed_builds_step_overlay_is_swept_by_the_next_build() {
+    let w = World::new();
+    // What a build killed during a COPY leaves: a mounted step overlay in
+    // tmp/ named after its (now dead) pid.
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = w.store.join(format!("tmp/build-mount-{dead}-0-0"));
+    for d in ["rootfs", "upper", "work", "lower"] {
+        std::fs::create_dir_all(stale.join(d)).unwrap();
+    }
+    common::run(
+        Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o"])
+            .arg(format!(
+                "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work",
+                stale.display()
+            ))
+            .arg(stale.join("rootfs")),
+    );
+    assert_eq!(mounts_below(&w.store).len(), 1);
+    let ctx = w.context(
+        "ctx",
+        &[("Dockerfile", "FROM busybox\nCOPY a /a\n"), ("a", "a")],
+    );
+    w.build_ok(&ctx, &["-t", "after"]);
+    assert!(!stale.exists(), "the stale overlay is removed");
+    w.assert_clean();
+}

@@ -318,6 +318,7 @@ pub fn build(
     let needed = needed_stages(&stages, target);
     let ignore = steps::load_ignore(&opts.context, &path).map_err(BuildError::Other)?;
     let _guard = store.lock_shared()?;
+    mount::sweep_stale(store);
     let mut b = steps::Builder {
         store,
         opts,

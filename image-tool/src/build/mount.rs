@@ -8,6 +8,37 @@ use crate::overlay::{self, OverlaySpec};
 use crate::store::{LayerRecord, Store};
 use std::path::{Path, PathBuf};
 
+/// Prefix of the step overlays' directories in the store's `tmp/`; the
+/// builder's pid follows (`Store::tmp_path`).
+const PREFIX: &str = "build-mount-";
+
+/// Unmount and remove step overlays left by builds that were killed (their
+/// pid is gone), so they neither stay mounted nor break `gc`'s sweep of `tmp/`.
+pub fn sweep_stale(store: &Store) {
+    let tmp = store.root().join("tmp");
+    let Ok(rd) = std::fs::read_dir(&tmp) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(PREFIX)
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let rootfs = e.path().join("rootfs");
+        let _ = overlay::unmount(&rootfs);
+        if !overlay::is_mountpoint(&rootfs) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// A mounted overlay of layers; unmounted and removed on drop.
 pub struct WorkMount {
     dir: PathBuf,
@@ -18,7 +49,7 @@ pub struct WorkMount {
 impl WorkMount {
     /// Mount `layers` (bottom first) with an empty writable layer.
     pub fn new(store: &Store, layers: &[LayerRecord]) -> Result<WorkMount> {
-        let dir = store.tmp_path("build-mount");
+        let dir = store.tmp_path(PREFIX.trim_end_matches('-'));
         std::fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
         let m = WorkMount {
             rootfs: dir.join("rootfs"),
