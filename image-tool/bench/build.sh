@@ -93,10 +93,10 @@ median() { jq -r '.results[0].median' "$1"; }
 for df in debian-app multistage busybox-small; do
     f=$df.Dockerfile
     berth_build "$f"; buildah_build "$f"   # warm both caches once
-    hyperfine --runs "$RUNS" --export-json "$WORK/cold-buildah.json" "buildah_build $f --no-cache" >/dev/null
-    hyperfine --runs "$RUNS" --export-json "$WORK/cold-berth.json" "berth_build $f --no-cache" >/dev/null
-    hyperfine --runs "$RUNS" --prepare touch_file --export-json "$WORK/warm-buildah.json" "buildah_build $f" >/dev/null
-    hyperfine --runs "$RUNS" --prepare touch_file --export-json "$WORK/warm-berth.json" "berth_build $f" >/dev/null
+    hyperfine --shell bash --runs "$RUNS" --export-json "$WORK/cold-buildah.json" "buildah_build $f --no-cache" >/dev/null
+    hyperfine --shell bash --runs "$RUNS" --export-json "$WORK/cold-berth.json" "berth_build $f --no-cache" >/dev/null
+    hyperfine --shell bash --runs "$RUNS" --prepare touch_file --export-json "$WORK/warm-buildah.json" "buildah_build $f" >/dev/null
+    hyperfine --shell bash --runs "$RUNS" --prepare touch_file --export-json "$WORK/warm-berth.json" "berth_build $f" >/dev/null
     printf '| %s | cold (--no-cache) | %.2f | %.2f |\n' "$df" "$(median "$WORK/cold-buildah.json")" "$(median "$WORK/cold-berth.json")" >>"$out"
     printf '| %s | warm, config.ini changed | %.2f | %.2f |\n' "$df" "$(median "$WORK/warm-buildah.json")" "$(median "$WORK/warm-berth.json")" >>"$out"
 done

@@ -230,17 +230,17 @@ impl Builder<'_> {
         if image.eq_ignore_ascii_case("scratch") {
             return Ok(State::scratch());
         }
-        if let Some(j) = stage_ref(stages, &image, stage.index) {
-            if stages[j].alias.is_some() {
-                let parent = self.results[j]
-                    .as_ref()
-                    .ok_or_else(|| anyhow!("stage {image} was not built"))?;
-                let mut s = State::image(parent.layers.clone(), parent.config.clone());
-                s.config["config"]
-                    .as_object_mut()
-                    .map(|c| c.remove("OnBuild"));
-                return Ok(s);
-            }
+        let lower = image.to_ascii_lowercase();
+        if let Some(j) = stages[..stage.index]
+            .iter()
+            .position(|s| s.alias.as_deref() == Some(lower.as_str()))
+        {
+            let parent = self.results[j]
+                .as_ref()
+                .ok_or_else(|| anyhow!("stage {image} was not built"))?;
+            let mut s = State::image(parent.layers.clone(), parent.config.clone());
+            s.settings().remove("OnBuild");
+            return Ok(s);
         }
         let rec = self.base_image(&image)?;
         if !rec.platform.matches(&host) && !host.matches(&rec.platform) {
