@@ -702,3 +702,87 @@ fn a_killed_builds_step_overlay_is_swept_by_the_next_build() {
     assert!(!stale.exists(), "the stale overlay is removed");
     w.assert_clean();
 }
+
+/// Every entry below `dir`: path, type and mode, owner, size, mtime seconds,
+/// content or link target, xattrs (sorted).
+fn tree(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let body = if m.file_type().is_symlink() {
+                std::fs::read_link(&p).unwrap().display().to_string()
+            } else if m.is_file() {
+                format!("{:?}", std::fs::read(&p).unwrap())
+            } else {
+                if m.is_dir() {
+                    todo.push(p.clone());
+                }
+                String::new()
+            };
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            let mut names = vec![0u8; 4096];
+            // SAFETY: c is NUL-terminated; the buffer is writable for its length.
+            let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+            let mut xattrs: Vec<String> = names[..n.max(0) as usize]
+                .split(|b| *b == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect();
+            xattrs.sort();
+            out.push(format!(
+                "{} {:o} {}:{} {} {} {body} {xattrs:?}",
+                p.strip_prefix(dir).unwrap().display(),
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                if m.is_dir() { 0 } else { m.len() },
+                m.mtime(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn layers_made_by_steps_equal_their_blobs_unpacked() {
+    let w = World::new();
+    let ctx = w.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY a /etc/a\nRUN echo x >> /etc/passwd && rm /etc/group && mkdir -p /var/x && rm -rf /usr && mkdir /usr\nWORKDIR /srv/app\nCOPY --chown=1:1 a b/\n",
+            ),
+            ("a", "a\n"),
+        ],
+    );
+    w.build_ok(&ctx, &["-t", "layers"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&w.ok(&["inspect", "layers", "--format", "json"])).unwrap();
+    let layers = v["record"]["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 5, "busybox + 4 steps");
+    for l in &layers[1..] {
+        let diff_id = l["diff_id"].as_str().unwrap().trim_start_matches("sha256:");
+        let digest = l["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let stored = w.store.join("layers").join(diff_id);
+        let fresh = w.scratch.join(&format!("unpacked-{diff_id}"));
+        std::fs::create_dir(&fresh).unwrap();
+        let blob = std::fs::File::open(w.store.join("blobs/sha256").join(digest)).unwrap();
+        berth_image::unpack::unpack_tar(berth_image::unpack::decompress(blob).unwrap(), &fresh)
+            .unwrap();
+        assert_eq!(tree(&stored), tree(&fresh), "layer {diff_id}");
+        assert!(
+            !tree(&stored)
+                .iter()
+                .any(|e| e.contains("trusted.overlay.origin")
+                    || e.contains("trusted.overlay.impure")),
+            "no overlayfs bookkeeping left in {diff_id}"
+        );
+    }
+    w.assert_clean();
+}

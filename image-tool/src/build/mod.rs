@@ -3,8 +3,8 @@
 //! in the store (or `scratch`, or an earlier stage); RUN runs in a berth
 //! container on the stage's layers through the `run` module, exactly as
 //! `berth-image run` does, and its writable layer becomes the step's layer
-//! (`commit::commit_upper`); COPY/ADD/WORKDIR write into an overlay of the
-//! stage's layers and commit its writable layer the same way. Steps that make
+//! (`commit::commit_unmounted_upper`); COPY/ADD/WORKDIR write into an overlay
+//! of the stage's layers and commit its writable layer the same way. Steps that make
 //! layers go through the [`cache`]. The result is an ordinary OCI image in the
 //! store (manifest, config with history, gzip layers), named by `-t`.
 //!

@@ -85,6 +85,11 @@ impl WorkMount {
     pub fn rootfs(&self) -> &Path {
         &self.rootfs
     }
+
+    /// Unmount the overlay (its writable layer stays in `upper`).
+    pub fn unmount(&self) -> Result<()> {
+        overlay::unmount(&self.rootfs)
+    }
 }
 
 impl Drop for WorkMount {

@@ -13,7 +13,7 @@ use super::sources::{Matched, SourceTree};
 use super::state::State;
 use super::words::{self, Vars};
 use super::{stage_ref, BuildError, BuildOptions, Stage};
-use crate::commit::{commit_upper, now_rfc3339};
+use crate::commit::{commit_unmounted_upper, now_rfc3339};
 use crate::image::{Manifest, MEDIA_CONFIG, MEDIA_MANIFEST};
 use crate::pull::{descriptor, pull, PullOptions};
 use crate::run::{self, Net, RunOptions};
@@ -521,7 +521,8 @@ impl Builder<'_> {
             };
             root.mkdir_all(&clean_parts(wd), owner)?;
             drop(root);
-            Some(commit_upper(self.store, &work.upper)?)
+            work.unmount()?;
+            Some(commit_unmounted_upper(self.store, &work.upper)?)
         };
         drop(work);
         self.made(st, &key, layer, &created_by)
@@ -641,9 +642,11 @@ impl Builder<'_> {
                 json!(config["config"]["Cmd"])
             );
         }
-        Ok(commit_upper(
+        let bundle = run::container_bundle(self.store, &name);
+        crate::overlay::unmount(&bundle.join("rootfs"))?;
+        Ok(commit_unmounted_upper(
             self.store,
-            &run::container_upper(self.store, &name),
+            &bundle.join(crate::bundle::STATE_DIR).join("upper"),
         )?)
     }
 
@@ -772,7 +775,8 @@ impl Builder<'_> {
         };
         copy_all(&tree, &matched, &dst, &dest_abs, dest_is_dir, &opts)?;
         drop(dst);
-        let layer = commit_upper(self.store, &work.upper)?;
+        work.unmount()?;
+        let layer = commit_unmounted_upper(self.store, &work.upper)?;
         drop(work);
         drop(source_root);
         drop(source_mount);

@@ -106,13 +106,10 @@ fn container_dir(store: &Store, name: &str) -> PathBuf {
     containers_dir(store).join(name)
 }
 
-/// The writable layer of container `name` (its bundle's overlay upper
-/// directory), e.g. for `build` to commit what a RUN step changed.
-pub fn container_upper(store: &Store, name: &str) -> PathBuf {
-    container_dir(store, name)
-        .join("bundle")
-        .join(bundle::STATE_DIR)
-        .join("upper")
+/// The bundle of container `name` (`rootfs/`, and its writable layer in
+/// `.berth/upper`), e.g. for `build` to commit what a RUN step changed.
+pub fn container_bundle(store: &Store, name: &str) -> PathBuf {
+    container_dir(store, name).join("bundle")
 }
 
 /// Container names: what runc accepts as an id, minus the dot-files used here.
