@@ -1,7 +1,8 @@
 //! A build step's view of a stage's filesystem: an overlay of its layers with a
 //! fresh writable layer, mounted under the store's `tmp/`. COPY, ADD and
 //! WORKDIR write into it and the writable layer becomes the step's layer
-//! (`commit::commit_upper`); COPY --from reads another stage through one.
+//! (`commit::commit_unmounted_upper`); COPY --from reads another stage
+//! through one.
 
 use crate::error::{IoContext, Result};
 use crate::overlay::{self, OverlaySpec};
