@@ -12,17 +12,22 @@
 //! * [`instruction`]: typed instructions; [`words`]: `$VAR` expansion, quotes;
 //! * [`pattern`]: COPY globs and `.dockerignore`;
 //! * `sources`/`copy`/`fsroot`: reading sources, writing destinations in-root;
-//! * `state`: a stage's layers and image config; `steps`: what each
-//!   instruction does; [`cache`]: the layer cache; `mount`: step overlays.
+//! * `state`: a stage's layers and image config; `steps`: stages, FROM and
+//!   the settings instructions; `run_step`: RUN; `copy_step`: COPY/ADD;
+//!   `output`: the final image; [`cache`]: the layer cache; `mount`: step
+//!   overlays.
 
 pub mod cache;
 pub mod cli;
 mod copy;
+mod copy_step;
 mod fsroot;
 pub mod instruction;
 mod mount;
+mod output;
 pub mod parser;
 pub mod pattern;
+mod run_step;
 mod sources;
 mod state;
 mod steps;

@@ -3,25 +3,20 @@
 //! ADD and WORKDIR (of a missing directory) make a layer, through the cache.
 
 use super::cache::{self, CacheEntry};
-use super::copy::{copy_all, CopyOptions};
 use super::fsroot::Root;
-use super::instruction::{CommandForm, CopyArgs, Health, Instruction, VolumeArgs};
+use super::instruction::{CommandForm, Health, Instruction, VolumeArgs};
 use super::mount::WorkMount;
 use super::parser::Node;
 use super::pattern::{clean_parts, Ignore};
-use super::sources::{Matched, SourceTree};
 use super::state::State;
 use super::words::{self, Vars};
-use super::{stage_ref, BuildError, BuildOptions, Stage};
+use super::{BuildError, BuildOptions, Stage};
 use crate::commit::{commit_unmounted_upper, now_rfc3339};
-use crate::image::{Manifest, MEDIA_CONFIG, MEDIA_MANIFEST};
-use crate::pull::{descriptor, pull, PullOptions};
-use crate::run::{self, Net, RunOptions};
+use crate::pull::{pull, PullOptions};
 use crate::source::SourceRef;
 use crate::store::{ImageRecord, LayerRecord, Store};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
@@ -69,7 +64,7 @@ fn short(hex: &str) -> &str {
 }
 
 /// `ls` the arguments of a command form: exec form as is, shell form through SHELL.
-fn command_args(st: &State, form: &CommandForm) -> Vec<String> {
+pub(super) fn command_args(st: &State, form: &CommandForm) -> Vec<String> {
     match form {
         CommandForm::Exec(v) => v.clone(),
         CommandForm::Shell(s) => {
@@ -128,44 +123,8 @@ fn ports(spec: &str) -> Result<Vec<String>> {
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
-/// `--chown` → uid:gid, names looked up in the destination's /etc/passwd and
-/// /etc/group; a user without a group gets the uid as gid (Docker's reference).
-fn resolve_chown(spec: &str, rootfs: &Path) -> Result<(u32, u32)> {
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let uid = match user.parse::<u32>() {
-        Ok(n) => n,
-        Err(_) => {
-            crate::spec::resolve_user(user, rootfs)
-                .with_context(|| format!("--chown={spec}: unable to find user {user}"))?
-                .uid
-        }
-    };
-    let gid = match group {
-        None | Some("") => uid,
-        Some(g) => match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => {
-                crate::spec::resolve_user(&format!("0:{g}"), rootfs)
-                    .with_context(|| format!("--chown={spec}: unable to find group {g}"))?
-                    .gid
-            }
-        },
-    };
-    Ok((uid, gid))
-}
-
-fn parse_chmod(s: &str) -> Result<u32> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| anyhow!("--chmod={s}: only octal modes (e.g. 0755) are supported"))
-}
-
 /// Join a destination with the working directory; keeps a trailing `/`.
-fn absolute_dest(dest: &str, workdir: &str) -> String {
+pub(super) fn absolute_dest(dest: &str, workdir: &str) -> String {
     let joined = if dest.starts_with('/') {
         dest.to_string()
     } else {
@@ -188,7 +147,7 @@ impl Builder<'_> {
         }
     }
 
-    fn expand(&self, word: &str, vars: &Vars) -> Result<String> {
+    pub(super) fn expand(&self, word: &str, vars: &Vars) -> Result<String> {
         words::expand(word, vars, self.escape).map_err(|e| anyhow!(e))
     }
 
@@ -280,7 +239,7 @@ impl Builder<'_> {
     }
 
     /// A base image: from the store, or pulled when it is a source reference.
-    fn base_image(&mut self, image: &str) -> Result<ImageRecord> {
+    pub(super) fn base_image(&mut self, image: &str) -> Result<ImageRecord> {
         match self.store.find_image(image) {
             Ok(r) => Ok(r),
             Err(e) => match SourceRef::parse(image) {
@@ -449,7 +408,7 @@ impl Builder<'_> {
     }
 
     /// Use the cached result of `key` (unless --no-cache); true if it was used.
-    fn use_cache(&mut self, st: &mut State, key: &str, created_by: &str) -> bool {
+    pub(super) fn use_cache(&mut self, st: &mut State, key: &str, created_by: &str) -> bool {
         if self.opts.no_cache {
             return false;
         }
@@ -471,7 +430,7 @@ impl Builder<'_> {
     }
 
     /// Record a step's fresh result in the state and the cache.
-    fn made(
+    pub(super) fn made(
         &mut self,
         st: &mut State,
         key: &str,
@@ -527,317 +486,6 @@ impl Builder<'_> {
         drop(work);
         self.made(st, &key, layer, &created_by)
     }
-
-    fn run(&mut self, st: &mut State, form: &CommandForm, network: Option<&str>) -> Result<()> {
-        let args = command_args(st, form);
-        // `--network` of RUN; `default` is the build's network (host for now:
-        // the hook where `run`'s bridge network comes in).
-        let net = match network {
-            None | Some("default") => self.opts.network,
-            Some("none") => Net::None,
-            Some("host") => Net::Host,
-            Some(o) => bail!("--network={o}: expected default, none or host"),
-        };
-        let arg_env: Vec<String> = st
-            .args
-            .iter()
-            .filter(|(k, _)| !super::PROXY_ARGS.contains(&k.as_str()))
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let created_by = if arg_env.is_empty() {
-            format!("RUN {}", args.join(" "))
-        } else {
-            format!(
-                "RUN |{} {} {}",
-                arg_env.len(),
-                arg_env.join(" "),
-                args.join(" ")
-            )
-        };
-        let mut env = st.run_env();
-        for p in super::PROXY_ARGS {
-            if let Some(v) = self.build_args.get(*p) {
-                env.push(format!("{p}={v}"));
-            }
-        }
-        let key = cache::key(&[
-            b"RUN",
-            cache::state_id(&st.layers, &st.config).as_bytes(),
-            serde_json::to_string(&args)?.as_bytes(),
-            serde_json::to_string(&env)?.as_bytes(),
-            format!("{net:?}").as_bytes(),
-        ]);
-        if self.use_cache(st, &key, &created_by) {
-            return Ok(());
-        }
-        let layer = self.run_container(st, args, env, net)?;
-        self.made(st, &key, Some(layer), &created_by)
-    }
-
-    /// Run `args` in a container on the stage's layers (the `run` flow, as
-    /// `berth-image run` does it) and commit what it changed.
-    fn run_container(
-        &mut self,
-        st: &State,
-        args: Vec<String>,
-        env: Vec<String>,
-        net: Net,
-    ) -> Result<LayerRecord> {
-        let mut config = st.config.clone();
-        config["config"]["Env"] = json!(env);
-        config["config"]["Cmd"] = json!(args);
-        if let Some(c) = config["config"].as_object_mut() {
-            c.remove("Entrypoint");
-        }
-        let config_bytes = serde_json::to_vec(&config)?;
-        let config_digest = self
-            .store
-            .put_blob_bytes(&config_bytes, "build step config")?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(MEDIA_MANIFEST.into()),
-            config: descriptor(
-                MEDIA_CONFIG,
-                config_digest.clone(),
-                config_bytes.len() as u64,
-            ),
-            layers: st
-                .layers
-                .iter()
-                .map(|l| descriptor(&l.media_type, l.digest.clone(), l.size))
-                .collect(),
-            annotations: Default::default(),
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest)?;
-        let manifest_digest = self
-            .store
-            .put_blob_bytes(&manifest_bytes, "build step manifest")?;
-        let image = ImageRecord {
-            name: "build-step".into(),
-            manifest_digest,
-            manifest_size: manifest_bytes.len() as u64,
-            config_digest,
-            platform: crate::image::Platform::host(),
-            layers: st.layers.clone(),
-        };
-        let name = format!("build-{}", hex::encode(rand_bytes()));
-        let opts = RunOptions {
-            name: Some(name.clone()),
-            rm: false,
-            detach: false,
-            tty: false,
-            net,
-            args: Vec::new(),
-            runtime: self.opts.runtime.clone(),
-        };
-        let _ = self.out.flush();
-        let _container = ContainerGuard {
-            store: self.store,
-            name: &name,
-        };
-        let code = run::run(self.store, &image, &opts)?;
-        if code != 0 {
-            bail!(
-                "the command {} returned a non-zero code: {code}",
-                json!(config["config"]["Cmd"])
-            );
-        }
-        let bundle = run::container_bundle(self.store, &name);
-        crate::overlay::unmount(&bundle.join("rootfs"))?;
-        Ok(commit_unmounted_upper(
-            self.store,
-            &bundle.join(crate::bundle::STATE_DIR).join("upper"),
-        )?)
-    }
-
-    /// The layers of `--from=NAME`: an earlier stage, or an image in the store.
-    fn source_layers(
-        &mut self,
-        from: &str,
-        stages: &[Stage],
-        current: usize,
-    ) -> Result<(Vec<LayerRecord>, String)> {
-        if let Some(j) = stage_ref(stages, from, current) {
-            let s = self.results[j]
-                .as_ref()
-                .ok_or_else(|| anyhow!("stage {from} was not built"))?;
-            return Ok((s.layers.clone(), format!("stage {from}")));
-        }
-        if stages
-            .iter()
-            .any(|s| s.alias.as_deref() == Some(from.to_ascii_lowercase().as_str()))
-        {
-            bail!("--from={from}: a stage can only copy from stages before it");
-        }
-        let rec = self.base_image(from)?;
-        Ok((rec.layers, format!("image {from}")))
-    }
-
-    fn copy(
-        &mut self,
-        st: &mut State,
-        c: &CopyArgs,
-        add: bool,
-        stages: &[Stage],
-        current: usize,
-        keyword: &str,
-    ) -> Result<()> {
-        let vars = st.vars();
-        let sources: Vec<String> = c
-            .sources
-            .iter()
-            .map(|w| self.expand(w, &vars))
-            .collect::<Result<_>>()?;
-        let dest = self.expand(&c.dest, &vars)?;
-        let chown = c
-            .chown
-            .as_ref()
-            .map(|w| self.expand(w, &vars))
-            .transpose()?;
-        let chmod = c
-            .chmod
-            .as_ref()
-            .map(|w| self.expand(w, &vars))
-            .transpose()?;
-        let mode = chmod.as_deref().map(parse_chmod).transpose()?;
-        let from = c.from.as_ref().map(|w| self.expand(w, &vars)).transpose()?;
-        if add {
-            if let Some(u) = sources
-                .iter()
-                .find(|s| s.contains("://") || s.starts_with("git@"))
-            {
-                bail!("ADD {u}: remote sources are not supported (only local files and archives)");
-            }
-        }
-        if sources.len() > 1 && !dest.ends_with('/') {
-            bail!("when using {keyword} with more than one source file, the destination must be a directory and end with a /");
-        }
-        let dest_is_dir = dest.ends_with('/') || dest == "." || sources.len() > 1;
-        let dest_abs = absolute_dest(&dest, &st.workdir());
-
-        let (source_mount, label) = match &from {
-            None => (None, "build context".to_string()),
-            Some(f) => {
-                let (layers, label) = self.source_layers(f, stages, current)?;
-                (Some(WorkMount::new(self.store, &layers)?), label)
-            }
-        };
-        let source_root = match &source_mount {
-            Some(m) => Some(Root::open(m.rootfs())?),
-            None => None,
-        };
-        let (context, ignore) = (self.context.clone(), self.ignore.clone());
-        let tree = SourceTree {
-            root: source_root.as_ref().unwrap_or(&context),
-            ignore: if from.is_none() { Some(&ignore) } else { None },
-            label,
-        };
-        let mut matched: Vec<Matched> = Vec::new();
-        for s in &sources {
-            matched.extend(tree.resolve(s)?);
-        }
-        let mut h = Sha256::new();
-        for m in &matched {
-            tree.hash(m, &mut h)?;
-        }
-        let content = hex::encode(h.finalize());
-        let mut text = keyword.to_string();
-        if let Some(o) = &chown {
-            text.push_str(&format!(" --chown={o}"));
-        }
-        if let Some(m) = &chmod {
-            text.push_str(&format!(" --chmod={m}"));
-        }
-        if let Some(f) = &from {
-            text.push_str(&format!(" --from={f}"));
-        }
-        let created_by = format!("{text} {} {dest_abs}", sources.join(" "));
-        let key = cache::key(&[
-            keyword.as_bytes(),
-            cache::state_id(&st.layers, &st.config).as_bytes(),
-            created_by.as_bytes(),
-            &[dest_is_dir as u8],
-            content.as_bytes(),
-        ]);
-        if self.use_cache(st, &key, &created_by) {
-            return Ok(());
-        }
-        let work = WorkMount::new(self.store, &st.layers)?;
-        let dst = Root::open(work.rootfs())?;
-        let owner = match &chown {
-            Some(spec) => resolve_chown(spec, work.rootfs())?,
-            None => (0, 0),
-        };
-        let opts = CopyOptions {
-            owner,
-            chmod: mode,
-            unpack: add,
-        };
-        copy_all(&tree, &matched, &dst, &dest_abs, dest_is_dir, &opts)?;
-        drop(dst);
-        work.unmount()?;
-        let layer = commit_unmounted_upper(self.store, &work.upper)?;
-        drop(work);
-        drop(source_root);
-        drop(source_mount);
-        self.made(st, &key, Some(layer), &created_by)
-    }
-
-    /// Store the final image under each tag (or, without one, its digest).
-    pub fn finish(&mut self, st: &State, tags: &[String]) -> Result<ImageRecord, BuildError> {
-        let mut config = st.config.clone();
-        config["created"] = json!(now_rfc3339());
-        if let Some(c) = config["config"].as_object_mut() {
-            c.retain(|_, v| !v.is_null());
-        }
-        let ids: Vec<String> = st.layers.iter().map(|l| l.diff_id.to_string()).collect();
-        config["rootfs"] = json!({"type": "layers", "diff_ids": ids});
-        let config_bytes = serde_json::to_vec(&config).expect("json");
-        let config_digest = self.store.put_blob_bytes(&config_bytes, "image config")?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(MEDIA_MANIFEST.into()),
-            config: descriptor(
-                MEDIA_CONFIG,
-                config_digest.clone(),
-                config_bytes.len() as u64,
-            ),
-            layers: st
-                .layers
-                .iter()
-                .map(|l| descriptor(&l.media_type, l.digest.clone(), l.size))
-                .collect(),
-            annotations: Default::default(),
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest).expect("json");
-        let manifest_digest = self
-            .store
-            .put_blob_bytes(&manifest_bytes, "image manifest")?;
-        let names: Vec<String> = if tags.is_empty() {
-            vec![manifest_digest.to_string()]
-        } else {
-            tags.iter().map(|t| super::tag_name(t)).collect()
-        };
-        self.say(&format!("COMMIT {}", names.join(" ")));
-        let mut rec = None;
-        for name in names {
-            let r = ImageRecord {
-                name: name.clone(),
-                manifest_digest: manifest_digest.clone(),
-                manifest_size: manifest_bytes.len() as u64,
-                config_digest: config_digest.clone(),
-                platform: crate::image::Platform::host(),
-                layers: st.layers.clone(),
-            };
-            self.store.save_image(&r)?;
-            if !tags.is_empty() {
-                self.say(&format!("Successfully tagged {name}"));
-            }
-            rec = Some(r);
-        }
-        self.say(&manifest_digest.to_string());
-        Ok(rec.expect("at least one name"))
-    }
 }
 
 fn health_json(h: &Health) -> Value {
@@ -854,36 +502,6 @@ fn health_json(h: &Health) -> Value {
         }
     }
     v
-}
-
-fn rand_bytes() -> [u8; 6] {
-    let mut b = [0u8; 6];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_err()
-    {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64
-            ^ u64::from(std::process::id());
-        b.copy_from_slice(&t.to_le_bytes()[..6]);
-    }
-    b
-}
-
-/// Removes a RUN step's container (and its writable layer) when dropped.
-struct ContainerGuard<'a> {
-    store: &'a Store,
-    name: &'a str,
-}
-
-impl Drop for ContainerGuard<'_> {
-    fn drop(&mut self) {
-        if run::load(self.store, self.name).is_ok() {
-            let _ = run::rm(self.store, self.name, true);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -922,13 +540,5 @@ mod tests {
         assert_eq!(absolute_dest(".", "/app"), "/app");
         assert_eq!(absolute_dest("/x/../y", "/app"), "/y");
         assert_eq!(absolute_dest("../../..", "/app"), "/");
-    }
-
-    #[test]
-    fn chmod_is_octal() {
-        assert_eq!(parse_chmod("0755").unwrap(), 0o755);
-        assert_eq!(parse_chmod("644").unwrap(), 0o644);
-        assert!(parse_chmod("u+x").is_err());
-        assert!(parse_chmod("77777").is_err());
     }
 }
