@@ -425,7 +425,47 @@ COPY a.txt etc-link/from-context
             .unwrap();
         tar.into_inner().unwrap().finish().unwrap();
     }
+    // bzip2 and xz ones too, and a corrupt xz archive for an error.
+    let small_tar = |name: &str| {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = common::header(tar::EntryType::Regular, 0o644, 3);
+        tar.append_data(&mut h, name, &b"ok\n"[..]).unwrap();
+        tar.into_inner().unwrap()
+    };
+    {
+        use std::io::Write;
+        let mut bz = bzip2::write::BzEncoder::new(
+            std::fs::File::create(ctx.join("more.tar.bz2")).unwrap(),
+            bzip2::Compression::fast(),
+        );
+        bz.write_all(&small_tar("from-bzip2")).unwrap();
+        bz.finish().unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &small_tar("from-xz")[..], &mut xz).unwrap();
+        std::fs::write(ctx.join("more.tar.xz"), &xz).unwrap();
+        let cut = &xz[..xz.len() - 20];
+        std::fs::write(ctx.join("broken.tar.xz"), cut).unwrap();
+    }
+    let df = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("{df}ADD more.tar.bz2 more.tar.xz /more/\n"),
+    )
+    .unwrap();
     w.build_ok(&ctx, &["-t", "copies"]);
+    assert_eq!(
+        w.run_in("copies", "cat /more/from-bzip2 /more/from-xz"),
+        "ok\nok\n"
+    );
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nADD broken.tar.xz /x/\n",
+    )
+    .unwrap();
+    let o = w.build(&ctx, &["-t", "broken"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Dockerfile:2:") && err.contains("xz"), "{err}");
     let listing = w.run_in(
         "copies",
         "cd /app && ls -A; echo --; find /tree | sort; echo --; \

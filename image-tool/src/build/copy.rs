@@ -4,7 +4,7 @@
 //! existing directory or several sources are given, inside it; missing parent
 //! directories are created. Copies keep modes and modification times; owners
 //! become 0:0 or `--chown`'s, modes `--chmod`'s. ADD unpacks local tar
-//! archives (plain, gzip or zstd) into the destination directory.
+//! archives (plain, gzip, zstd, bzip2 or xz) into the destination directory.
 
 use super::fsroot::{chown_at, dir_flags, fd_path, lstat, names, Root};
 use super::pattern::clean_parts;
@@ -45,11 +45,15 @@ pub fn copy_all(
             continue;
         }
         if opts.unpack && m.kind == FileType::RegularFile {
-            if let Some(reader) =
+            if let Some(mut reader) =
                 archive(File::from(fd.try_clone()?)).with_context(|| format!("read {}", m.rel))?
             {
                 let to = dst.mkdir_all(&parts, opts.owner)?;
-                crate::unpack::unpack_tar(reader, &fd_path(&to)?)
+                crate::unpack::unpack_tar(&mut reader, &fd_path(&to)?)
+                    .with_context(|| format!("unpack {}", m.rel))?;
+                // Read what follows the tar's end too: a damaged compressed
+                // stream shows only there (checksums, a cut-off end).
+                std::io::copy(&mut reader, &mut std::io::sink())
                     .with_context(|| format!("unpack {}", m.rel))?;
                 continue;
             }
@@ -206,25 +210,73 @@ fn copy_dir(
     Ok(())
 }
 
-/// If `f` is a tar archive (plain, gzip or zstd compressed), a reader of the
-/// uncompressed tar; `None` for any other file (ADD copies it as it is). The
-/// file's offset (shared with the caller's descriptor) is back at 0 after.
-fn archive(mut f: File) -> Result<Option<Box<dyn Read>>> {
+/// The uncompressed stream of `f`: gzip, zstd, bzip2 and xz are recognized by
+/// their magic bytes, anything else is read as it is.
+fn decompressed(mut f: File) -> Result<Box<dyn Read>> {
     let mut head = [0u8; 6];
     let n = crate::unpack::read_full(&mut f, &mut head)?;
-    let head = &head[..n];
-    if head.starts_with(b"BZh") || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        bail!("bzip2 and xz archives are not supported by ADD here (gzip, zstd and plain tar are)");
-    }
     f.rewind()?;
+    let head = &head[..n];
+    if head.starts_with(b"BZh") {
+        return Ok(Box::new(bzip2::read::MultiBzDecoder::new(f)));
+    }
+    if head == [0xfd, b'7', b'z', b'X', b'Z', 0] {
+        // lzma-rs decodes into a writer: it runs on a thread of its own that
+        // writes into a pipe, and its error is the reader's at the end.
+        // The thread reads a file description of its own: a dup would share
+        // the caller's offset (and an earlier detection thread's).
+        let own = File::open(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&f)
+        ))?;
+        let (pipe, mut writer) = std::io::pipe()?;
+        let thread = std::thread::spawn(move || {
+            let mut input = std::io::BufReader::new(own);
+            lzma_rs::xz_decompress(&mut input, &mut writer).map_err(|e| e.to_string())
+        });
+        return Ok(Box::new(XzReader {
+            pipe,
+            thread: Some(thread),
+        }));
+    }
+    Ok(crate::unpack::decompress(f)?)
+}
+
+/// The reading end of an xz decoding thread.
+struct XzReader {
+    pipe: std::io::PipeReader,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Read for XzReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.pipe.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(t) = self.thread.take() {
+                match t.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(std::io::Error::other(format!("xz: {e}"))),
+                    Err(_) => return Err(std::io::Error::other("xz decoder panicked")),
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// If `f` is a tar archive (plain, or compressed with gzip, zstd, bzip2 or
+/// xz), a reader of the uncompressed tar; `None` for any other file (ADD
+/// copies it as it is). The file's offset (shared with the caller's
+/// descriptor) is back at 0 after.
+fn archive(mut f: File) -> Result<Option<Box<dyn Read>>> {
     let mut block = vec![0u8; 512];
     let m = {
-        let mut dec = crate::unpack::decompress(f.try_clone()?)?;
+        let mut dec = decompressed(f.try_clone()?)?;
         crate::unpack::read_full(&mut dec, &mut block).unwrap_or(0)
     };
     f.rewind()?;
     if m < 512 || &block[257..262] != b"ustar" {
         return Ok(None);
     }
-    Ok(Some(crate::unpack::decompress(f)?))
+    Ok(Some(decompressed(f)?))
 }
