@@ -831,3 +831,52 @@ fn layers_made_by_steps_equal_their_blobs_unpacked() {
     }
     w.assert_clean();
 }
+
+#[test]
+fn here_documents_in_run_and_copy() {
+    let w = World::new();
+    let ctx = w.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox
+ARG WHO=world
+RUN <<EOF
+set -e
+mkdir /out
+echo \"hello $WHO\" > /out/run
+EOF
+RUN cat <<A > /out/fed && tr a-z A-Z <<-B >> /out/fed
+first
+A
+\tsecond
+\tB
+COPY <<greeting <<'raw' /out/
+hi $WHO \"quoted\"
+greeting
+not $WHO
+raw
+",
+        )],
+    );
+    w.build_ok(&ctx, &["-t", "heredocs", "--build-arg", "WHO=berth"]);
+    assert_eq!(
+        w.run_in(
+            "heredocs",
+            "cat /out/run /out/fed /out/greeting /out/raw; stat -c '%a %u' /out/greeting"
+        ),
+        "hello berth\nfirst\nSECOND\nhi berth \"quoted\"\nnot $WHO\n644 0\n"
+    );
+    // The documents are part of the cache key.
+    let again = w.build_ok(&ctx, &["-t", "heredocs", "--build-arg", "WHO=berth"]);
+    assert_eq!(cached_steps(&again).len(), 3, "{again}");
+    let df = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        df.replace("not $WHO", "still not $WHO"),
+    )
+    .unwrap();
+    let changed = w.build_ok(&ctx, &["-t", "heredocs", "--build-arg", "WHO=berth"]);
+    assert_eq!(cached_steps(&changed).len(), 2, "{changed}");
+    w.assert_clean();
+}

@@ -7,9 +7,11 @@ use super::copy::{copy_all, CopyOptions};
 use super::fsroot::Root;
 use super::instruction::CopyArgs;
 use super::mount::WorkMount;
+use super::parser::Heredoc;
 use super::sources::{Matched, SourceTree};
 use super::state::State;
 use super::steps::{absolute_dest, Builder};
+use super::words::{self, Vars};
 use super::{stage_ref, Stage};
 use crate::commit::commit_unmounted_upper;
 use crate::store::LayerRecord;
@@ -51,6 +53,43 @@ fn parse_chmod(s: &str) -> Result<u32> {
         .ok()
         .filter(|m| *m <= 0o7777)
         .ok_or_else(|| anyhow!("--chmod={s}: only octal modes (e.g. 0755) are supported"))
+}
+
+/// Here-document sources written as files into a directory of the store's
+/// `tmp/`, removed on drop.
+struct InlineFiles(std::path::PathBuf);
+
+impl InlineFiles {
+    fn write(
+        store: &crate::store::Store,
+        docs: &[Heredoc],
+        vars: &Vars,
+        escape: char,
+    ) -> Result<Option<InlineFiles>> {
+        if docs.is_empty() {
+            return Ok(None);
+        }
+        let dir = InlineFiles(store.tmp_path("build-heredoc"));
+        std::fs::create_dir(&dir.0).with_context(|| format!("create {}", dir.0.display()))?;
+        for h in docs {
+            let text = if h.expand {
+                words::expand_heredoc(&h.content, vars, escape).map_err(|e| anyhow!(e))?
+            } else {
+                h.content.clone()
+            };
+            let path = dir.0.join(&h.name);
+            std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .with_context(|| format!("chmod {}", path.display()))?;
+        }
+        Ok(Some(dir))
+    }
+}
+
+impl Drop for InlineFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Builder<'_> {
@@ -113,10 +152,24 @@ impl Builder<'_> {
                 bail!("ADD {u}: remote sources are not supported (only local files and archives)");
             }
         }
-        if sources.len() > 1 && !dest.ends_with('/') {
+        let count = sources.len() + c.inline.len();
+        if count > 1 && !dest.ends_with('/') {
             bail!("when using {keyword} with more than one source file, the destination must be a directory and end with a /");
         }
-        let dest_is_dir = dest.ends_with('/') || dest == "." || sources.len() > 1;
+        let dest_is_dir = dest.ends_with('/') || dest == "." || count > 1;
+        let inline = InlineFiles::write(self.store, &c.inline, &vars, self.escape)?;
+        let inline_root = inline.as_ref().map(|d| Root::open(&d.0)).transpose()?;
+        let inline_tree = inline_root.as_ref().map(|root| SourceTree {
+            root,
+            ignore: None,
+            label: "here-document".into(),
+        });
+        let mut inline_matched: Vec<Matched> = Vec::new();
+        if let Some(t) = &inline_tree {
+            for h in &c.inline {
+                inline_matched.extend(t.resolve(&h.name)?);
+            }
+        }
         let dest_abs = absolute_dest(&dest, &st.workdir());
 
         let (source_mount, label) = match &from {
@@ -144,6 +197,11 @@ impl Builder<'_> {
         for m in &matched {
             tree.hash(m, &mut h)?;
         }
+        if let Some(t) = &inline_tree {
+            for m in &inline_matched {
+                t.hash(m, &mut h)?;
+            }
+        }
         let content = hex::encode(h.finalize());
         let mut text = keyword.to_string();
         if let Some(o) = &chown {
@@ -155,7 +213,9 @@ impl Builder<'_> {
         if let Some(f) = &from {
             text.push_str(&format!(" --from={f}"));
         }
-        let created_by = format!("{text} {} {dest_abs}", sources.join(" "));
+        let markers = c.inline.iter().map(|h| h.marker.clone());
+        let all: Vec<String> = markers.chain(sources.iter().cloned()).collect();
+        let created_by = format!("{text} {} {dest_abs}", all.join(" "));
         let key = cache::key(&[
             keyword.as_bytes(),
             cache::state_id(&st.layers, &st.config).as_bytes(),
@@ -178,6 +238,13 @@ impl Builder<'_> {
             unpack: add,
         };
         copy_all(&tree, &matched, &dst, &dest_abs, dest_is_dir, &opts)?;
+        if let Some(t) = &inline_tree {
+            let text = CopyOptions {
+                unpack: false,
+                ..opts
+            };
+            copy_all(t, &inline_matched, &dst, &dest_abs, dest_is_dir, &text)?;
+        }
         drop(dst);
         work.unmount()?;
         let layer = commit_unmounted_upper(self.store, &work.upper)?;

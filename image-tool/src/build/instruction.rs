@@ -21,6 +21,8 @@ pub struct CopyArgs {
     /// Sources then destination, as written (expanded later).
     pub sources: Vec<String>,
     pub dest: String,
+    /// Here-document sources: files of that name and content.
+    pub inline: Vec<super::parser::Heredoc>,
 }
 
 /// HEALTHCHECK options (durations in nanoseconds, 0 = inherit the default).
@@ -274,19 +276,16 @@ fn copy_args(node: &Node, escape: char, add: bool) -> Result<CopyArgs, String> {
             words.len()
         ));
     }
-    if words
-        .iter()
-        .any(|w| w.starts_with("<<") && w.len() > 2 && !w[2..].starts_with('<'))
-    {
-        return Err("here-documents (<<EOF) are not supported".into());
-    }
     let dest = words.pop().unwrap_or_default();
+    let markers: Vec<&str> = node.heredocs.iter().map(|h| h.marker.as_str()).collect();
+    words.retain(|w| !markers.contains(&w.as_str()));
     Ok(CopyArgs {
         chown: flag_value(&fl, "chown")?,
         chmod: flag_value(&fl, "chmod")?,
         from: flag_value(&fl, "from")?,
         sources: words,
         dest,
+        inline: node.heredocs.clone(),
     })
 }
 
@@ -337,14 +336,26 @@ pub fn from_node(node: &Node, escape: char) -> Result<Instruction, String> {
         "RUN" => {
             let fl = flags(node, &["network"])?;
             require_args(node)?;
-            let command = command_form(rest);
-            if let CommandForm::Shell(s) = &command {
-                if s.split_whitespace()
-                    .any(|w| w.starts_with("<<") && w.len() > 2 && !w[2..].starts_with('<'))
-                {
-                    return Err("here-documents (<<EOF) are not supported".into());
+            let command = match node.heredocs.as_slice() {
+                [] => command_form(rest),
+                // `RUN <<EOF`: the document is the script.
+                [h] if rest.trim() == h.marker => {
+                    if h.content.starts_with("#!") {
+                        return Err("here-document scripts with a #! line are not supported (run the interpreter: RUN python3 <<EOF)".into());
+                    }
+                    CommandForm::Shell(h.content.trim_end_matches('\n').to_string())
                 }
-            }
+                // Documents that feed a command: the shell reads them.
+                docs => {
+                    let mut script = rest.to_string();
+                    for h in docs {
+                        script.push('\n');
+                        script.push_str(&h.content);
+                        script.push_str(&h.name);
+                    }
+                    CommandForm::Shell(script)
+                }
+            };
             Instruction::Run {
                 command,
                 network: flag_value(&fl, "network")?,
@@ -499,7 +510,27 @@ mod tests {
             Instruction::Entrypoint(exec(&["top", "-b"]))
         );
         assert!(one("RUN").unwrap_err().contains("at least one argument"));
-        assert!(one("RUN cat <<EOF").unwrap_err().contains("here-documents"));
+        let df = parse("FROM x\nRUN <<EOF\nset -e\necho $A\nEOF\nRUN cat <<A >/a && cat <<-B >/b\nx\nA\n\ty\n\tB\n").unwrap();
+        let typed: Vec<Instruction> = df.nodes[1..]
+            .iter()
+            .map(|n| from_node(n, '\\').unwrap())
+            .collect();
+        assert_eq!(
+            typed[0],
+            Instruction::Run {
+                command: shell("set -e\necho $A"),
+                network: None
+            }
+        );
+        assert_eq!(
+            typed[1],
+            Instruction::Run {
+                command: shell("cat <<A >/a && cat <<-B >/b\nx\nA\ny\nB"),
+                network: None
+            }
+        );
+        let df = parse("FROM x\nRUN <<EOF\n#!/usr/bin/python3\nEOF\n").unwrap();
+        assert!(from_node(&df.nodes[1], '\\').unwrap_err().contains("#!"));
     }
 
     #[test]
@@ -521,6 +552,7 @@ mod tests {
                 from: Some("build".into()),
                 sources: vec!["a*".into(), "\"b c\"".into()],
                 dest: "/dst/".into(),
+                inline: Vec::new(),
             })
         );
         assert_eq!(
@@ -532,6 +564,14 @@ mod tests {
             })
         );
         assert!(one("COPY onlyone").unwrap_err().contains("at least two"));
+        let df = parse("FROM x\nCOPY <<EOF a /dst/\nhello $X\nEOF\n").unwrap();
+        let Instruction::Copy(c) = from_node(&df.nodes[1], '\\').unwrap() else {
+            panic!("not COPY")
+        };
+        assert_eq!(c.sources, vec!["a"]);
+        assert_eq!(c.inline.len(), 1);
+        assert_eq!(c.inline[0].name, "EOF");
+        assert_eq!(c.inline[0].content, "hello $X\n");
         assert!(one("ADD --from=x a b").unwrap_err().contains("--from"));
         assert!(one("COPY --chown a b")
             .unwrap_err()

@@ -42,6 +42,54 @@ pub struct Node {
     pub rest: String,
     /// Keyword and arguments as one line (for messages and ONBUILD).
     pub original: String,
+    /// Here-documents of RUN, COPY and ADD, in the order of their markers.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// A here-document (`<<EOF` ... `EOF`) of an instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The marker as written (`<<EOF`, `<<-"EOF"`).
+    pub marker: String,
+    /// The delimiter (the file name a COPY source gets).
+    pub name: String,
+    /// Its lines, each with its newline (`<<-`: leading tabs removed).
+    pub content: String,
+    /// Unquoted delimiter: COPY/ADD expand `$VAR`s in the content.
+    pub expand: bool,
+}
+
+/// The here-document markers among the words of `args`: (marker word,
+/// delimiter, quoted, strip tabs).
+fn heredoc_markers(args: &str, escape: char) -> Vec<(String, String, bool, bool)> {
+    let Ok(words) = super::words::split(args, escape) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for w in words {
+        let Some(rest) = w.strip_prefix("<<") else {
+            continue;
+        };
+        if rest.starts_with('<') {
+            continue;
+        }
+        let (strip, rest) = match rest.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let (quoted, rest) = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => (true, rest[1..].split(q).next().unwrap_or("")),
+            _ => (false, rest),
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            out.push((w.clone(), name, quoted, strip));
+        }
+    }
+    out
 }
 
 /// A parsed Dockerfile.
@@ -178,6 +226,7 @@ pub fn node(line: usize, end_line: usize, text: &str) -> Node {
         flags,
         rest,
         original: text.to_string(),
+        heredocs: Vec::new(),
     }
 }
 
@@ -213,7 +262,35 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         if joined.trim().is_empty() {
             continue;
         }
-        nodes.push(node(start, end, &joined));
+        let mut n = node(start, end, &joined);
+        if ["RUN", "COPY", "ADD"].contains(&n.keyword.as_str()) {
+            for (marker, name, quoted, strip) in heredoc_markers(&n.rest, escape) {
+                let mut content = String::new();
+                loop {
+                    let Some(l) = lines.get(i) else {
+                        return Err(ParseError {
+                            line: start,
+                            message: format!("unterminated here-document {marker}: no line {name}"),
+                        });
+                    };
+                    i += 1;
+                    let l = if strip { l.trim_start_matches('\t') } else { l };
+                    if l == name {
+                        break;
+                    }
+                    content.push_str(l);
+                    content.push('\n');
+                }
+                n.end_line = i;
+                n.heredocs.push(Heredoc {
+                    marker,
+                    name,
+                    content,
+                    expand: !quoted,
+                });
+            }
+        }
+        nodes.push(n);
     }
     Ok(Dockerfile { directives, nodes })
 }
@@ -307,6 +384,32 @@ mod tests {
         assert_eq!(df.nodes[2].flags, vec!["--network=none"]);
         assert!(df.nodes[3].flags.is_empty());
         assert_eq!(df.nodes[3].rest, "--x=1");
+    }
+
+    #[test]
+    fn here_documents() {
+        let df = parse(
+            "FROM x\nRUN <<EOF\necho a\n  echo b\nEOF\nCOPY <<-\"A\" <<B /dst/\n\t$x\nA\nb\nB\nRUN echo \"<<NOT\" && cat <<<word\nENV X=1\n",
+        )
+        .unwrap();
+        let run = &df.nodes[1];
+        assert_eq!((run.line, run.end_line), (2, 5));
+        assert_eq!(run.heredocs[0].content, "echo a\n  echo b\n");
+        assert!(run.heredocs[0].expand);
+        let copy = &df.nodes[2];
+        assert_eq!(copy.heredocs.len(), 2);
+        assert_eq!(copy.heredocs[0].name, "A");
+        assert_eq!(copy.heredocs[0].content, "$x\n");
+        assert!(!copy.heredocs[0].expand);
+        assert_eq!(copy.heredocs[1].content, "b\n");
+        assert!(
+            df.nodes[3].heredocs.is_empty(),
+            "quoted and <<< are no markers"
+        );
+        assert_eq!(df.nodes[4].line, 12);
+        let e = parse("FROM x\nRUN <<EOF\necho\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("unterminated here-document <<EOF"));
     }
 
     #[test]

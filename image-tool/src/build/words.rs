@@ -75,6 +75,15 @@ pub fn expand_words(s: &str, vars: &Vars, escape: char) -> Result<Vec<String>, S
     lexer.run(None)
 }
 
+/// Expand the variables of an unquoted here-document: `$VAR` forms as in
+/// words, quotes kept as they are, the escape character only escaping `$`
+/// and itself.
+pub fn expand_heredoc(text: &str, vars: &Vars, escape: char) -> Result<String, String> {
+    let mut lexer = Lexer::new(text, vars, escape, false);
+    lexer.raw = true;
+    Ok(lexer.run(None)?.join(" "))
+}
+
 struct Lexer<'a> {
     chars: Vec<char>,
     pos: usize,
@@ -82,6 +91,8 @@ struct Lexer<'a> {
     escape: char,
     /// Split into words at unquoted white space.
     words: bool,
+    /// Here-document text: quotes are plain characters.
+    raw: bool,
 }
 
 /// Words being built; `blank` separates words in word-splitting mode.
@@ -140,6 +151,7 @@ impl<'a> Lexer<'a> {
             vars,
             escape,
             words,
+            raw: false,
         }
     }
 
@@ -172,6 +184,23 @@ impl<'a> Lexer<'a> {
             };
             if Some(c) == stop {
                 break;
+            }
+            if self.raw {
+                match c {
+                    '$' => {
+                        let v = self.dollar()?;
+                        w.push_str(&v);
+                    }
+                    c if c == self.escape => match self.peek() {
+                        Some(n) if n == '$' || n == self.escape => {
+                            self.pos += 1;
+                            w.push(n);
+                        }
+                        _ => w.push(c),
+                    },
+                    c => w.push(c),
+                }
+                continue;
             }
             match c {
                 '\'' => {
@@ -281,6 +310,7 @@ impl<'a> Lexer<'a> {
             vars: self.vars,
             escape: self.escape,
             words: false,
+            raw: self.raw,
         };
         let out = inner.run(Some('}'))?;
         self.pos = inner.pos;
@@ -506,6 +536,15 @@ mod tests {
         assert_eq!(x("${A/l/L}"), "heLlo");
         assert_eq!(x("${A//l/L}"), "heLLo");
         assert_eq!(x("${A//l}"), "heo");
+    }
+
+    #[test]
+    fn here_document_text() {
+        let v = vars();
+        assert_eq!(
+            expand_heredoc("say '$A' \"${B}\" \\$A \\n\n", &v, '\\').unwrap(),
+            "say 'hello' \"two words\" $A \\n\n"
+        );
     }
 
     #[test]
