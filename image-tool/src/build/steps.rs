@@ -90,7 +90,11 @@ fn check_signal(s: &str) -> Result<()> {
     let rt = name
         .strip_prefix("RTMIN")
         .or_else(|| name.strip_prefix("RTMAX"))
-        .is_some_and(|r| r.is_empty() || r[1..].parse::<u32>().is_ok());
+        .is_some_and(|r| {
+            r.is_empty()
+                || (r.starts_with(['+', '-'])
+                    && r.get(1..).is_some_and(|n| n.parse::<u32>().is_ok()))
+        });
     if SIGNALS.contains(&name) || rt {
         Ok(())
     } else {
@@ -526,10 +530,10 @@ mod tests {
 
     #[test]
     fn stop_signals() {
-        for ok in ["SIGTERM", "TERM", "sigint", "9", "SIGRTMIN+3"] {
+        for ok in ["SIGTERM", "TERM", "sigint", "9", "SIGRTMIN+3", "RTMAX-1"] {
             check_signal(ok).unwrap();
         }
-        for bad in ["SIGFOO", "0", "100", ""] {
+        for bad in ["SIGFOO", "0", "100", "", "SIGRTMINé", "RTMIN3"] {
             assert!(check_signal(bad).is_err(), "{bad}");
         }
     }
