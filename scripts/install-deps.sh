@@ -20,6 +20,7 @@ PKGS=(
   tini             # /usr/bin/tini-static, the init of berth-image run --init
   strace           # the shim's start-action test delivers signals at chosen syscalls
   patchelf debian-archive-keyring  # unstable's runc/crun on its own loader (unstable-peers.sh)
+  buildah          # the build benchmark's peer (its Debian base image: debootstrap, above)
 )
 
 missing=()

@@ -193,6 +193,81 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// Store the overlay upper directory `upper` as a new gzip layer: the blob in
+/// `blobs/`, the layer unpacked under `layers/` (ready to be a lower layer).
+pub fn commit_upper(store: &Store, upper: &Path) -> Result<LayerRecord> {
+    let layer = store_upper_blob(store, upper)?;
+    store.ensure_layer(&layer.digest, &layer.diff_id)?;
+    Ok(layer)
+}
+
+/// [`commit_upper`] for an upper directory that is unmounted and not needed
+/// afterwards (a finished build step): instead of unpacking the new blob again,
+/// the directory itself becomes the unpacked layer (renamed into `layers/`,
+/// which must be on the same filesystem), once the bookkeeping xattrs overlayfs
+/// left on copied-up entries are removed. What is left of `upper` (if the layer
+/// existed already) is the caller's to remove.
+pub fn commit_unmounted_upper(store: &Store, upper: &Path) -> Result<LayerRecord> {
+    let layer = store_upper_blob(store, upper)?;
+    let root = SafeDir::open(upper)?;
+    strip_overlay_xattrs(&root, OsStr::new("."), ".")?;
+    store.adopt_layer(upper, &layer.diff_id)?;
+    Ok(layer)
+}
+
+/// Remove `trusted.overlay.*` xattrs but the opaque mark from `name` in `dir`
+/// and, for a directory, everything below it.
+fn strip_overlay_xattrs(dir: &SafeDir, name: &OsStr, shown: &str) -> Result<()> {
+    for attr in list_xattrs(dir, name) {
+        if attr.starts_with("trusted.overlay.") && attr != OVERLAY_OPAQUE_XATTR {
+            crate::fsutil::remove_xattr(dir, name, &attr)
+                .ctx(|| format!("remove {attr} from {shown}"))?;
+        }
+    }
+    let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ctx(|| format!("stat {shown}"))?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let child = if name == "." {
+            dir.try_clone()?
+        } else {
+            dir.child(name).ctx(|| format!("open {shown}"))?
+        };
+        for n in child.names()? {
+            let path = format!("{shown}/{}", n.to_string_lossy());
+            strip_overlay_xattrs(&child, &n, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the diff of `upper` as a gzip layer blob into the store.
+fn store_upper_blob(store: &Store, upper: &Path) -> Result<LayerRecord> {
+    let tmp = store.tmp_path("commit");
+    let (digest, size, diff_id) = (|| {
+        let file = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        let gz = flate2::write::GzEncoder::new(
+            HashingWriter::new(std::io::BufWriter::new(file)),
+            flate2::Compression::fast(),
+        );
+        let tar_out = write_diff_tar(upper, HashingWriter::new(gz))?;
+        let (gz, diff_id, _) = tar_out.finish();
+        let (buf, digest, size) = gz.finish().ctx(|| "finish gzip".into())?.finish();
+        buf.into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| "write layer".into())?;
+        Ok::<_, Error>((digest, size, diff_id))
+    })()
+    .inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    std::fs::rename(&tmp, store.blob_path(&digest)).ctx(|| "store committed layer".into())?;
+    Ok(LayerRecord {
+        digest,
+        diff_id,
+        media_type: MEDIA_LAYER_GZIP.into(),
+        size,
+    })
+}
+
 /// Commit the writable layer of the bundle at `dir` as a new image `name`.
 pub fn commit(dir: &Path, name: &str) -> Result<ImageRecord> {
     validate_name(name)?;
@@ -210,26 +285,8 @@ pub fn commit(dir: &Path, name: &str) -> Result<ImageRecord> {
     let mut config: serde_json::Value =
         parse_json(&store.read_blob(&info.config_digest)?, "base config")?;
 
-    let tmp = store.tmp_path("commit");
-    let (digest, size, diff_id) = (|| {
-        let file = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-        let gz = flate2::write::GzEncoder::new(
-            HashingWriter::new(std::io::BufWriter::new(file)),
-            flate2::Compression::fast(),
-        );
-        let tar_out = write_diff_tar(&dir.join(STATE_DIR).join("upper"), HashingWriter::new(gz))?;
-        let (gz, diff_id, _) = tar_out.finish();
-        let (buf, digest, size) = gz.finish().ctx(|| "finish gzip".into())?.finish();
-        buf.into_inner()
-            .map_err(|e| e.into_error())
-            .ctx(|| "write layer".into())?;
-        Ok::<_, Error>((digest, size, diff_id))
-    })()
-    .inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
-    std::fs::rename(&tmp, store.blob_path(&digest)).ctx(|| "store committed layer".into())?;
-    store.ensure_layer(&digest, &diff_id)?;
+    let layer = commit_upper(&store, &dir.join(STATE_DIR).join("upper"))?;
+    let (digest, size, diff_id) = (layer.digest, layer.size, layer.diff_id);
 
     let now = now_rfc3339();
     config["created"] = now.clone().into();

@@ -93,6 +93,8 @@ enum Cmd {
     /// Container verbs (run, create, start, stop, ps, exec, ...).
     #[command(flatten)]
     Container(berth_image::run::cli::ContainerCmd),
+    /// Build an image from a Dockerfile (docker build).
+    Build(berth_image::build::cli::BuildCommand),
     /// Build a small image from the host's busybox into an OCI layout (oci:DIR:TAG).
     BuildBusybox {
         target: String,
@@ -292,6 +294,7 @@ fn run(cli: Cli) -> Result<()> {
                 std::process::exit(code);
             }
         }
+        Cmd::Build(b) => berth_image::build::cli::run(&store()?, b)?,
         Cmd::BuildBusybox { target, busybox } => {
             let Some(Ok(SourceRef::OciDir { path, tag })) = SourceRef::parse(target) else {
                 bail!("build-busybox target must be oci:DIR[:TAG], got {target:?}");

@@ -330,6 +330,17 @@ impl Store {
         result.map(|()| true)
     }
 
+    /// Make the directory `dir` (a layer in this store's format, on the store's
+    /// filesystem) the unpacked layer `diff_id` by renaming it into place.
+    /// Returns false, leaving `dir` alone, if that layer is unpacked already.
+    pub fn adopt_layer(&self, dir: &Path, diff_id: &Digest) -> Result<bool> {
+        let Some(LayerSlot { _lock, dest, .. }) = self.claim_layer(diff_id)? else {
+            return Ok(false);
+        };
+        fs::rename(dir, &dest).ctx(|| format!("rename {} to {}", dir.display(), dest.display()))?;
+        Ok(true)
+    }
+
     /// The right to unpack layer `diff_id`, or `None` when it is unpacked already.
     /// Looked at before and after taking the layer's lock: concurrent callers for the
     /// same layer serialize, one unpacks, the others find it done.

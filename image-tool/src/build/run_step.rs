@@ -1,0 +1,171 @@
+//! RUN: the command runs in a berth container on the stage's layers, made
+//! and run by the `run` module exactly as `berth-image run` does it; what it
+//! changed becomes the step's layer.
+
+use super::cache;
+use super::instruction::CommandForm;
+use super::state::State;
+use super::steps::{command_args, Builder};
+use crate::commit::commit_unmounted_upper;
+use crate::image::{Manifest, MEDIA_CONFIG, MEDIA_MANIFEST};
+use crate::pull::descriptor;
+use crate::run::{self, Net, RunOptions};
+use crate::store::{ImageRecord, LayerRecord, Store};
+use anyhow::{bail, Result};
+use serde_json::json;
+
+impl Builder<'_> {
+    pub(super) fn run(
+        &mut self,
+        st: &mut State,
+        form: &CommandForm,
+        network: Option<&str>,
+    ) -> Result<()> {
+        let args = command_args(st, form);
+        // `--network` of RUN; `default` is the build's network (host for now:
+        // the hook where `run`'s bridge network comes in).
+        let net = match network {
+            None | Some("default") => self.opts.network.clone(),
+            Some("none") => Net::None,
+            Some("host") => Net::Host,
+            Some(o) => bail!("--network={o}: expected default, none or host"),
+        };
+        let arg_env: Vec<String> = st
+            .args
+            .iter()
+            .filter(|(k, _)| !super::PROXY_ARGS.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let created_by = if arg_env.is_empty() {
+            format!("RUN {}", args.join(" "))
+        } else {
+            format!(
+                "RUN |{} {} {}",
+                arg_env.len(),
+                arg_env.join(" "),
+                args.join(" ")
+            )
+        };
+        let mut env = st.run_env();
+        for p in super::PROXY_ARGS {
+            if let Some(v) = self.build_args.get(*p) {
+                env.push(format!("{p}={v}"));
+            }
+        }
+        let key = cache::key(&[
+            b"RUN",
+            cache::state_id(&st.layers, &st.config).as_bytes(),
+            serde_json::to_string(&args)?.as_bytes(),
+            serde_json::to_string(&env)?.as_bytes(),
+            format!("{net:?}").as_bytes(),
+        ]);
+        if self.use_cache(st, &key, &created_by) {
+            return Ok(());
+        }
+        let layer = self.run_container(st, args, env, net)?;
+        self.made(st, &key, Some(layer), &created_by)
+    }
+
+    /// Run `args` in a container on the stage's layers (the `run` flow, as
+    /// `berth-image run` does it) and commit what it changed.
+    fn run_container(
+        &mut self,
+        st: &State,
+        args: Vec<String>,
+        env: Vec<String>,
+        net: Net,
+    ) -> Result<LayerRecord> {
+        let mut config = st.config.clone();
+        config["config"]["Env"] = json!(env);
+        config["config"]["Cmd"] = json!(args);
+        if let Some(c) = config["config"].as_object_mut() {
+            c.remove("Entrypoint");
+        }
+        let config_bytes = serde_json::to_vec(&config)?;
+        let config_digest = self
+            .store
+            .put_blob_bytes(&config_bytes, "build step config")?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_MANIFEST.into()),
+            config: descriptor(
+                MEDIA_CONFIG,
+                config_digest.clone(),
+                config_bytes.len() as u64,
+            ),
+            layers: st
+                .layers
+                .iter()
+                .map(|l| descriptor(&l.media_type, l.digest.clone(), l.size))
+                .collect(),
+            annotations: Default::default(),
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest)?;
+        let manifest_digest = self
+            .store
+            .put_blob_bytes(&manifest_bytes, "build step manifest")?;
+        let image = ImageRecord {
+            name: "build-step".into(),
+            manifest_digest,
+            manifest_size: manifest_bytes.len() as u64,
+            config_digest,
+            platform: crate::image::Platform::host(),
+            layers: st.layers.clone(),
+        };
+        let name = format!("build-{}", hex::encode(rand_bytes()));
+        let opts = RunOptions {
+            name: Some(name.clone()),
+            net,
+            runtime: self.opts.runtime.clone(),
+            ..RunOptions::default()
+        };
+        let _ = self.out.flush();
+        let _container = ContainerGuard {
+            store: self.store,
+            name: &name,
+        };
+        let code = run::run(self.store, &image, &opts)?;
+        if code != 0 {
+            bail!(
+                "the command {} returned a non-zero code: {code}",
+                json!(config["config"]["Cmd"])
+            );
+        }
+        let bundle = run::bundle_dir(self.store, &name)?;
+        crate::overlay::unmount(&bundle.join("rootfs"))?;
+        Ok(commit_unmounted_upper(
+            self.store,
+            &bundle.join(crate::bundle::STATE_DIR).join("upper"),
+        )?)
+    }
+}
+
+fn rand_bytes() -> [u8; 6] {
+    let mut b = [0u8; 6];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64
+            ^ u64::from(std::process::id());
+        b.copy_from_slice(&t.to_le_bytes()[..6]);
+    }
+    b
+}
+
+/// Removes a RUN step's container (and its writable layer) when dropped.
+struct ContainerGuard<'a> {
+    store: &'a Store,
+    name: &'a str,
+}
+
+impl Drop for ContainerGuard<'_> {
+    fn drop(&mut self) {
+        if run::load(self.store, self.name).is_ok() {
+            let _ = run::rm(self.store, self.name, true);
+        }
+    }
+}
