@@ -159,6 +159,18 @@ impl World {
     }
 }
 
+impl Drop for World {
+    fn drop(&mut self) {
+        // Containers a failed test left (they hold addresses on the test's
+        // network), before the bridge and the scratch directory go.
+        for id in entries(&self.store, "containers") {
+            if !id.starts_with('.') {
+                let _ = self.cmd(&["rm", "-f", &id]).output();
+            }
+        }
+    }
+}
+
 /// The steps (by their STEP line) that reported "Using cache".
 fn cached_steps(out: &str) -> Vec<String> {
     let mut cached = Vec::new();
@@ -881,5 +893,128 @@ raw
     .unwrap();
     let changed = w.build_ok(&ctx, &["-t", "heredocs", "--build-arg", "WHO=berth"]);
     assert_eq!(cached_steps(&changed).len(), 2, "{changed}");
+    w.assert_clean();
+}
+
+const WEB: &str =
+    "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www";
+
+/// Whether `addr` answers HTTP with `body` in its page.
+fn http_serves(addr: &str, body: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &addr.parse().unwrap(),
+        std::time::Duration::from_secs(2),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut out = String::new();
+    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").is_ok()
+        && s.read_to_string(&mut out).is_ok()
+        && out.contains(body)
+}
+
+#[test]
+fn run_steps_use_the_default_network_unless_told_otherwise() {
+    let w = World::new();
+    let b = berth();
+    w.ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        b.to_str().unwrap(),
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        WEB,
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&w.ok(&["inspect", "web"])).unwrap();
+    let ip = doc[0]["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ip.starts_with(&w.net.prefix), "{ip}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !http_serves(&format!("{ip}:80"), "hello-from-web") {
+        assert!(std::time::Instant::now() < deadline, "web does not answer");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // RUN reaches the container by name and address, as a container on the
+    // default network does; --network=none and host are what they say.
+    let ctx = w.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox
+ARG WEB_IP
+RUN wget -q -O /by-name http://web/index.html && wget -q -O /by-ip http://$WEB_IP/index.html && cat /proc/net/dev > /dev-default
+RUN --network=none cat /proc/net/dev > /dev-none
+RUN --network=host cat /proc/net/dev > /dev-host
+",
+        )],
+    );
+    let web_ip = format!("WEB_IP={ip}");
+    w.build_ok(&ctx, &["-t", "fetched", "--build-arg", &web_ip]);
+    let out = w.run_in(
+        "fetched",
+        "cat /by-name /by-ip; echo --; for f in default none host; do cut -d: -f1 /dev-$f | tr -d ' ' | sed 1,2d | sort | tr '\\n' ' '; echo; done",
+    );
+    let (pages, devices) = out.split_once("--\n").unwrap();
+    assert_eq!(pages, "hello-from-web\nhello-from-web\n");
+    let devices: Vec<&str> = devices.lines().collect();
+    assert_eq!(devices[0], "eth0 lo ", "RUN on the bridge network");
+    assert_eq!(devices[1], "lo ", "RUN --network=none");
+    assert!(
+        devices[2].split(' ').any(|d| d == w.net.bridge),
+        "RUN --network=host sees the host's devices: {}",
+        devices[2]
+    );
+
+    // `build --network` sets the network of RUN without --network=, and
+    // the network is part of the step's cache key.
+    let ctx = w.context(
+        "ctx-page",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nARG WEB_IP\nRUN timeout 5 wget -q -O /page http://$WEB_IP/index.html\n",
+        )],
+    );
+    let build = |network: &str| w.build(&ctx, &["--network", network, "--build-arg", &web_ip]);
+    let stdout = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let bridge = build("default");
+    assert!(bridge.status.success(), "{}", stdout(&bridge));
+    assert!(cached_steps(&stdout(&bridge)).is_empty());
+    let again = stdout(&w.build(&ctx, &["-t", "online", "--build-arg", &web_ip]));
+    assert_eq!(cached_steps(&again).len(), 1, "{again}");
+    assert_eq!(w.run_in("online", "cat /page"), "hello-from-web\n");
+    let host = build("host");
+    assert!(host.status.success(), "{}", stdout(&host));
+    assert!(cached_steps(&stdout(&host)).is_empty(), "{}", stdout(&host));
+    let none = build("none");
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(!none.status.success(), "reached {ip} without a network");
+    assert!(err.contains("Dockerfile:3: the command"), "{err}");
+
+    for (args, dockerfile, want) in [
+        (
+            vec!["--network", "bogus"],
+            "FROM busybox\nRUN true\n",
+            "'bogus' for '--network <NETWORK>': expected default, none or host",
+        ),
+        (
+            vec![],
+            "FROM busybox\nRUN --network=bogus true\n",
+            "Dockerfile:2: --network=bogus: expected default, none or host",
+        ),
+    ] {
+        let ctx = w.context("ctx-bad", &[("Dockerfile", dockerfile)]);
+        let o = w.build(&ctx, &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(want), "{err}");
+    }
+    w.ok(&["rm", "-f", "web"]);
     w.assert_clean();
 }

@@ -24,14 +24,26 @@ pub struct BuildCommand {
     /// Do not use the layer cache (results are still cached for later builds).
     #[arg(long)]
     pub no_cache: bool,
-    /// Network of RUN steps: host (default for now) or none.
-    #[arg(long, default_value = "host")]
+    /// Network of RUN steps: default (the bridge network, as `run`'s
+    /// default: BERTH_NETWORK, BERTH_BRIDGE, BERTH_SUBNET), none or host.
+    #[arg(long, default_value = "default", value_parser = network)]
     pub network: Net,
     /// The OCI runtime of RUN steps (default: berth next to this program).
     #[arg(long)]
     pub runtime: Option<PathBuf>,
     /// The build context directory.
     pub context: PathBuf,
+}
+
+/// A network mode of docker build (`--network`, `RUN --network=`):
+/// `default` is the bridge network `run` attaches containers to.
+pub fn network(mode: &str) -> Result<Net, String> {
+    match mode {
+        "default" => Ok(Net::Bridge),
+        "none" => Ok(Net::None),
+        "host" => Ok(Net::Host),
+        _ => Err("expected default, none or host".into()),
+    }
 }
 
 /// Parse `--build-arg` values: `K=V`, or `K` from the environment (left out when unset).

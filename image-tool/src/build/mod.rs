@@ -77,9 +77,9 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// The OCI runtime RUN uses (as `run --runtime`).
     pub runtime: PathBuf,
-    /// The network of RUN steps without `--network` (`--network` of build).
-    /// Host for now; when `run` gains its bridge network this becomes the
-    /// default, as in `docker build`.
+    /// The network of RUN steps without `--network=` (`--network` of build):
+    /// by default the bridge network of `run` ([`Net::Bridge`], attached
+    /// through `crate::net` for the step), as in `docker build`.
     pub network: Net,
 }
 

@@ -11,7 +11,7 @@ use crate::image::{Manifest, MEDIA_CONFIG, MEDIA_MANIFEST};
 use crate::pull::descriptor;
 use crate::run::{self, Net, RunOptions};
 use crate::store::{ImageRecord, LayerRecord, Store};
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 
 impl Builder<'_> {
@@ -22,13 +22,10 @@ impl Builder<'_> {
         network: Option<&str>,
     ) -> Result<()> {
         let args = command_args(st, form);
-        // `--network` of RUN; `default` is the build's network (host for now:
-        // the hook where `run`'s bridge network comes in).
+        // `--network` of RUN; `default` is the build's network.
         let net = match network {
             None | Some("default") => self.opts.network.clone(),
-            Some("none") => Net::None,
-            Some("host") => Net::Host,
-            Some(o) => bail!("--network={o}: expected default, none or host"),
+            Some(o) => super::cli::network(o).map_err(|e| anyhow!("--network={o}: {e}"))?,
         };
         let arg_env: Vec<String> = st
             .args
