@@ -1018,3 +1018,65 @@ RUN --network=host cat /proc/net/dev > /dev-host
     w.ok(&["rm", "-f", "web"]);
     w.assert_clean();
 }
+
+/// Paths below `dir` (relative, sorted), directories with a trailing `/`.
+fn paths(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                out.push(format!("{rel}/"));
+                todo.push(p);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn run_step_layers_hold_only_what_the_command_changed() {
+    let w = World::new();
+    // The image has no /etc/hosts, /etc/hostname or /etc/resolv.conf: the
+    // runtime makes empty files to mount the container's over, which are
+    // not the command's doing (docker's layers do not have them either).
+    let ctx = w.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo x > /x && cat /etc/hosts /etc/resolv.conf > /dev/null\nRUN echo '10.0.0.9 extra' >> /etc/hosts && mkdir -p /etc/app && echo 1 > /etc/app/conf\n",
+        )],
+    );
+    w.build_ok(&ctx, &["-t", "stubs"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&w.ok(&["inspect", "stubs", "--format", "json"])).unwrap();
+    let layers: Vec<PathBuf> = v["record"]["layers"].as_array().unwrap()[1..]
+        .iter()
+        .map(|l| {
+            let diff_id = l["diff_id"].as_str().unwrap();
+            w.store
+                .join("layers")
+                .join(diff_id.trim_start_matches("sha256:"))
+        })
+        .collect();
+    assert_eq!(paths(&layers[0]), vec!["x"]);
+    assert_eq!(
+        paths(&layers[1]),
+        vec!["etc/", "etc/app/", "etc/app/conf"],
+        "a write to /etc/hosts goes to the container's file, as under docker"
+    );
+    assert_eq!(
+        w.run_in(
+            "stubs",
+            "ls /etc/hostname /etc/resolv.conf 2>&1 >/dev/null | wc -l; grep -c extra /etc/hosts; true"
+        ),
+        "0\n0\n",
+        "run mounts its own files"
+    );
+    w.assert_clean();
+}

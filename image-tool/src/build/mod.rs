@@ -15,7 +15,7 @@
 //! * `state`: a stage's layers and image config; `steps`: stages, FROM and
 //!   the settings instructions; `run_step`: RUN; `copy_step`: COPY/ADD;
 //!   `output`: the final image; [`cache`]: the layer cache; `mount`: step
-//!   overlays.
+//!   overlays; `stubs`: the runtime's mount stubs kept out of RUN layers.
 
 pub mod cache;
 pub mod cli;
@@ -31,6 +31,7 @@ mod run_step;
 mod sources;
 mod state;
 mod steps;
+mod stubs;
 pub mod words;
 
 use crate::run::Net;

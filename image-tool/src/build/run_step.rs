@@ -1,18 +1,20 @@
 //! RUN: the command runs in a berth container on the stage's layers, made
-//! and run by the `run` module exactly as `berth-image run` does it; what it
-//! changed becomes the step's layer.
+//! and run by the `run` module exactly as `berth-image run` does it (create,
+//! then an attached start: its network attached for the run, `berth run`);
+//! what it changed, less the runtime's mount stubs, becomes the step's layer.
 
 use super::cache;
 use super::instruction::CommandForm;
 use super::state::State;
 use super::steps::{command_args, Builder};
+use super::stubs::MountStubs;
 use crate::commit::commit_unmounted_upper;
 use crate::image::{Manifest, MEDIA_CONFIG, MEDIA_MANIFEST};
 use crate::pull::descriptor;
 use crate::run::{self, Net, RunOptions};
 use crate::store::{ImageRecord, LayerRecord, Store};
-use anyhow::{anyhow, bail, Result};
-use serde_json::json;
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
 
 impl Builder<'_> {
     pub(super) fn run(
@@ -63,8 +65,9 @@ impl Builder<'_> {
         self.made(st, &key, Some(layer), &created_by)
     }
 
-    /// Run `args` in a container on the stage's layers (the `run` flow, as
-    /// `berth-image run` does it) and commit what it changed.
+    /// Run `args` in a container on the stage's layers, made and started as
+    /// `berth-image run` makes and starts one (attached, no standard input),
+    /// and commit what it changed.
     fn run_container(
         &mut self,
         st: &State,
@@ -72,6 +75,49 @@ impl Builder<'_> {
         env: Vec<String>,
         net: Net,
     ) -> Result<LayerRecord> {
+        let (image, command) = self.step_image(st, args, env)?;
+        let opts = RunOptions {
+            name: Some(format!("build-{}", hex::encode(rand_bytes()))),
+            net,
+            runtime: self.opts.runtime.clone(),
+            ..RunOptions::default()
+        };
+        let _ = self.out.flush();
+        let rec = run::create(self.store, &image, &opts)?;
+        let _container = ContainerGuard {
+            store: self.store,
+            id: &rec.id,
+        };
+        let bundle = run::bundle_dir(self.store, &rec.id)?;
+        let rootfs = bundle.join("rootfs");
+        let spec_path = bundle.join("config.json");
+        let spec: Value = serde_json::from_slice(
+            &std::fs::read(&spec_path).with_context(|| format!("read {}", spec_path.display()))?,
+        )?;
+        let stubs = MountStubs::find(&rootfs, &spec)?;
+        let start = run::StartOptions {
+            attach: true,
+            interactive: false,
+        };
+        let code = run::start(self.store, &rec.id, &start)?;
+        if code != 0 {
+            bail!("the command {command} returned a non-zero code: {code}");
+        }
+        crate::overlay::unmount(&rootfs)?;
+        let upper = bundle.join(crate::bundle::STATE_DIR).join("upper");
+        stubs.remove_from(&upper)?;
+        Ok(commit_unmounted_upper(self.store, &upper)?)
+    }
+
+    /// The image a RUN step's container is made from: the stage's layers and
+    /// config, with the step's command (no Entrypoint) and environment.
+    /// Returns it with the command as JSON (for messages).
+    fn step_image(
+        &mut self,
+        st: &State,
+        args: Vec<String>,
+        env: Vec<String>,
+    ) -> Result<(ImageRecord, Value)> {
         let mut config = st.config.clone();
         config["config"]["Env"] = json!(env);
         config["config"]["Cmd"] = json!(args);
@@ -109,31 +155,7 @@ impl Builder<'_> {
             platform: crate::image::Platform::host(),
             layers: st.layers.clone(),
         };
-        let name = format!("build-{}", hex::encode(rand_bytes()));
-        let opts = RunOptions {
-            name: Some(name.clone()),
-            net,
-            runtime: self.opts.runtime.clone(),
-            ..RunOptions::default()
-        };
-        let _ = self.out.flush();
-        let _container = ContainerGuard {
-            store: self.store,
-            name: &name,
-        };
-        let code = run::run(self.store, &image, &opts)?;
-        if code != 0 {
-            bail!(
-                "the command {} returned a non-zero code: {code}",
-                json!(config["config"]["Cmd"])
-            );
-        }
-        let bundle = run::bundle_dir(self.store, &name)?;
-        crate::overlay::unmount(&bundle.join("rootfs"))?;
-        Ok(commit_unmounted_upper(
-            self.store,
-            &bundle.join(crate::bundle::STATE_DIR).join("upper"),
-        )?)
+        Ok((image, config["config"]["Cmd"].clone()))
     }
 }
 
@@ -156,13 +178,13 @@ fn rand_bytes() -> [u8; 6] {
 /// Removes a RUN step's container (and its writable layer) when dropped.
 struct ContainerGuard<'a> {
     store: &'a Store,
-    name: &'a str,
+    id: &'a str,
 }
 
 impl Drop for ContainerGuard<'_> {
     fn drop(&mut self) {
-        if run::load(self.store, self.name).is_ok() {
-            let _ = run::rm(self.store, self.name, true);
+        if run::load(self.store, self.id).is_ok() {
+            let _ = run::rm(self.store, self.id, true);
         }
     }
 }
