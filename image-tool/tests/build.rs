@@ -1080,3 +1080,90 @@ fn run_step_layers_hold_only_what_the_command_changed() {
     );
     w.assert_clean();
 }
+
+#[test]
+fn a_killed_builds_run_container_and_network_are_removed_by_the_next_build() {
+    let w = World::new();
+    let ctx = w.context("ctx", &[("Dockerfile", "FROM busybox\nRUN sleep 600\n")]);
+    let runtime = berth();
+    let mut build = w
+        .cmd(&["build", "--runtime", runtime.to_str().unwrap()])
+        .arg(&ctx)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !w.ok(&["ps"]).contains(" build-") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    build.kill().unwrap();
+    build.wait().unwrap();
+    // What it leaves: its RUN container, still running, on the network.
+    assert!(w.ok(&["ps"]).contains(" build-"));
+    assert_eq!(
+        entries(&w.store, "net/attachments").len(),
+        2,
+        "record and lock"
+    );
+    assert_eq!(w.net.bridge_ports().len(), 1);
+    let ctx = w.context(
+        "ctx2",
+        &[("Dockerfile", "FROM busybox\nCOPY Dockerfile /\n")],
+    );
+    w.build_ok(&ctx, &["-t", "after"]);
+    w.assert_clean();
+}
+
+#[test]
+fn an_interrupted_build_stops_its_run_step_and_leaves_nothing() {
+    let w = World::new();
+    // `sleep` is the container's pid 1: it ignores SIGTERM, as docker
+    // build's RUN commands may; the build still stops.
+    let ctx = w.context(
+        "ctx",
+        &[("Dockerfile", "FROM busybox\nRUN true\nRUN sleep 600\n")],
+    );
+    let runtime = berth();
+    let mut build = w
+        .cmd(&["build", "--runtime", runtime.to_str().unwrap()])
+        .arg(&ctx)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !w.ok(&["ps"]).contains(" build-") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(build.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = build.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = build.kill();
+            let _ = build.wait();
+            panic!("the build did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut build.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains("Dockerfile:3: the build was interrupted"),
+        "{err}"
+    );
+    w.assert_clean();
+}

@@ -77,6 +77,8 @@ pub fn run(store: &Store, cmd: &BuildCommand) -> Result<()> {
             .clone()
             .unwrap_or_else(crate::run::default_runtime),
         network: cmd.network.clone(),
+        interrupt: super::interrupt::Interrupt::on_signals()
+            .context("handle SIGINT, SIGTERM and SIGHUP")?,
     };
     let reads_stdin = cmd.file.as_deref() == Some(std::path::Path::new("-"));
     if !reads_stdin {

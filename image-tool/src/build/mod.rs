@@ -15,7 +15,7 @@
 //! * `state`: a stage's layers and image config; `steps`: stages, FROM and
 //!   the settings instructions; `run_step`: RUN; `copy_step`: COPY/ADD;
 //!   `output`: the final image; [`cache`]: the layer cache; `mount`: step
-//!   overlays; `stubs`: the runtime's mount stubs kept out of RUN layers.
+//!   overlays; [`interrupt`]: stopping on signals; `stubs`: the runtime's mount stubs kept out of RUN layers.
 
 pub mod cache;
 pub mod cli;
@@ -23,6 +23,7 @@ mod copy;
 mod copy_step;
 mod fsroot;
 pub mod instruction;
+pub mod interrupt;
 mod mount;
 mod output;
 pub mod parser;
@@ -82,6 +83,8 @@ pub struct BuildOptions {
     /// by default the bridge network of `run` ([`Net::Bridge`], attached
     /// through `crate::net` for the step), as in `docker build`.
     pub network: Net,
+    /// Stops the build between steps and kills a running RUN step.
+    pub interrupt: interrupt::Interrupt,
 }
 
 /// One stage of the Dockerfile.
@@ -325,6 +328,7 @@ pub fn build(
     let ignore = steps::load_ignore(&opts.context, &path).map_err(BuildError::Other)?;
     let _guard = store.lock_shared()?;
     mount::sweep_stale(store);
+    run_step::sweep_stale_containers(store);
     let mut b = steps::Builder {
         store,
         opts,

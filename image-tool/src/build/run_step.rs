@@ -6,7 +6,7 @@
 use super::cache;
 use super::instruction::CommandForm;
 use super::state::State;
-use super::steps::{command_args, Builder};
+use super::steps::{command_args, Builder, INTERRUPTED};
 use super::stubs::MountStubs;
 use crate::commit::commit_unmounted_upper;
 use crate::image::{Manifest, MEDIA_CONFIG, MEDIA_MANIFEST};
@@ -15,6 +15,9 @@ use crate::run::{self, Net, RunOptions};
 use crate::store::{ImageRecord, LayerRecord, Store};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 impl Builder<'_> {
     pub(super) fn run(
@@ -80,6 +83,7 @@ impl Builder<'_> {
             name: Some(format!("build-{}", hex::encode(rand_bytes()))),
             net,
             runtime: self.opts.runtime.clone(),
+            labels: vec![format!("{BUILDER_LABEL}={}", std::process::id())],
             ..RunOptions::default()
         };
         let _ = self.out.flush();
@@ -99,7 +103,10 @@ impl Builder<'_> {
             attach: true,
             interactive: false,
         };
-        let code = run::start(self.store, &rec.id, &start)?;
+        let code = self.start_killable(&rec.id, &start)?;
+        if self.opts.interrupt.is_set() {
+            bail!(INTERRUPTED);
+        }
         if code != 0 {
             bail!("the command {command} returned a non-zero code: {code}");
         }
@@ -107,6 +114,25 @@ impl Builder<'_> {
         let upper = bundle.join(crate::bundle::STATE_DIR).join("upper");
         stubs.remove_from(&upper)?;
         Ok(commit_unmounted_upper(self.store, &upper)?)
+    }
+
+    /// `run::start`, killing the container if the build is interrupted
+    /// meanwhile.
+    fn start_killable(&self, id: &str, start: &run::StartOptions) -> Result<i32> {
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(Ordering::SeqCst) {
+                    if self.opts.interrupt.is_set() && run::kill(self.store, id, "KILL").is_ok() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+            let code = run::start(self.store, id, start);
+            done.store(true, Ordering::SeqCst);
+            code
+        })
     }
 
     /// The image a RUN step's container is made from: the stage's layers and
@@ -156,6 +182,26 @@ impl Builder<'_> {
             layers: st.layers.clone(),
         };
         Ok((image, config["config"]["Cmd"].clone()))
+    }
+}
+
+/// The label of a RUN step's container: the pid of the build that runs it.
+const BUILDER_LABEL: &str = "org.berth.build.pid";
+
+/// Remove the RUN containers of builds that were killed (their pid is gone):
+/// `rm -f` kills a container still running and tears its network down.
+pub(super) fn sweep_stale_containers(store: &Store) {
+    let Ok(list) = run::list(store) else {
+        return;
+    };
+    for rec in list {
+        let Some(pid) = rec.labels.get(BUILDER_LABEL) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_err() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let _ = run::rm(store, &rec.id, true);
     }
 }
 

@@ -63,6 +63,9 @@ fn short(hex: &str) -> &str {
     &hex[..12.min(hex.len())]
 }
 
+/// The error of a build stopped by a signal.
+pub(super) const INTERRUPTED: &str = "the build was interrupted";
+
 /// `ls` the arguments of a command form: exec form as is, shell form through SHELL.
 pub(super) fn command_args(st: &State, form: &CommandForm) -> Vec<String> {
     match form {
@@ -168,6 +171,9 @@ impl Builder<'_> {
             .from(stage, stages)
             .map_err(|e| self.line_err(&stage.from, format!("{e:#}")))?;
         for (i, (node, ins)) in stage.body.iter().enumerate() {
+            if self.opts.interrupt.is_set() {
+                return Err(self.line_err(node, INTERRUPTED));
+            }
             self.say(&format!(
                 "{prefix}STEP {}/{steps}: {}",
                 i + 2,
