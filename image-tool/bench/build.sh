@@ -11,8 +11,9 @@
 # in $BENCH_WORK, default /var/tmp/berth-build-bench, outside the clone) and
 # the project's busybox-static image. Both tools get them as `bench-debian`
 # and `bench-busybox`, in private stores under $BENCH_WORK. RUN steps use the
-# host network in both (buildah --network host); buildah runs its steps with
-# runc and the ulimits this host needs.
+# host network in both (--network host: no bridge is made on this machine,
+# and neither tool's CNI setup is measured); buildah runs its steps with runc
+# and the ulimits this host needs.
 set -euo pipefail
 RUNS=${1:-5}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -73,7 +74,7 @@ if ! bh inspect localhost/bench-debian:latest >/dev/null 2>&1; then
 fi
 
 berth_build() { # DOCKERFILE [--no-cache]
-    "$BERTH_IMAGE" --store "$STORE" build --runtime "$BERTH" -t "bench-out-${1%%.*}" -f "$CTX/$1" ${2:-} "$CTX" >/dev/null
+    "$BERTH_IMAGE" --store "$STORE" build --runtime "$BERTH" --network host -t "bench-out-${1%%.*}" -f "$CTX/$1" ${2:-} "$CTX" >/dev/null
 }
 buildah_build() {
     bh bud --quiet --layers --pull=never --format oci --runtime runc --network host \

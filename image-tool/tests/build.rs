@@ -7,23 +7,10 @@
 mod common;
 
 use common::registry::start_registry;
-use common::world::{entries, TestNet};
+use common::world::{berth, entries, TestNet};
 use common::{berth_image, busybox_layout, mounts_below, Scratch};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn berth() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_berth-image"))
-        .parent()
-        .unwrap()
-        .join("berth");
-    assert!(
-        p.is_file(),
-        "{} is missing: build the runtime first (cargo build -p berth)",
-        p.display()
-    );
-    p
-}
 
 struct World {
     scratch: Scratch,
@@ -78,6 +65,28 @@ impl World {
             String::from_utf8_lossy(&o.stderr)
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Start a build of `ctx` in the background; returns once the
+    /// container of its (first) RUN step runs.
+    fn start_build_until_run_step(&self, ctx: &Path, stderr: Stdio) -> std::process::Child {
+        let runtime = berth();
+        let build = self
+            .cmd(&["build", "--runtime", runtime.to_str().unwrap()])
+            .arg(ctx)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self.ok(&["ps"]).contains(" build-") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the RUN step did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        build
     }
 
     /// A context directory with these files (path, content).
@@ -758,51 +767,60 @@ fn a_killed_builds_step_overlay_is_swept_by_the_next_build() {
     w.assert_clean();
 }
 
-/// Every entry below `dir`: path, type and mode, owner, size, mtime seconds
-/// (but of whiteouts), content or link target, xattrs (sorted).
-fn tree(dir: &Path) -> Vec<String> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+/// Every entry below `dir` (symlinks not followed) with its metadata.
+fn walk(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             let m = std::fs::symlink_metadata(&p).unwrap();
-            let body = if m.file_type().is_symlink() {
-                std::fs::read_link(&p).unwrap().display().to_string()
-            } else if m.is_file() {
-                format!("{:?}", std::fs::read(&p).unwrap())
-            } else {
-                if m.is_dir() {
-                    todo.push(p.clone());
-                }
-                String::new()
-            };
-            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-            let mut names = vec![0u8; 4096];
-            // SAFETY: c is NUL-terminated; the buffer is writable for its length.
-            let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-            let mut xattrs: Vec<String> = names[..n.max(0) as usize]
-                .split(|b| *b == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect();
-            xattrs.sort();
-            out.push(format!(
-                "{} {:o} {}:{} {} {} {body} {xattrs:?}",
-                p.strip_prefix(dir).unwrap().display(),
-                m.mode(),
-                m.uid(),
-                m.gid(),
-                if m.is_dir() { 0 } else { m.len() },
-                // A whiteout's time means nothing (unpacking makes it anew).
-                if m.file_type().is_char_device() && m.rdev() == 0 {
-                    0
-                } else {
-                    m.mtime()
-                },
-            ));
+            if m.is_dir() {
+                todo.push(p.clone());
+            }
+            out.push((p, m));
         }
+    }
+    out
+}
+
+/// Every entry below `dir`: path, type and mode, owner, size, mtime seconds
+/// (but of whiteouts), content or link target, xattrs (sorted).
+fn tree(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    for (p, m) in walk(dir) {
+        let body = if m.file_type().is_symlink() {
+            std::fs::read_link(&p).unwrap().display().to_string()
+        } else if m.is_file() {
+            format!("{:?}", std::fs::read(&p).unwrap())
+        } else {
+            String::new()
+        };
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        let mut names = vec![0u8; 4096];
+        // SAFETY: c is NUL-terminated; the buffer is writable for its length.
+        let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+        let mut xattrs: Vec<String> = names[..n.max(0) as usize]
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        xattrs.sort();
+        out.push(format!(
+            "{} {:o} {}:{} {} {} {body} {xattrs:?}",
+            p.strip_prefix(dir).unwrap().display(),
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            if m.is_dir() { 0 } else { m.len() },
+            // A whiteout's time means nothing (unpacking makes it anew).
+            if m.file_type().is_char_device() && m.rdev() == 0 {
+                0
+            } else {
+                m.mtime()
+            },
+        ));
     }
     out.sort();
     out
@@ -1021,20 +1039,17 @@ RUN --network=host cat /proc/net/dev > /dev-host
 
 /// Paths below `dir` (relative, sorted), directories with a trailing `/`.
 fn paths(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
+    let mut out: Vec<String> = walk(dir)
+        .into_iter()
+        .map(|(p, m)| {
             let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
-                out.push(format!("{rel}/"));
-                todo.push(p);
+            if m.is_dir() {
+                format!("{rel}/")
             } else {
-                out.push(rel);
+                rel
             }
-        }
-    }
+        })
+        .collect();
     out.sort();
     out
 }
@@ -1085,22 +1100,7 @@ fn run_step_layers_hold_only_what_the_command_changed() {
 fn a_killed_builds_run_container_and_network_are_removed_by_the_next_build() {
     let w = World::new();
     let ctx = w.context("ctx", &[("Dockerfile", "FROM busybox\nRUN sleep 600\n")]);
-    let runtime = berth();
-    let mut build = w
-        .cmd(&["build", "--runtime", runtime.to_str().unwrap()])
-        .arg(&ctx)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !w.ok(&["ps"]).contains(" build-") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the RUN step did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut build = w.start_build_until_run_step(&ctx, Stdio::null());
     build.kill().unwrap();
     build.wait().unwrap();
     // What it leaves: its RUN container, still running, on the network.
@@ -1128,22 +1128,7 @@ fn an_interrupted_build_stops_its_run_step_and_leaves_nothing() {
         "ctx",
         &[("Dockerfile", "FROM busybox\nRUN true\nRUN sleep 600\n")],
     );
-    let runtime = berth();
-    let mut build = w
-        .cmd(&["build", "--runtime", runtime.to_str().unwrap()])
-        .arg(&ctx)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !w.ok(&["ps"]).contains(" build-") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the RUN step did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut build = w.start_build_until_run_step(&ctx, Stdio::piped());
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(build.id() as i32, libc::SIGTERM) };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

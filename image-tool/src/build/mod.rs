@@ -374,17 +374,19 @@ pub fn build(
 mod tests {
     use super::*;
 
-    fn stages_of(text: &str) -> Vec<Stage> {
+    fn typed(text: &str) -> Typed {
         let df = parser::parse(text).unwrap();
-        let typed = df
-            .nodes
+        df.nodes
             .into_iter()
             .map(|n| {
                 let i = instruction::from_node(&n, '\\').unwrap();
                 (n, i)
             })
-            .collect();
-        split_stages("Dockerfile", typed).unwrap().1
+            .collect()
+    }
+
+    fn stages_of(text: &str) -> Vec<Stage> {
+        split_stages("Dockerfile", typed(text)).unwrap().1
     }
 
     #[test]
@@ -399,30 +401,21 @@ mod tests {
 
     #[test]
     fn instructions_before_from_and_duplicate_names() {
-        let df = parser::parse("ARG A=1\nRUN x\nFROM scratch\n").unwrap();
-        let typed = df
-            .nodes
-            .into_iter()
-            .map(|n| {
-                let i = instruction::from_node(&n, '\\').unwrap();
-                (n, i)
-            })
-            .collect();
-        let e = split_stages("Dockerfile", typed).err().unwrap().to_string();
+        let e = split_stages("Dockerfile", typed("ARG A=1\nRUN x\nFROM scratch\n"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.starts_with("Dockerfile:2: RUN before the first FROM"),
             "{e}"
         );
-        let df = parser::parse("FROM scratch AS x\nFROM scratch AS X\n").unwrap();
-        let typed = df
-            .nodes
-            .into_iter()
-            .map(|n| {
-                let i = instruction::from_node(&n, '\\').unwrap();
-                (n, i)
-            })
-            .collect();
-        let e = split_stages("Dockerfile", typed).err().unwrap().to_string();
+        let e = split_stages(
+            "Dockerfile",
+            typed("FROM scratch AS x\nFROM scratch AS X\n"),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("Dockerfile:2: duplicate stage name"), "{e}");
     }
 

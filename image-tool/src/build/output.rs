@@ -7,8 +7,8 @@ use super::BuildError;
 use crate::commit::now_rfc3339;
 use crate::image::{Manifest, MEDIA_CONFIG, MEDIA_MANIFEST};
 use crate::pull::descriptor;
-use crate::store::ImageRecord;
-use serde_json::json;
+use crate::store::{ImageRecord, LayerRecord, Store};
+use serde_json::{json, Value};
 
 impl Builder<'_> {
     /// Store the final image under each tag (or, without one, its digest).
@@ -20,29 +20,9 @@ impl Builder<'_> {
         }
         let ids: Vec<String> = st.layers.iter().map(|l| l.diff_id.to_string()).collect();
         config["rootfs"] = json!({"type": "layers", "diff_ids": ids});
-        let config_bytes = serde_json::to_vec(&config).expect("json");
-        let config_digest = self.store.put_blob_bytes(&config_bytes, "image config")?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(MEDIA_MANIFEST.into()),
-            config: descriptor(
-                MEDIA_CONFIG,
-                config_digest.clone(),
-                config_bytes.len() as u64,
-            ),
-            layers: st
-                .layers
-                .iter()
-                .map(|l| descriptor(&l.media_type, l.digest.clone(), l.size))
-                .collect(),
-            annotations: Default::default(),
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest).expect("json");
-        let manifest_digest = self
-            .store
-            .put_blob_bytes(&manifest_bytes, "image manifest")?;
+        let image = image_blobs(self.store, &config, &st.layers, "image")?;
         let names: Vec<String> = if tags.is_empty() {
-            vec![manifest_digest.to_string()]
+            vec![image.manifest_digest.to_string()]
         } else {
             tags.iter().map(|t| super::tag_name(t)).collect()
         };
@@ -51,11 +31,7 @@ impl Builder<'_> {
         for name in names {
             let r = ImageRecord {
                 name: name.clone(),
-                manifest_digest: manifest_digest.clone(),
-                manifest_size: manifest_bytes.len() as u64,
-                config_digest: config_digest.clone(),
-                platform: crate::image::Platform::host(),
-                layers: st.layers.clone(),
+                ..image.clone()
             };
             self.store.save_image(&r)?;
             if !tags.is_empty() {
@@ -63,7 +39,43 @@ impl Builder<'_> {
             }
             rec = Some(r);
         }
-        self.say(&manifest_digest.to_string());
+        self.say(&image.manifest_digest.to_string());
         Ok(rec.expect("at least one name"))
     }
+}
+
+/// Write `config` and a manifest of it and `layers` as blobs; the record of
+/// that image for this host (named `what`, not saved in the store).
+pub(super) fn image_blobs(
+    store: &Store,
+    config: &Value,
+    layers: &[LayerRecord],
+    what: &str,
+) -> crate::Result<ImageRecord> {
+    let config_bytes = serde_json::to_vec(config).expect("JSON serializes");
+    let config_digest = store.put_blob_bytes(&config_bytes, &format!("{what} config"))?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(MEDIA_MANIFEST.into()),
+        config: descriptor(
+            MEDIA_CONFIG,
+            config_digest.clone(),
+            config_bytes.len() as u64,
+        ),
+        layers: layers
+            .iter()
+            .map(|l| descriptor(&l.media_type, l.digest.clone(), l.size))
+            .collect(),
+        annotations: Default::default(),
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("JSON serializes");
+    let manifest_digest = store.put_blob_bytes(&manifest_bytes, &format!("{what} manifest"))?;
+    Ok(ImageRecord {
+        name: what.to_string(),
+        manifest_digest,
+        manifest_size: manifest_bytes.len() as u64,
+        config_digest,
+        platform: crate::image::Platform::host(),
+        layers: layers.to_vec(),
+    })
 }

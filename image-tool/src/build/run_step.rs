@@ -5,12 +5,11 @@
 
 use super::cache;
 use super::instruction::CommandForm;
+use super::output::image_blobs;
 use super::state::State;
 use super::steps::{command_args, Builder, INTERRUPTED};
 use super::stubs::MountStubs;
 use crate::commit::commit_unmounted_upper;
-use crate::image::{Manifest, MEDIA_CONFIG, MEDIA_MANIFEST};
-use crate::pull::descriptor;
 use crate::run::{self, Net, RunOptions};
 use crate::store::{ImageRecord, LayerRecord, Store};
 use anyhow::{anyhow, bail, Context, Result};
@@ -150,37 +149,7 @@ impl Builder<'_> {
         if let Some(c) = config["config"].as_object_mut() {
             c.remove("Entrypoint");
         }
-        let config_bytes = serde_json::to_vec(&config)?;
-        let config_digest = self
-            .store
-            .put_blob_bytes(&config_bytes, "build step config")?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(MEDIA_MANIFEST.into()),
-            config: descriptor(
-                MEDIA_CONFIG,
-                config_digest.clone(),
-                config_bytes.len() as u64,
-            ),
-            layers: st
-                .layers
-                .iter()
-                .map(|l| descriptor(&l.media_type, l.digest.clone(), l.size))
-                .collect(),
-            annotations: Default::default(),
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest)?;
-        let manifest_digest = self
-            .store
-            .put_blob_bytes(&manifest_bytes, "build step manifest")?;
-        let image = ImageRecord {
-            name: "build-step".into(),
-            manifest_digest,
-            manifest_size: manifest_bytes.len() as u64,
-            config_digest,
-            platform: crate::image::Platform::host(),
-            layers: st.layers.clone(),
-        };
+        let image = image_blobs(self.store, &config, &st.layers, "build-step")?;
         Ok((image, config["config"]["Cmd"].clone()))
     }
 }
