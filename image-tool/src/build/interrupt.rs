@@ -20,8 +20,9 @@ impl Interrupt {
     pub fn on_signals() -> std::io::Result<Interrupt> {
         let flag = Arc::new(AtomicBool::new(false));
         for sig in [SIGINT, SIGTERM, SIGHUP] {
-            // Registered first, so it sees the flag as the earlier signal left it.
-            signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
+            // Registered first, so it sees the flag as the earlier signal
+            // left it; the status is the shell's for death by that signal.
+            signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, flag.clone())?;
             signal_hook::flag::register(sig, flag.clone())?;
         }
         Ok(Interrupt(flag))

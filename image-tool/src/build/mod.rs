@@ -15,7 +15,8 @@
 //! * `state`: a stage's layers and image config; `steps`: stages, FROM and
 //!   the settings instructions; `run_step`: RUN; `copy_step`: COPY/ADD;
 //!   `output`: the final image; [`cache`]: the layer cache; `mount`: step
-//!   overlays; [`interrupt`]: stopping on signals; `stubs`: the runtime's mount stubs kept out of RUN layers.
+//!   overlays; `stubs`: the runtime's mount stubs, kept out of RUN layers;
+//!   [`interrupt`]: stopping on signals.
 
 pub mod cache;
 pub mod cli;
