@@ -21,6 +21,7 @@ PKGS=(
   tini             # /usr/bin/tini-static, the init of berth-image run --init
   strace           # the shim's start-action test delivers signals at chosen syscalls
   patchelf debian-archive-keyring  # unstable's runc/crun on its own loader (unstable-peers.sh)
+  buildah          # the build benchmark's peer (its Debian base image: debootstrap, above)
   # Build dependencies of CRIU 4.2.1 (scripts/criu.sh builds it from source):
   # the libraries it links, from Debian 12.
   libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev

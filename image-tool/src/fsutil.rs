@@ -194,6 +194,11 @@ pub fn set_xattr(dir: &SafeDir, name: &OsStr, attr: &str, value: &[u8]) -> rusti
     rfs::lsetxattr(proc_path(dir, name), attr, value, rfs::XattrFlags::empty())
 }
 
+/// Remove an extended attribute of `name` inside `dir` without following symlinks.
+pub fn remove_xattr(dir: &SafeDir, name: &OsStr, attr: &str) -> rustix::io::Result<()> {
+    rfs::lremovexattr(proc_path(dir, name), attr)
+}
+
 /// `/proc/self/fd/<dirfd>/<name>`: a path whose only symlink is the magic link to `dir`.
 fn proc_path(dir: &SafeDir, name: &OsStr) -> OsString {
     use std::os::fd::AsRawFd;

@@ -14,6 +14,7 @@ pub mod unpack;
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use store::Store;
+pub mod build;
 pub mod bundle;
 pub mod busybox;
 pub mod commit;

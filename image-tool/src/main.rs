@@ -101,6 +101,8 @@ enum Cmd {
     Checkpoint(berth_image::run::checkpoint::CheckpointArgs),
     /// Restore containers from their checkpoints.
     Restore(berth_image::run::checkpoint::RestoreArgs),
+    /// Build an image from a Dockerfile (docker build).
+    Build(berth_image::build::cli::BuildCommand),
     /// Build a small image from the host's busybox into an OCI layout (oci:DIR:TAG).
     BuildBusybox {
         target: String,
@@ -336,6 +338,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Restore(a) => {
             berth_image::run::checkpoint::restore(&store()?, a)?;
         }
+        Cmd::Build(b) => berth_image::build::cli::run(&store()?, b)?,
         Cmd::BuildBusybox { target, busybox } => {
             let Some(Ok(SourceRef::OciDir { path, tag })) = SourceRef::parse(target) else {
                 bail!("build-busybox target must be oci:DIR[:TAG], got {target:?}");

@@ -435,6 +435,22 @@ impl Store {
         Ok(())
     }
 
+    /// Make the directory `dir` (a layer in this store's format, on the store's
+    /// filesystem, its implicit parent directories already given their metadata
+    /// from the layers below) the unpacked layer with chain ID `chain_id` by
+    /// renaming it into place. Returns false, leaving `dir` alone, if that layer is
+    /// unpacked already.
+    pub fn adopt_layer(&self, dir: &Path, chain_id: &Digest) -> Result<bool> {
+        let Some(mut slot) = self.claim_layer(chain_id)? else {
+            return Ok(false);
+        };
+        fs::rename(dir, &slot.dest)
+            .ctx(|| format!("rename {} to {}", dir.display(), slot.dest.display()))?;
+        // Nothing was made at `slot.tmp`: there is nothing to remove on drop.
+        slot.kept = true;
+        Ok(true)
+    }
+
     /// The right to unpack the layer with chain ID `chain_id`, or `None` when it is
     /// unpacked already. Looked at before and after taking the layer's lock: concurrent
     /// callers for the same layer serialize, one unpacks, the others find it done.

@@ -51,7 +51,7 @@ pub use inspect::inspect;
 pub use manage::{
     kill, list, logs, pause, port, ps, rename, restart, rm, status, stop, unpause, wait, Status,
 };
-pub use start::{monitor, start};
+pub use start::{monitor, start, StartOptions};
 pub use top::{stats, top};
 
 use crate::net::{NetworkConfig, PortMapping};

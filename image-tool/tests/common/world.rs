@@ -46,7 +46,7 @@ fn subnet_in_use(prefix: &str) -> bool {
 }
 
 impl TestNet {
-    fn new() -> TestNet {
+    pub fn new() -> TestNet {
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let nanos = std::time::SystemTime::now()
@@ -101,6 +101,34 @@ impl TestNet {
             .map(String::from)
             .collect()
     }
+
+    /// Nothing of the network is left in `store` or on the host: no veth
+    /// on the bridge, no iptables rule for the network or its subnet, no
+    /// address allocation, no pinned namespace, no attachment record.
+    pub fn assert_nothing_left(&self, store: &Path) {
+        let entries = |dir: &str| entries(store, dir);
+        assert_eq!(self.bridge_ports(), Vec::<String>::new(), "veths left");
+        assert_eq!(
+            self.iptables_lines(),
+            Vec::<String>::new(),
+            "iptables rules left"
+        );
+        let ipam: Vec<String> = entries(&format!("net/ipam/{}", self.name))
+            .into_iter()
+            .filter(|n| n.starts_with(&self.prefix))
+            .collect();
+        assert_eq!(ipam, Vec::<String>::new(), "address allocations left");
+        assert_eq!(
+            entries("net/netns"),
+            Vec::<String>::new(),
+            "netns pins left"
+        );
+        assert_eq!(
+            entries("net/attachments"),
+            Vec::<String>::new(),
+            "attachments left"
+        );
+    }
 }
 
 impl Drop for TestNet {
@@ -115,6 +143,17 @@ impl Drop for TestNet {
             let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "0");
         }
     }
+}
+
+/// Names in `store`'s directory `dir` (none when it is missing).
+pub fn entries(store: &Path, dir: &str) -> Vec<String> {
+    std::fs::read_dir(store.join(dir))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub struct World {
@@ -220,50 +259,16 @@ impl World {
             .unwrap_or_default()
     }
 
-    fn entries(&self, dir: &str) -> Vec<String> {
-        std::fs::read_dir(self.store.join(dir))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Nothing of the network is left: no veth on the bridge, no iptables
-    /// rule for the network or its subnet, no address allocation, no pinned
-    /// namespace, no attachment record.
+    /// Nothing of the network is left (see [`TestNet::assert_nothing_left`]).
     pub fn assert_no_network_left(&self) {
-        assert_eq!(self.net.bridge_ports(), Vec::<String>::new(), "veths left");
-        assert_eq!(
-            self.net.iptables_lines(),
-            Vec::<String>::new(),
-            "iptables rules left"
-        );
-        let ipam: Vec<String> = self
-            .entries(&format!("net/ipam/{}", self.net.name))
-            .into_iter()
-            .filter(|n| n.starts_with(&self.net.prefix))
-            .collect();
-        assert_eq!(ipam, Vec::<String>::new(), "address allocations left");
-        assert_eq!(
-            self.entries("net/netns"),
-            Vec::<String>::new(),
-            "netns pins left"
-        );
-        assert_eq!(
-            self.entries("net/attachments"),
-            Vec::<String>::new(),
-            "attachments left"
-        );
+        self.net.assert_nothing_left(&self.store);
     }
 
     /// Nothing of any container is left: no container directory, no runtime
     /// state, no mount below the store, no network state.
     pub fn assert_empty(&self) {
         assert_eq!(self.containers(), Vec::<String>::new());
-        let states: Vec<_> = self
-            .entries("containers/.runtime")
+        let states: Vec<_> = entries(&self.store, "containers/.runtime")
             .into_iter()
             .filter(|n| !n.starts_with('@'))
             .collect();
