@@ -79,7 +79,13 @@ impl World {
             .spawn()
             .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !self.ok(&["ps"]).contains(" build-") {
+        // The step running `sleep` (an earlier RUN step's container may be
+        // listed for a moment first).
+        while !self
+            .ok(&["ps"])
+            .lines()
+            .any(|l| l.contains(" build-") && l.contains("sleep"))
+        {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the RUN step did not start"
@@ -1137,15 +1143,26 @@ fn run_step_layers_hold_only_what_the_command_changed() {
     w.build_ok(&ctx, &["-t", "stubs"]);
     let v: serde_json::Value =
         serde_json::from_str(&w.ok(&["inspect", "stubs", "--format", "json"])).unwrap();
-    let layers: Vec<PathBuf> = v["record"]["layers"].as_array().unwrap()[1..]
-        .iter()
-        .map(|l| {
-            let diff_id = l["diff_id"].as_str().unwrap();
+    // Unpacked layers are named by chain ID: sha256 of "<parent chain> <diff_id>".
+    let mut chain = String::new();
+    let mut layers = Vec::new();
+    for l in v["record"]["layers"].as_array().unwrap() {
+        let diff_id = l["diff_id"].as_str().unwrap().to_string();
+        chain = if chain.is_empty() {
+            diff_id
+        } else {
+            format!(
+                "sha256:{}",
+                sha256_hex(format!("{chain} {diff_id}").as_bytes())
+            )
+        };
+        layers.push(
             w.store
                 .join("layers")
-                .join(diff_id.trim_start_matches("sha256:"))
-        })
-        .collect();
+                .join(chain.trim_start_matches("sha256:")),
+        );
+    }
+    let layers = &layers[1..];
     assert_eq!(paths(&layers[0]), vec!["x"]);
     assert_eq!(
         paths(&layers[1]),
@@ -1218,4 +1235,9 @@ fn an_interrupted_build_stops_its_run_step_and_leaves_nothing() {
         "{err}"
     );
     w.assert_clean();
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(data))
 }
