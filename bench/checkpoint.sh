@@ -14,9 +14,8 @@ ITER=${1:-7}
 MB=${2:-100}
 bash scripts/install-deps.sh
 CRIU=$(bash scripts/criu.sh)
-# berth as shipped: the static release binary (as bench/lifecycle.sh).
-RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release -p berth -q --target x86_64-unknown-linux-gnu
+# berth as shipped: the default release build (static, .cargo/config.toml).
+cargo build --release -p berth -q
 BERTH=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/x86_64-unknown-linux-gnu/release/berth
 RUNC=$(command -v runc)
 

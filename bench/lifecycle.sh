@@ -7,9 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-# berth as shipped: a static binary (no dynamic loader, fewer pages to map).
-RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release -p berth -q --target x86_64-unknown-linux-gnu
+# berth as shipped: the default release build (static, .cargo/config.toml).
+cargo build --release -p berth -q
 SPAWN=$(mktemp /tmp/berth-spawn.XXXXXX)
 trap 'rm -f "$SPAWN"' EXIT
 gcc -O2 -o "$SPAWN" bench/spawn.c

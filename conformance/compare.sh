@@ -22,15 +22,15 @@ here="$(cd "$(dirname "$0")" && pwd)"
 target=x86_64-unknown-linux-gnu
 if [ $# -eq 0 ]; then
     (cd "$here/.." && cargo build -q -p berth)
-    debug_dir="${CARGO_TARGET_DIR:-$(cd "$here" && cargo metadata --format-version 1 --no-deps | sed 's/.*"target_directory":"\([^"]*\)".*/\1/')}/debug"
+    debug_dir="${CARGO_TARGET_DIR:-$(cd "$here" && cargo metadata --format-version 1 --no-deps | sed 's/.*"target_directory":"\([^"]*\)".*/\1/')}/$target/debug"
     unstable="$(bash "$here/../scripts/unstable-peers.sh")"
     set -- "$debug_dir/berth" /usr/sbin/runc /usr/bin/crun "$unstable/bin/runc" "$unstable/bin/crun"
 fi
 
 if [ -z "${BERTH_CONFORMANCE_BIN:-}" ]; then
     # runtimetest is copied into busybox root filesystems, so it must be static.
-    (cd "$here" && RUSTFLAGS="-C target-feature=+crt-static" \
-        cargo build -j2 -q -p berth-conformance --target "$target")
+    # (.cargo/config.toml builds every binary static.)
+    (cd "$here" && cargo build -j2 -q -p berth-conformance)
     target_dir="${CARGO_TARGET_DIR:-$(cd "$here" && cargo metadata --format-version 1 --no-deps | sed 's/.*"target_directory":"\([^"]*\)".*/\1/')}"
     BERTH_CONFORMANCE_BIN="$target_dir/$target/debug/berth-conformance"
 fi

@@ -8,7 +8,8 @@ cd "$repo"
 
 bash scripts/install-deps.sh
 cargo build --release --workspace
-target=${CARGO_TARGET_DIR:-$repo/target}/release
+# Static binaries for x86_64-unknown-linux-gnu (.cargo/config.toml).
+target=${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release
 berth=$target/berth
 image=$target/berth-image
 

@@ -48,3 +48,11 @@ if ! command -v cargo >/dev/null; then
   echo "cargo (Rust toolchain) is required" >&2
   exit 1
 fi
+# The quality gates of scripts/test.sh: rustfmt and clippy from the toolchain,
+# cargo-deny (licences, bans, sources; deny.toml) from crates.io, built once.
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+if ! command -v cargo-deny >/dev/null; then
+  cargo install --locked cargo-deny@0.20.2
+fi

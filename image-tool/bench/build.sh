@@ -18,8 +18,7 @@ set -euo pipefail
 RUNS=${1:-5}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${BENCH_WORK:-/var/tmp/berth-build-bench}
-BIN=${BERTH_BIN:-$repo/target/release}
-[ -x "$BIN/berth-image" ] || BIN=$repo/target/debug
+BIN=${BERTH_BIN:-$repo/target/x86_64-unknown-linux-gnu/release}
 BERTH_IMAGE=$BIN/berth-image
 BERTH=$BIN/berth
 for t in buildah debootstrap umoci hyperfine jq; do

@@ -26,7 +26,7 @@ WORK=${1:-/var/tmp/berth-bench}
 if [ -z "${BERTH_IMAGE:-}" ]; then
     repo=$(cd "$(dirname "$0")/../.." && pwd)
     (cd "$repo" && cargo build -q --release -p berth-image)
-    BERTH_IMAGE=$(cd "$repo" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/berth-image
+    BERTH_IMAGE=$(cd "$repo" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/x86_64-unknown-linux-gnu/release/berth-image
 fi
 BIN=$BERTH_IMAGE
 ROOTFS=${BENCH_ROOTFS:-$WORK/rootfs}

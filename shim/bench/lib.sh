@@ -8,8 +8,7 @@
 bench_build() {
     local target_dir
     target_dir=$(cd "$REPO" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-    (cd "$REPO" && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
-        cargo build -q --release --target x86_64-unknown-linux-gnu \
+    (cd "$REPO" && cargo build -q --release \
         -p containerd-shim-berth-v2 -p berth -p berth-image -p berth-cri-client) >&2
     BIN=$target_dir/x86_64-unknown-linux-gnu/release
 }

@@ -69,8 +69,8 @@ log "disk image $image ($(du -h --apparent-size "$image" | cut -f1), ready in $(
 
 # ---- binaries ----------------------------------------------------------------
 
-bins=("$target_dir/debug/berth" "$target_dir/debug/containerd-shim-berth-v2"
-    "$target_dir/debug/berth-crictl" "$target_dir/debug/berth-image")
+bins=("$target_dir/x86_64-unknown-linux-gnu/debug/berth" "$target_dir/x86_64-unknown-linux-gnu/debug/containerd-shim-berth-v2"
+    "$target_dir/x86_64-unknown-linux-gnu/debug/berth-crictl" "$target_dir/x86_64-unknown-linux-gnu/debug/berth-image")
 need_build=$build
 for b in "${bins[@]}"; do [ -x "$b" ] || need_build=1; done
 if [ $need_build = 1 ]; then

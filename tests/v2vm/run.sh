@@ -86,8 +86,8 @@ done
 
 # ---- binaries ---------------------------------------------------------------
 
-berth_bin=$target_dir/debug/berth
-v2check_bin=$target_dir/debug/examples/v2check
+berth_bin=$target_dir/x86_64-unknown-linux-gnu/debug/berth
+v2check_bin=$target_dir/x86_64-unknown-linux-gnu/debug/examples/v2check
 if [ $build = 1 ] || [ ! -x "$berth_bin" ] || [ ! -x "$v2check_bin" ]; then
     t_build=$(date +%s.%N)
     log "cargo build (target dir $target_dir)"
