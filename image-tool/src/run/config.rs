@@ -23,51 +23,6 @@ pub(super) struct Applied {
     pub mounts: Vec<MountRecord>,
 }
 
-/// Every capability Linux knows, in the order of their bit numbers.
-const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 /// Where the init (`--init`) is mounted, as docker did: /dev is the
 /// container's own tmpfs, so nothing is added to its writable layer.
 pub(super) const INIT_PATH: &str = "/dev/init";
@@ -118,10 +73,10 @@ fn cap_name(c: &str) -> Result<String> {
     } else {
         format!("CAP_{up}")
     };
-    if !ALL_CAPS.contains(&name.as_str()) {
-        bail!("unknown capability {c:?}");
+    match name.parse::<caps::Capability>() {
+        Ok(_) => Ok(name),
+        Err(_) => bail!("unknown capability {c:?}"),
     }
-    Ok(name)
 }
 
 /// "All capabilities" (`--privileged`, `--cap-add ALL`): every one in this
@@ -137,11 +92,12 @@ fn all_caps() -> Vec<String> {
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .unwrap_or(u64::MAX);
-    ALL_CAPS
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
-        .map(|(_, c)| c.to_string())
+    let mut known: Vec<caps::Capability> = caps::all().into_iter().collect();
+    known.sort_by_key(|c| c.index());
+    known
+        .into_iter()
+        .filter(|c| bounding & c.bitmask() != 0)
+        .map(|c| c.to_string())
         .collect()
 }
 

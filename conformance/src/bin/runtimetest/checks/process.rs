@@ -144,57 +144,20 @@ pub fn rlimits(tap: &mut Tap, process: &Value) {
     }
 }
 
-const CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
+/// A capability's name from its bit number, and back (the caps crate's table).
+fn cap_by_bit(bit: u32) -> Option<caps::Capability> {
+    caps::all().into_iter().find(|c| u32::from(c.index()) == bit)
+}
+
 
 fn cap_mask(names: &[String], last_cap: u32) -> Result<u64, String> {
     let mut mask = 0u64;
     for name in names {
-        let bit = CAPS
-            .iter()
-            .position(|c| c == name)
-            .ok_or_else(|| format!("unknown capability {name:?}"))? as u32;
+        let bit = u32::from(
+            name.parse::<caps::Capability>()
+                .map_err(|_| format!("unknown capability {name:?}"))?
+                .index(),
+        );
         if bit <= last_cap {
             mask |= 1 << bit;
         }
@@ -202,10 +165,10 @@ fn cap_mask(names: &[String], last_cap: u32) -> Result<u64, String> {
     Ok(mask)
 }
 
-fn cap_names(mask: u64) -> Vec<&'static str> {
+fn cap_names(mask: u64) -> Vec<String> {
     (0..64)
         .filter(|b| mask & (1 << b) != 0)
-        .map(|b| CAPS.get(b).copied().unwrap_or("CAP_UNKNOWN"))
+        .map(|b| cap_by_bit(b).map_or("CAP_UNKNOWN".to_string(), |c| c.to_string()))
         .collect()
 }
 
@@ -213,7 +176,7 @@ pub fn capabilities(tap: &mut Tap, process: &Value) {
     let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(CAPS.len() as u32 - 1);
+        .unwrap_or_else(|| caps::all().into_iter().map(|c| u32::from(c.index())).max().unwrap_or(0));
     let caps = &process["capabilities"];
     for (set, field) in [
         ("bounding", "CapBnd"),
