@@ -358,3 +358,40 @@ fn closed_stdout_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{out:?}");
 }
+
+/// An init that fails at its first step (a negative oomScoreAdj without
+/// CAP_SYS_RESOURCE) may exit before the runtime's next message reaches it;
+/// the runtime must still report the init's own error, never the broken
+/// channel ("Connection reset by peer", "Broken pipe"). Repeated, since the
+/// race goes either way.
+/// capability(7) number of CAP_SYS_RESOURCE.
+const CAP_SYS_RESOURCE: libc::c_ulong = 24;
+
+#[test]
+fn init_failure_reaches_the_caller_as_its_own_message() {
+    let mut sb = Sandbox::new("bad-oomneg");
+    sb.bundle.sh(MARK);
+    sb.bundle.set("/process/oomScoreAdj", json!(-500));
+    sb.bundle.save();
+    for _ in 0..20 {
+        let id = sb.id("bad");
+        let base = sb.baseline(&id);
+        let mut cmd = sb.cmd(&["create", "--bundle", &sb.bundle_arg(), &id]);
+        // Without CAP_SYS_RESOURCE a negative score cannot be set.
+        // SAFETY: prctl in the child between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                if libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_RESOURCE, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let o = sb.run_cmd(cmd, "berth create (oomScoreAdj -500)");
+        o.expect_fail(&["oomScoreAdj"]);
+        for bad in ["Connection reset", "Broken pipe"] {
+            assert!(!o.stderr.contains(bad), "{o:?}");
+        }
+        base.assert_clean(&sb);
+    }
+}
