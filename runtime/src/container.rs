@@ -29,6 +29,8 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// `--pidfd-socket`: receives a pidfd of the container's init.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// Extra state kept beside the spec's: how many cgroup levels berth created.
@@ -340,6 +342,9 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     dir.save(&state)?;
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, pid)?;
+    }
+    if let Some(sock) = &opts.pidfd_socket {
+        crate::pidfd::send(sock, pid)?;
     }
     guard.pid = None;
     guard.cgroup = None;

@@ -18,10 +18,23 @@ pub fn parse(text: &str) -> Result<Spec> {
     // code, and paging it in would cost every `create` time and memory).
     let spec: Spec = match serde_json::from_str(text) {
         Ok(s) => s,
-        Err(_) => return Err(parse_error(text)),
+        Err(_) => parse_lenient(text)?,
     };
     check_version(spec.version())?;
     Ok(spec)
+}
+
+/// The slow path for a config the typed parser refused: unknown capability
+/// names are dropped with runc's warning (they are not an error), then the
+/// config is parsed again; anything else still wrong is reported by field.
+#[cold]
+fn parse_lenient(text: &str) -> Result<Spec> {
+    let mut v: serde_json::Value = serde_json::from_str(text).map_err(|_| parse_error(text))?;
+    if let Some(c) = v.pointer_mut("/process/capabilities") {
+        crate::capabilities::drop_unknown(c);
+    }
+    let cleaned = v.to_string();
+    serde_json::from_str(&cleaned).map_err(|_| parse_error(&cleaned))
 }
 
 /// Re-parse an invalid config with path tracking, for an error naming the field.

@@ -90,6 +90,9 @@ pub struct CreateArgs {
     /// Pass this many extra fds (from 3 on) to the container.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u32,
+    /// Unix socket that receives a pidfd of the container's init.
+    #[arg(long = "pidfd-socket")]
+    pidfd_socket: Option<PathBuf>,
     /// Container id.
     id: String,
 }
@@ -164,6 +167,7 @@ fn create_opts(root: &std::path::Path, a: &CreateArgs) -> CreateOpts {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        pidfd_socket: a.pidfd_socket.clone(),
     }
 }
 
@@ -242,7 +246,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             "{}",
             serde_json::to_string_pretty(&berth_runtime::features::document())?
         ),
-        Command::Exec(a) => return exec::run(root, a),
+        // runc's exec exits 255 when the runtime, not the process, failed.
+        Command::Exec(a) => {
+            return Ok(exec::run(root, a).unwrap_or_else(|e| {
+                logging::error(&format!("exec failed: {e:#}"));
+                255
+            }))
+        }
         Command::Manage(m) => return manage::dispatch(root, m),
     }
     Ok(0)

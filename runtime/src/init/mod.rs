@@ -106,6 +106,7 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
         }
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
+    crate::procattrs::reset_affinity_unless_initial(process)?;
     if a.plan.creates(LinuxNamespaceType::Cgroup) {
         crate::namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
     }
