@@ -37,9 +37,11 @@ fn dedup(env: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::with_capacity(env.len());
     for (i, kv) in env.iter().enumerate().rev() {
         let name = match kv.find('=') {
-            Some(0) => return Err(Error::Config(format!(
+            Some(0) => {
+                return Err(Error::Config(format!(
                 "field process.env[{i}]: invalid environment variable {kv:?}: name cannot be empty"
-            ))),
+            )))
+            }
             Some(n) => &kv[..n],
             None => {
                 return Err(Error::Config(format!(

@@ -201,10 +201,12 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     match state.status {
         Status::Running | Status::Created => {}
         Status::Paused if opts.ignore_paused => {}
-        Status::Paused => return Err(Error::WrongState(format!(
+        Status::Paused => {
+            return Err(Error::WrongState(format!(
             "container \"{}\": cannot exec in a paused container (use --ignore-paused to override)",
             opts.id
-        ))),
+        )))
+        }
         Status::Stopped => {
             return Err(Error::WrongState(format!(
                 "container \"{}\": cannot exec in a stopped container",
@@ -297,6 +299,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
                 linux,
                 &late,
                 console,
+                opts.console_fd.is_some(),
                 seccomp.as_ref(),
                 opts.preserve_fds,
             );
@@ -373,6 +376,7 @@ fn child_main(
     linux: &oci_spec::runtime::Linux,
     namespaces: &[(LinuxNamespaceType, OwnedFd)],
     console: Option<OwnedFd>,
+    relayed_console: bool,
     seccomp: Option<&crate::seccomp::Compiled>,
     preserve_fds: u32,
 ) -> Result<std::convert::Infallible> {
@@ -410,12 +414,19 @@ fn child_main(
         Some(sock) => {
             let root = crate::rootfs::paths::Root::open(Path::new("/"))?;
             let pty = crate::terminal::open_in_root(&root)?;
+            crate::terminal::give_to(&pty, process.user().uid())?;
             if let Some(b) = process.console_size() {
                 crate::terminal::set_size(
                     pty.master.as_raw_fd(),
                     b.height() as u16,
                     b.width() as u16,
                 )?;
+            }
+            if relayed_console {
+                // `berth exec -t` relays this terminal itself (see
+                // `terminal::clear_onlcr`); the process may write before the
+                // relay has the master.
+                crate::terminal::clear_onlcr(std::os::fd::AsFd::as_fd(&pty.slave))?;
             }
             crate::terminal::send_master(sock.as_raw_fd(), &pty.master)?;
             Some(pty)

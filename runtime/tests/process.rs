@@ -575,3 +575,41 @@ fn cpu_affinity_of_the_caller_is_not_inherited() {
     o.expect_ok();
     assert_eq!(field(&o.stdout, "Cpus_allowed_list"), all, "exec: {o:?}");
 }
+
+/// A terminal `berth run` and `berth exec -t` make for themselves: the pty
+/// does not turn "\n" into "\r\n" (ONLCR cleared, as runc does), and it
+/// belongs to the process user (group tty, from devpts' gid=5).
+#[test]
+fn own_terminal_keeps_newlines_and_belongs_to_the_user() {
+    let mut sb = Sandbox::new("pr-ttyown");
+    sb.bundle.set("/process/terminal", json!(true));
+    sb.bundle
+        .set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    sb.bundle
+        .sh("printf 'one\\ntwo\\n'; stat -c owner=%u:%g $(tty)");
+    let id = sb.id("p");
+    let base = sb.baseline(&id);
+    sb.bundle.save();
+    let o = sb.berth(&["run", "--bundle", &sb.bundle_arg(), &id]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(!o.stdout.contains('\r'), "ONLCR left on: {:?}", o.stdout);
+    assert!(o.stdout.starts_with("one\ntwo\n"), "{:?}", o.stdout);
+    assert!(o.stdout.contains("owner=1000:5"), "{:?}", o.stdout);
+    base.assert_clean(&sb);
+
+    sb.bundle.set("/process/terminal", json!(false));
+    sb.bundle.sh("exec sleep 1000");
+    let id = sb.id("p");
+    let _c = sb.started(&id);
+    let o = sb.berth(&[
+        "exec",
+        "-t",
+        &id,
+        "sh",
+        "-c",
+        "printf 'one\\ntwo\\n'; stat -c owner=%u:%g $(tty)",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(!o.stdout.contains('\r'), "ONLCR left on: {:?}", o.stdout);
+    assert!(o.stdout.contains("owner=1000:5"), "{:?}", o.stdout);
+}

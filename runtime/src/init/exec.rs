@@ -130,6 +130,7 @@ pub(crate) fn setup_process(
         crate::capabilities::apply_bounding(c)?;
     }
     nix::sys::prctl::set_keepcaps(true).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
+    crate::user::give_stdio_to(process.user().uid())?;
     crate::user::apply(process.user())?;
     nix::sys::prctl::set_keepcaps(false).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
     if let Some(c) = &caps {

@@ -184,6 +184,7 @@ fn setup_terminal(a: &mut InitArgs, root: &Root) -> Result<Option<crate::termina
         Error::Config("field process.terminal: true, but no --console-socket was given".into())
     })?;
     let pty = crate::terminal::open_in_root(root)?;
+    crate::terminal::give_to(&pty, process.user().uid())?;
     if let Some(sz) = process.console_size() {
         crate::terminal::set_size(
             pty.master.as_raw_fd(),
