@@ -143,6 +143,15 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     if let Some(p) = spec.process() {
         crate::procattrs::check(p, Some(linux))?;
     }
+    if opts.no_pivot {
+        if let Some(p) = linux.rootfs_propagation() {
+            if crate::rootfs::propagation_flag(p)?.contains(nix::mount::MsFlags::MS_PRIVATE) {
+                return Err(Error::Config(format!(
+                    "field linux.rootfsPropagation: {p}: rootfsPropagation of [r]private is not safe without pivot_root"
+                )));
+            }
+        }
+    }
     let plan = Plan::from_linux(linux);
     let terminal = spec
         .process()

@@ -227,6 +227,9 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             "field linux.timeOffsets: set without a new time namespace".into(),
         ));
     }
+    if let Some(p) = linux.rootfs_propagation() {
+        crate::rootfs::propagation_flag(p)?;
+    }
     for (k, _) in linux.sysctl().iter().flatten() {
         crate::rootfs::sysctl::check_namespaced(k, linux)?;
     }

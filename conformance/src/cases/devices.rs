@@ -63,6 +63,21 @@ pub fn cases() -> Vec<Case> {
             run: |c| propagation(c, "shared"),
         },
         Case {
+            section: "config-linux.md#rootfs-mount-propagation",
+            desc: "rootfsPropagation unbindable",
+            run: |c| propagation(c, "unbindable"),
+        },
+        Case {
+            section: "config-linux.md#rootfs-mount-propagation",
+            desc: "rootfsPropagation rshared",
+            run: |c| propagation(c, "rshared"),
+        },
+        Case {
+            section: "config-linux.md#rootfs-mount-propagation",
+            desc: "rootfsPropagation rslave",
+            run: |c| propagation(c, "rslave"),
+        },
+        Case {
             section: "config-linux.md#cgroups-path",
             desc: "process is in linux.cgroupsPath",
             run: cgroups_path,

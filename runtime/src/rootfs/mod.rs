@@ -20,15 +20,21 @@ use mounts::MountCtx;
 use options::{RecAttr, MOUNT_ATTR_RDONLY};
 use paths::{fstat, is_dir, Kind, Root};
 
-fn propagation_flag(name: &str) -> Result<MsFlags> {
+/// runc's `rootfsPropagation` values: the plain ones apply to the root mount
+/// only, the `r` ones to every mount below it too.
+pub fn propagation_flag(name: &str) -> Result<MsFlags> {
     Ok(match name {
-        "shared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        "slave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "private" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "unbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
         other => {
             return Err(Error::Config(format!(
-                "field linux.rootfsPropagation: unknown value \"{other}\""
+                "field linux.rootfsPropagation: unknown value \"{other}\" (rootfsPropagation={other} is not supported)"
             )))
         }
     })
@@ -42,9 +48,15 @@ pub fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<Root> {
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).ctx(|| "set propagation of /")?;
-    // pivot_root refuses shared mounts: make the mount holding the rootfs private
-    // first, so the bind below is private too.
-    make_parent_private(rootfs)?;
+    // pivot_root refuses shared mounts, and an unbindable one cannot be bound:
+    // make the mount holding the rootfs private (a slave under a slave
+    // propagation, so the host's mounts still reach it) before the bind.
+    let parent = if prop.contains(MsFlags::MS_SLAVE) {
+        MsFlags::MS_SLAVE
+    } else {
+        MsFlags::MS_PRIVATE
+    };
+    make_parent(rootfs, parent)?;
     mount(
         Some(rootfs),
         rootfs,
@@ -56,7 +68,7 @@ pub fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<Root> {
     Root::open(rootfs)
 }
 
-fn make_parent_private(rootfs: &Path) -> Result<()> {
+fn make_parent(rootfs: &Path, propagation: MsFlags) -> Result<()> {
     let info =
         std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
     let mut best: Option<&str> = None;
@@ -70,19 +82,14 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
         }
     }
     if let Some(mp) = best {
-        let shared = info.lines().any(|l| {
+        let needs_change = info.lines().any(|l| {
+            let head = l.split(" - ").next().unwrap_or("");
             l.split_whitespace().nth(4) == Some(mp)
-                && l.split(" - ").next().unwrap_or("").contains("shared:")
+                && (head.contains("shared:") || head.contains("unbindable"))
         });
-        if shared {
-            mount(
-                None::<&str>,
-                mp,
-                None::<&str>,
-                MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .ctx(|| format!("make {mp} private"))?;
+        if needs_change {
+            mount(None::<&str>, mp, None::<&str>, propagation, None::<&str>)
+                .ctx(|| format!("set propagation of {mp} ({propagation:?})"))?;
         }
     }
     Ok(())
@@ -125,18 +132,54 @@ pub fn mount_all(spec: &Spec, root: &Root, ctx: &MountCtx, userns: bool) -> Resu
     Ok(())
 }
 
+/// Whether `fd` is the null character device (1:3).
+fn is_null_device(fd: &impl AsRawFd) -> bool {
+    fstat(fd).is_ok_and(|st| {
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == nix::sys::stat::makedev(1, 3)
+    })
+}
+
 /// The host's /dev/null, verified to really be the null device (1:3), held as an
 /// fd so nothing in the container can substitute it (CVE-2025-31133).
 pub fn host_devnull() -> Result<OwnedFd> {
     let f = std::fs::File::open("/dev/null").ctx(|| "open host /dev/null")?;
-    let st = fstat(&f).ctx(|| "stat host /dev/null")?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != nix::sys::stat::makedev(1, 3) {
+    if !is_null_device(&f) {
         return Err(Error::Other(
             "host /dev/null is not the null character device 1:3; refusing to mask paths with it"
                 .into(),
         ));
     }
     Ok(OwnedFd::from(f))
+}
+
+/// Bind the null device over `target`: the host's, or, where the host's
+/// mount cannot be bound (`rootfsPropagation: runbindable` makes every mount
+/// of the namespace unbindable), the container's own /dev/null once it is
+/// verified, through its fd, to be the null device.
+fn bind_null(root: &Root, host_null: &OwnedFd, target: &OwnedFd, what: &str) -> Result<()> {
+    let bind = |src: &OwnedFd| {
+        mount(
+            Some(fd_path(src).as_str()),
+            fd_path(target).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    match bind(host_null) {
+        Err(nix::errno::Errno::EINVAL) => {
+            let own = root
+                .open_path(Path::new("/dev/null"), libc::O_NOFOLLOW)
+                .ok()
+                .filter(is_null_device)
+                .ok_or_else(|| Error::Path {
+                    path: what.into(),
+                    msg: "the host's /dev/null cannot be bound here and the container's is not the null device".into(),
+                })?;
+            bind(&own).ctx(|| format!("mask {what} with /dev/null"))
+        }
+        r => r.ctx(|| format!("mask {what} with /dev/null")),
+    }
 }
 
 /// Step 3: maskedPaths (files get /dev/null, directories an empty read-only tmpfs)
@@ -177,14 +220,7 @@ pub fn mask_and_protect(spec: &Spec, root: &Root) -> Result<()> {
                 )
                 .ctx(|| format!("mask directory {p}"))?;
             } else {
-                mount(
-                    Some(fd_path(&null).as_str()),
-                    fd_path(&fd).as_str(),
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .ctx(|| format!("mask {p} with /dev/null"))?;
+                bind_null(root, &null, &fd, p)?;
             }
         }
     }
@@ -240,10 +276,23 @@ pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
             .ctx(|| "move rootfs to /")?;
         nix::unistd::chroot(".").ctx(|| "chroot into rootfs")?;
     } else {
+        let old_root = crate::sys::openat2(
+            libc::AT_FDCWD,
+            Path::new("/"),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+            0,
+            0,
+        )
+        .ctx(|| "open the old root")?;
         nix::unistd::pivot_root(".", ".")
             .ctx(|| format!("pivot_root into {}", rootfs.display()))?;
-        // The old root is now stacked on top of "."; detach it without
-        // propagating the unmount to the host.
+        // The old root is now stacked on top of the new one. Work on it
+        // through its own directory: "." may still be the new root, whose
+        // mounts (binds that must stay in the host's peer groups) the
+        // propagation change below must not touch.
+        nix::unistd::fchdir(old_root.as_raw_fd()).ctx(|| "chdir to the old root")?;
+        drop(old_root);
+        // Detach the old root without propagating the unmount to the host.
         mount(
             None::<&str>,
             ".",
