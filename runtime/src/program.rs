@@ -36,14 +36,7 @@ fn check_executable(p: &Path) -> std::result::Result<(), String> {
 /// An errno's message as Go and runc print it ("permission denied").
 fn errno_text(e: &std::io::Error) -> String {
     match e.raw_os_error() {
-        Some(n) => {
-            let text = nix::errno::Errno::from_raw(n).desc();
-            let mut c = text.chars();
-            match c.next() {
-                Some(first) => first.to_lowercase().chain(c).collect(),
-                None => text.to_string(),
-            }
-        }
+        Some(n) => crate::sys::errno_text(nix::errno::Errno::from_raw(n)),
         None => e.to_string(),
     }
 }

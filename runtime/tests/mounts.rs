@@ -186,3 +186,329 @@ fn rslave_bind_receives_host_mounts() {
     assert_eq!(std::fs::read_to_string(out).unwrap(), "seen\n");
     drop(host);
 }
+
+/// `shared`, `slave`, `private` and `unbindable` options on a bind mount set
+/// its propagation (after pivot_root too).
+#[test]
+fn propagation_options_on_bind_mounts_apply() {
+    let mut sb = Sandbox::new("mnt-bindprop");
+    let src = sb.dir.join("src");
+    let host = HostTmpfs::shared(&src);
+    for (opt, dest) in [
+        ("shared", "/mnt/shared"),
+        ("slave", "/mnt/slave"),
+        ("private", "/mnt/private"),
+        ("unbindable", "/mnt/unbindable"),
+    ] {
+        sb.bundle.add_mount(
+            json!({"destination": dest, "type": "bind", "source": src, "options": ["bind", opt]}),
+        );
+    }
+    sb.bundle.args(&["cat", "/proc/self/mountinfo"]);
+    let info = run_ok(&sb);
+    // The default rootfsPropagation (rslave) makes the source a slave of the
+    // host's mount first, so a shared bind is shared and a slave.
+    let shared = optional_fields(&info, "/mnt/shared");
+    assert!(shared.starts_with("shared:"), "{shared:?}");
+    let slave = optional_fields(&info, "/mnt/slave");
+    assert!(slave.starts_with("master:"), "{slave:?}");
+    assert_eq!(optional_fields(&info, "/mnt/private"), "");
+    assert_eq!(optional_fields(&info, "/mnt/unbindable"), "unbindable");
+    drop(host);
+}
+
+/// Mounts are made in config order, so a bind whose source lies in the
+/// rootfs sees the mounts made before it; a destination given as a path
+/// inside the rootfs (as runc's own tests do) is taken relative to it.
+#[test]
+fn mounts_are_made_in_config_order() {
+    let mut sb = Sandbox::new("mnt-order");
+    let rootfs = sb.bundle.rootfs();
+    let src = sb.dir.join("bind-src");
+    for sub in ["a/x", "b/y", "c/z"] {
+        let d = src.join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("file"), format!("{sub}\n")).unwrap();
+        let top = sub.split('/').next().unwrap();
+        std::os::unix::fs::symlink(top, src.join(format!("sym-{top}"))).unwrap();
+    }
+    std::fs::create_dir_all(rootfs.join("mnt")).unwrap();
+    std::fs::create_dir_all(rootfs.join("final")).unwrap();
+    let r = rootfs.display().to_string();
+    let s = src.display().to_string();
+    for (source, dest) in [
+        (format!("{s}/a"), "/mnt".to_string()),
+        (format!("{s}/sym-b"), "/mnt/x".to_string()),
+        (format!("{s}/c"), "/mnt/x/y".to_string()),
+        (format!("{s}/sym-a"), "/mnt/x/y/z".to_string()),
+        (format!("{r}/mnt/x"), format!("{r}/mnt/x/y/z/x")),
+        (format!("{r}/mnt/x/y"), format!("{r}/mnt/x/y/z")),
+        (format!("{r}/mnt"), format!("{r}/final")),
+    ] {
+        sb.bundle.add_mount(json!({
+            "source": source, "destination": dest, "type": "bind", "options": ["rbind", "rprivate"]
+        }));
+    }
+    sb.bundle.args(&["cat", "/final/x/y/z/z/x/y/z/x/file"]);
+    assert_eq!(run_ok(&sb), "a/x\n");
+    assert!(
+        !rootfs.join(rootfs.strip_prefix("/").unwrap()).exists(),
+        "a rootfs-prefixed destination was created below the rootfs"
+    );
+}
+
+/// The per-mount flags of the host mount a bind starts from.
+fn set_host_flags(m: &HostTmpfs, flags: &str) {
+    for opts in [
+        "remount,bind,diratime,strictatime,rw,suid,dev,exec,symfollow",
+        flags,
+    ] {
+        let st = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,bind,{opts}")])
+            .arg(&m.0)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount -o remount,bind,{opts}");
+    }
+}
+
+/// The options of the mount at `mp` in /proc/self/mounts text.
+fn mount_options(mounts: &str, mp: &str) -> Vec<String> {
+    mounts
+        .lines()
+        .filter(|l| l.split(' ').nth(1) == Some(mp))
+        .last()
+        .map(|l| {
+            l.split(' ')
+                .nth(3)
+                .unwrap()
+                .split(',')
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_else(|| panic!("no {mp} in {mounts}"))
+}
+
+/// A bind remount applies exactly the flags asked for, as runc does: with
+/// no flag at all the host mount's flags stay; with any flag, the others
+/// are cleared (a ro source becomes rw unless `ro` is asked), except the
+/// atime ones, which stay unless one is asked.
+#[test]
+fn bind_remount_sets_exactly_the_requested_flags() {
+    let mut sb = Sandbox::new("mnt-remount");
+    let src = sb.dir.join("flags");
+    let host = HostTmpfs::shared(&src);
+    sb.bundle.args(&["cat", "/proc/self/mounts"]);
+    let cases: [(&str, &[&str], &[&str], &[&str]); 6] = [
+        (
+            "ro,noexec,nodiratime",
+            &["bind"],
+            &["ro", "noexec", "nodiratime"],
+            &["rw"],
+        ),
+        (
+            "ro,noexec,nodiratime",
+            &["bind", "dev"],
+            &["rw", "nodiratime"],
+            &["ro", "noexec"],
+        ),
+        (
+            "ro",
+            &["bind", "nosuid", "nodev", "rprivate"],
+            &["rw", "nosuid", "nodev"],
+            &["ro"],
+        ),
+        (
+            "nosuid,nodev,noexec,noatime",
+            &["bind", "dev", "suid", "exec", "atime"],
+            &["rw", "noatime"],
+            &["nosuid", "nodev", "noexec"],
+        ),
+        (
+            "nodev,nosuid,noexec,noatime",
+            &["bind", "ro"],
+            &["ro"],
+            &["nosuid", "nodev", "noexec"],
+        ),
+        (
+            "noatime",
+            &["bind", "relatime"],
+            &["relatime"],
+            &["noatime"],
+        ),
+    ];
+    for (host_flags, opts, want, not) in cases {
+        set_host_flags(&host, host_flags);
+        let mut b = sb.bundle.config.clone();
+        b["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/mnt/flags", "type": "bind", "source": src, "options": opts}),
+        );
+        let saved = std::mem::replace(&mut sb.bundle.config, b);
+        let got = mount_options(&run_ok(&sb), "/mnt/flags");
+        sb.bundle.config = saved;
+        for w in want {
+            assert!(
+                got.iter().any(|g| g == w),
+                "host {host_flags}, bind {opts:?}: want {w} in {got:?}"
+            );
+        }
+        for n in not {
+            assert!(
+                !got.iter().any(|g| g == n),
+                "host {host_flags}, bind {opts:?}: {n} in {got:?}"
+            );
+        }
+    }
+    drop(host);
+}
+
+/// A tmpfs without `mode=` takes the mode of the directory it covers (and
+/// says so in its options); an explicit `mode=` wins and leaves the directory
+/// alone; a tmpfs on a new directory keeps tmpfs' default (1777).
+#[test]
+fn tmpfs_mode_comes_from_the_directory_it_covers() {
+    let mut sb = Sandbox::new("mnt-tmpfsmode");
+    let rootfs = sb.bundle.rootfs();
+    std::fs::create_dir(rootfs.join("covered")).unwrap();
+    std::fs::create_dir(rootfs.join("explicit")).unwrap();
+    for d in ["covered", "explicit"] {
+        std::fs::set_permissions(
+            rootfs.join(d),
+            std::os::unix::fs::PermissionsExt::from_mode(0o710),
+        )
+        .unwrap();
+    }
+    for (dest, opts) in [
+        ("/covered", json!(["rw", "nodev", "nosuid"])),
+        ("/explicit", json!(["rw", "nodev", "nosuid", "mode=1500"])),
+        ("/non-existent/foo", json!(["rw", "nodev", "nosuid"])),
+    ] {
+        sb.bundle.add_mount(
+            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts}),
+        );
+    }
+    sb.bundle
+        .sh("stat -c %a /covered /explicit /non-existent/foo; grep -E ' /(covered|explicit|non-existent/foo) ' /proc/self/mounts");
+    let out = run_ok(&sb);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], ["710", "1500", "1777"], "{out}");
+    let opts = |mp: &str| mount_options(&out, mp);
+    assert!(opts("/covered").contains(&"mode=710".to_string()), "{out}");
+    assert!(
+        opts("/explicit").contains(&"mode=1500".to_string()),
+        "{out}"
+    );
+    assert!(
+        !opts("/non-existent/foo")
+            .iter()
+            .any(|o| o.starts_with("mode=")),
+        "{out}"
+    );
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(rootfs.join(p)).unwrap().permissions(),
+        ) & 0o7777
+    };
+    assert_eq!(
+        mode("explicit"),
+        0o710,
+        "the covered directory was chmod-ed"
+    );
+    assert_eq!(mode("non-existent/foo"), 0o755);
+}
+
+/// `tmpcopyup` (podman's --read-only, --tmpfs): the new tmpfs starts with a
+/// copy of what the image has at its destination (modes and owners kept);
+/// the image's directory is left untouched.
+#[test]
+fn tmpcopyup_copies_the_image_contents() {
+    let mut sb = Sandbox::new("mnt-copyup");
+    let rootfs = sb.bundle.rootfs();
+    let d = rootfs.join("dir1");
+    std::fs::create_dir_all(d.join("dir2")).unwrap();
+    std::fs::set_permissions(
+        d.join("dir2"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    std::fs::write(d.join("dir2/file"), "from the image\n").unwrap();
+    std::os::unix::fs::chown(d.join("dir2/file"), Some(1234), Some(5678)).unwrap();
+    std::os::unix::fs::symlink("dir2/file", d.join("link")).unwrap();
+    sb.bundle.add_mount(
+        json!({"destination": "/dir1", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}),
+    );
+    sb.bundle.sh(
+        "stat -c '%a %u:%g' /dir1/dir2 /dir1/dir2/file; cat /dir1/link; echo new > /dir1/dir2/file; \
+         grep ' /dir1 ' /proc/self/mounts | cut -d' ' -f3",
+    );
+    let out = run_ok(&sb);
+    assert_eq!(
+        out, "777 0:0\n644 1234:5678\nfrom the image\ntmpfs\n",
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("dir2/file")).unwrap(),
+        "from the image\n",
+        "the write went to the image"
+    );
+    // features lists the option.
+    let f = sb.berth(&["features"]);
+    assert!(f.stdout.contains("\"tmpcopyup\""), "{}", f.stdout);
+}
+
+/// `ro` on the /dev tmpfs and on other tmpfs mounts: the mount ends up
+/// read-only, after the devices and /dev/pts were made in it.
+#[test]
+fn read_only_dev_and_tmpfs() {
+    let mut sb = Sandbox::new("mnt-rodev");
+    for m in sb.bundle.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    sb.bundle.add_mount(json!({
+        "destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "nodev", "nosuid", "mode=755"]
+    }));
+    sb.bundle
+        .sh("cat /proc/self/mounts; ls -l /dev/null; ls -d /dev/pts");
+    let out = run_ok(&sb);
+    assert!(
+        mount_options(&out, "/dev").contains(&"ro".to_string()),
+        "{out}"
+    );
+    assert!(
+        mount_options(&out, "/mnt").contains(&"ro".to_string()),
+        "{out}"
+    );
+    assert!(out.contains("/dev/pts"), "{out}");
+}
+
+/// Without a /dev tmpfs, the spec's default devices are still made, replacing
+/// whatever the image had at their paths.
+#[test]
+fn default_devices_replace_image_entries_without_a_dev_tmpfs() {
+    let mut sb = Sandbox::new("mnt-nodevfs");
+    sb.bundle.without_mount("/dev");
+    sb.bundle.without_mount("/dev/pts");
+    sb.bundle.without_mount("/dev/shm");
+    sb.bundle.without_mount("/dev/mqueue");
+    let dev = sb.bundle.rootfs().join("dev");
+    std::fs::write(dev.join("null"), "not a device").unwrap();
+    std::fs::write(dev.join("zero"), "not a device").unwrap();
+    sb.bundle
+        .sh("for d in null zero full random urandom tty; do stat -c '%n %t:%T %F' /dev/$d; done");
+    let out = run_ok(&sb);
+    for (name, rdev) in [
+        ("null", "1:3"),
+        ("zero", "1:5"),
+        ("full", "1:7"),
+        ("random", "1:8"),
+        ("urandom", "1:9"),
+        ("tty", "5:0"),
+    ] {
+        assert!(
+            out.contains(&format!("/dev/{name} {rdev} character special file")),
+            "/dev/{name}: {out}"
+        );
+    }
+}

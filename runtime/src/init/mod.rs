@@ -144,7 +144,7 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
     let fifo = exec::FifoHandle::from_fd(fifo_fd)?;
     rootfs::enter(&root, a.no_pivot)?;
     drop(root);
-    rootfs::finalize(spec)?;
+    rootfs::finalize(spec, a.rootfs)?;
 
     crate::procattrs::apply_personality(linux)?;
     crate::procattrs::apply_memory_policy(linux)?;

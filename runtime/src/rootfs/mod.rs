@@ -2,10 +2,12 @@
 //! `mounts[]`, devices, masked and read-only paths, then pivot_root.
 
 pub mod cgroupfs;
+pub mod copyup;
 pub mod devices;
 pub mod mounts;
 pub mod options;
 pub mod paths;
+pub mod remount;
 pub mod sysctl;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -97,26 +99,30 @@ fn make_parent(rootfs: &Path, propagation: MsFlags) -> Result<()> {
 
 /// Step 2: `mounts[]`, devices and /dev symlinks.
 pub fn mount_all(spec: &Spec, root: &Root, ctx: &MountCtx, userns: bool) -> Result<()> {
-    let mut dev_fresh = false;
+    let mut dev_bind = false;
     let mut with_pts = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         mounts::mount_entry(ctx, m, i)?;
-        let dest = m.destination();
+        let dest = mounts::strip_root(&root.path, m.destination());
         let bind = m.typ().as_deref() == Some("bind")
             || m.options()
                 .iter()
                 .flatten()
                 .any(|o| o == "bind" || o == "rbind");
-        if dest == Path::new("/dev") && !bind {
-            dev_fresh = true;
+        if dest == Path::new("/dev") && bind {
+            dev_bind = true;
         }
         if dest == Path::new("/dev/pts") {
             with_pts = true;
         }
     }
-    let _ = dev_fresh;
+    // A /dev bound from elsewhere is used as it is (as runc does): making
+    // nodes in it would change the directory it comes from.
+    if dev_bind {
+        return Ok(());
+    }
     for d in devices::defaults() {
-        devices::create(root, &d, userns, false)?;
+        devices::create(root, &d, userns, devices::Existing::KeepIfSameDevice)?;
     }
     let linux = spec.linux().as_ref();
     for (i, d) in linux
@@ -126,7 +132,7 @@ pub fn mount_all(spec: &Spec, root: &Root, ctx: &MountCtx, userns: bool) -> Resu
         .enumerate()
     {
         let dev = devices::from_spec(d, i)?;
-        devices::create(root, &dev, userns, true)?;
+        devices::create(root, &dev, userns, devices::Existing::Replace)?;
     }
     devices::symlinks(root, with_pts)?;
     Ok(())
@@ -318,8 +324,46 @@ fn dir_fd(root: &Root) -> Result<OwnedFd> {
     .ctx(|| "open rootfs")
 }
 
-/// Step 5 (inside the new root): read-only root and the final propagation.
-pub fn finalize(spec: &Spec) -> Result<()> {
+/// The tmpfs mounts and /dev made writable for the setup (see
+/// `mounts::read_only_later`) become read-only when their options ask for it.
+fn remount_read_only(spec: &Spec, rootfs: &Path) -> Result<()> {
+    for m in spec.mounts().iter().flatten() {
+        let o = match options::parse(m.options().as_deref().unwrap_or(&[])) {
+            Ok(o) => o,
+            Err(_) => continue,
+        };
+        let typ = m.typ().as_deref().unwrap_or("");
+        let dest = mounts::strip_root(rootfs, m.destination());
+        if !o.flags.contains(MsFlags::MS_RDONLY) || o.is_bind() || typ == "bind" {
+            continue;
+        }
+        if !mounts::read_only_later(typ, &dest) {
+            continue;
+        }
+        let per_mount = o.flags
+            & (MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC
+                | MsFlags::MS_NOATIME
+                | MsFlags::MS_NODIRATIME
+                | MsFlags::MS_RELATIME
+                | MsFlags::MS_STRICTATIME);
+        mount(
+            None::<&str>,
+            &dest,
+            None::<&str>,
+            per_mount | MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .ctx(|| format!("remount {} read-only", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// Step 5 (inside the new root): read-only mounts and root, and the final
+/// propagation.
+pub fn finalize(spec: &Spec, rootfs: &Path) -> Result<()> {
+    remount_read_only(spec, rootfs)?;
     if spec
         .root()
         .as_ref()

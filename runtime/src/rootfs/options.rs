@@ -31,6 +31,8 @@ pub struct MountOptions {
     pub cleared: MsFlags,
     pub propagation: Vec<MsFlags>,
     pub rec: RecAttr,
+    /// `tmpcopyup`: a new tmpfs starts with a copy of what it covers.
+    pub copy_up: bool,
     /// Everything else, joined with commas, passed as mount data.
     pub data: String,
 }
@@ -42,6 +44,7 @@ impl Default for MountOptions {
             cleared: MsFlags::empty(),
             propagation: Vec::new(),
             rec: RecAttr::default(),
+            copy_up: false,
             data: String::new(),
         }
     }
@@ -195,6 +198,7 @@ pub fn known_options() -> Vec<&'static str> {
         "rnostrictatime",
         "rnosymfollow",
         "rsymfollow",
+        "tmpcopyup",
     ]
 }
 
@@ -232,9 +236,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
                 "mount option \"{opt}\" (idmapped mounts) is not supported by berth"
             )));
         } else if opt == "tmpcopyup" {
-            return Err(Error::Config(
-                "mount option \"tmpcopyup\" is not supported by berth".into(),
-            ));
+            o.copy_up = true;
         } else {
             data.push(opt.as_str());
         }
