@@ -95,6 +95,9 @@ struct CreateGuard {
     dir: Option<ContainerDir>,
     pid: Option<i32>,
     cgroup: Option<Box<dyn CgroupManager>>,
+    /// The rootfs of a container without a mount namespace, whose mounts
+    /// land in the runtime's own namespace.
+    shared_mounts: Option<PathBuf>,
 }
 
 impl Drop for CreateGuard {
@@ -106,6 +109,9 @@ impl Drop for CreateGuard {
         if let Some(cg) = &self.cgroup {
             let _ = cg.kill_all(libc::SIGKILL);
             destroy_cgroup(cg.as_ref());
+        }
+        if let Some(rootfs) = &self.shared_mounts {
+            crate::rootfs::detach_mounts_below(rootfs);
         }
         if let Some(d) = self.dir.take() {
             let _ = d.remove();
@@ -179,6 +185,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         dir: Some(dir),
         pid: None,
         cgroup: None,
+        shared_mounts: (!plan.has(LinuxNamespaceType::Mount)).then(|| rootfs.clone()),
     };
     let dir = guard.dir.as_ref().expect("set");
 
@@ -358,6 +365,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     guard.pid = None;
     guard.cgroup = None;
     guard.dir = None;
+    guard.shared_mounts = None;
     Ok(pid)
 }
 
@@ -630,6 +638,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         }
     }
     let spec = load_spec_copy(&dir);
+    if spec.as_ref().is_some_and(|s| !has_mount_namespace(s)) {
+        crate::rootfs::detach_mounts_below(&state.rootfs);
+    }
     if let Ok(cg) = cgroup_manager(&state) {
         let _ = cg.kill_all(libc::SIGKILL);
         let _ = cg.thaw();
@@ -641,6 +652,14 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         crate::hooks::run_all_warn(h.poststop().as_ref(), &state.hook_json(), "poststop");
     }
     Ok(())
+}
+
+/// Whether the config gives the container a mount namespace of its own.
+fn has_mount_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Mount))
 }
 
 /// SIGKILL the init and everything in its cgroup, and wait until it is gone.

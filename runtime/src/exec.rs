@@ -266,6 +266,28 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         &CHILD_ORDER[..]
     };
     let late = open_namespaces(state.pid, late_kinds)?;
+    // A container without a mount namespace of its own shares ours, chrooted
+    // into its rootfs: the process goes into the same root.
+    let shared_mount_root = if linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount)
+    {
+        None
+    } else {
+        let p = format!("/proc/{}/root", state.pid);
+        Some(
+            crate::sys::openat2(
+                libc::AT_FDCWD,
+                Path::new(&p),
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                0,
+            )
+            .ctx(|| format!("open {p}"))?,
+        )
+    };
     let cgroup = crate::container::cgroup_manager(&state)?;
     let sub_dirs = sub_cgroup_dirs(cgroup.as_ref(), &opts.sub_cgroups)?;
     let console = match (&opts.console_socket, opts.console_fd) {
@@ -298,6 +320,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
                 process,
                 linux,
                 &late,
+                shared_mount_root.as_ref(),
                 console,
                 opts.console_fd.is_some(),
                 seccomp.as_ref(),
@@ -375,6 +398,7 @@ fn child_main(
     process: &Process,
     linux: &oci_spec::runtime::Linux,
     namespaces: &[(LinuxNamespaceType, OwnedFd)],
+    shared_mount_root: Option<&OwnedFd>,
     console: Option<OwnedFd>,
     relayed_console: bool,
     seccomp: Option<&crate::seccomp::Compiled>,
@@ -409,6 +433,11 @@ fn child_main(
     crate::procattrs::reset_affinity_unless_initial(process)?;
     for (t, fd) in namespaces {
         setns(*t, fd)?;
+    }
+    if let Some(root) = shared_mount_root {
+        nix::unistd::fchdir(root.as_raw_fd()).ctx(|| "chdir to the container's root")?;
+        nix::unistd::chroot(".").ctx(|| "chroot into the container's root")?;
+        nix::unistd::chdir("/").ctx(|| "chdir /")?;
     }
     let pty = match &console {
         Some(sock) => {

@@ -183,9 +183,22 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         }
     }
     if !have(LinuxNamespaceType::Mount) {
-        return Err(Error::Config(
-            "field linux.namespaces: berth requires a mount namespace".into(),
-        ));
+        // The container then shares the runtime's mount namespace: what would
+        // change that namespace's own mounts is refused.
+        if spec
+            .root()
+            .as_ref()
+            .is_some_and(|r| r.readonly() == Some(true))
+        {
+            return Err(Error::Config(
+                "field root.readonly: a read-only root needs a mount namespace (without one, the root is a directory of the runtime's own mounts)".into(),
+            ));
+        }
+        if linux.rootfs_propagation().is_some() {
+            return Err(Error::Config(
+                "field linux.rootfsPropagation: needs a mount namespace (without one it would change the runtime's own mounts)".into(),
+            ));
+        }
     }
     let userns = have(LinuxNamespaceType::User);
     if !userns

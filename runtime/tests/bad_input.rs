@@ -153,21 +153,6 @@ fn missing_rootfs() {
 }
 
 #[test]
-fn missing_mount_namespace() {
-    let mut sb = Sandbox::new("bad-mntns");
-    sb.bundle.sh(MARK);
-    let ns: Vec<_> = sb.bundle.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "mount")
-        .cloned()
-        .collect();
-    sb.bundle.set("/linux/namespaces", json!(ns));
-    create_fails(&sb, &["linux.namespaces"]);
-}
-
-#[test]
 fn terminal_without_console_socket() {
     let mut sb = Sandbox::new("bad-tty");
     sb.bundle.sh(MARK);

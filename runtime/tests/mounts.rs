@@ -512,3 +512,61 @@ fn default_devices_replace_image_entries_without_a_dev_tmpfs() {
         );
     }
 }
+
+/// The propagation fields of the host's "/" (in this test's namespace).
+fn host_root_fields() -> String {
+    optional_fields(
+        &std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        "/",
+    )
+}
+
+/// Without a mount namespace in the config the container stays in the
+/// runtime's (as the spec says): it is chrooted into its rootfs, the mounts
+/// of the config are made there, nothing else of the host's mount table
+/// changes, and `delete` takes those mounts away again. `exec` lands in the
+/// same root.
+#[test]
+fn no_mount_namespace_chroots_and_leaves_the_host_mounts_alone() {
+    let mut sb = Sandbox::new("mnt-nomntns");
+    sb.bundle.without_namespace("mount");
+    std::fs::write(sb.bundle.rootfs().join("etc/marker"), "in the rootfs\n").unwrap();
+    sb.bundle.sh(
+        "cat /etc/marker; readlink /proc/self/ns/mnt; ls /dev/null && touch /host/started; exec sleep 1000",
+    );
+    let host_ns = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let root_before = host_root_fields();
+    let id = sb.id("m");
+    let base = sb.baseline(&id);
+    {
+        sb.bundle.save();
+        let _c = sb.guard(&id);
+        let o = sb.berth(&["run", "-d", "--bundle", &sb.bundle_arg(), &id]);
+        assert_eq!(o.code, 0, "{o:?}");
+        assert!(wait_until(POLL_TIMEOUT, || sb
+            .host
+            .join("started")
+            .exists()));
+        assert_eq!(
+            host_root_fields(),
+            root_before,
+            "the host's / changed propagation"
+        );
+        let out = sb.berth(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "cat /etc/marker; readlink /proc/self/ns/mnt",
+        ]);
+        out.expect_ok();
+        assert_eq!(
+            out.stdout,
+            format!("in the rootfs\n{}\n", host_ns.display()),
+            "{out:?}"
+        );
+        sb.berth(&["delete", "--force", &id]).expect_ok();
+    }
+    assert_eq!(host_root_fields(), root_before);
+    base.assert_clean(&sb);
+}

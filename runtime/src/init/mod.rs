@@ -121,7 +121,12 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
         set_domainname(d)?;
     }
 
-    let root = rootfs::prepare_root(spec, a.rootfs)?;
+    let mount_ns = a.plan.has(LinuxNamespaceType::Mount);
+    let root = if mount_ns {
+        rootfs::prepare_root(spec, a.rootfs)?
+    } else {
+        rootfs::paths::Root::open(a.rootfs)?
+    };
     let userns = a.plan.involves_user();
     let ctx = MountCtx {
         root: &root,
@@ -142,7 +147,11 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
         .take()
         .ok_or_else(|| Error::Init("exec fifo already taken".into()))?;
     let fifo = exec::FifoHandle::from_fd(fifo_fd)?;
-    rootfs::enter(&root, a.no_pivot)?;
+    if mount_ns {
+        rootfs::enter(&root, a.no_pivot)?;
+    } else {
+        rootfs::chroot_into(&root)?;
+    }
     drop(root);
     rootfs::finalize(spec, a.rootfs)?;
 

@@ -11,7 +11,7 @@ pub mod remount;
 pub mod sysctl;
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
@@ -311,6 +311,59 @@ pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
     }
     nix::unistd::chdir("/").ctx(|| "chdir /")?;
     Ok(())
+}
+
+/// Without a mount namespace of its own the container stays in the runtime's
+/// (runtime-spec config-linux.md#namespaces): it is only chrooted into its
+/// rootfs; nothing of that namespace's mount table is moved or changed.
+pub fn chroot_into(root: &Root) -> Result<()> {
+    nix::unistd::fchdir(dir_fd(root)?.as_raw_fd())
+        .ctx(|| format!("chdir to rootfs {}", root.path.display()))?;
+    nix::unistd::chroot(".").ctx(|| "chroot into rootfs")?;
+    nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    Ok(())
+}
+
+/// Detach every mount strictly below `rootfs` in this mount namespace,
+/// deepest first: what a container without a mount namespace of its own
+/// mounted into its rootfs, which nothing else would take away.
+pub fn detach_mounts_below(rootfs: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut below: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|mp| mp.starts_with(rootfs) && mp != rootfs)
+        .collect();
+    below.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    below.dedup();
+    for mp in below {
+        // A path is fine here: the rootfs is the runtime's, not the container's
+        // view, and MNT_DETACH never follows into the mount it removes.
+        let _ = umount2(&mp, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW);
+    }
+}
+
+/// A mount point as mountinfo escapes it (octal for space, tab, newline, backslash).
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
 }
 
 fn dir_fd(root: &Root) -> Result<OwnedFd> {
