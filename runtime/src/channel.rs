@@ -34,6 +34,17 @@ pub enum Msg {
     SeccompFd,
     /// parent → init: the listener has the fd (init may close its copy).
     SeccompFdSent,
+    /// init → parent: open the `index`th mount's source in the runtime's
+    /// mount namespace (the container cannot reach it); the parent answers
+    /// `MountSource` and the fd of a detached tree, or `Error`.
+    OpenMountSource { index: usize },
+    /// parent → init: the detached tree follows (SCM_RIGHTS).
+    MountSource,
+    /// init → parent: idmap the detached tree that follows (SCM_RIGHTS) as
+    /// the `index`th mount asks; the parent answers `Idmapped` or `Error`.
+    IdmapMount { index: usize },
+    /// parent → init: the tree is idmapped.
+    Idmapped,
     /// init → parent: the container is created; init now waits for `start`.
     Created,
     /// either way: a fatal error, with the reason.

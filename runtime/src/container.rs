@@ -334,6 +334,28 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
                 }
                 parent_end.send(&Msg::SeccompFdSent)?;
             }
+            Msg::OpenMountSource { index } => {
+                match crate::rootfs::idmap::open_source(&spec, index) {
+                    Ok(fd) => {
+                        parent_end.send(&Msg::MountSource)?;
+                        parent_end.send_fd(&fd)?;
+                    }
+                    Err(e) => {
+                        let _ = parent_end.send(&Msg::Error(e.to_string()));
+                        return Err(e);
+                    }
+                }
+            }
+            Msg::IdmapMount { index } => {
+                let tree = parent_end.recv_fd()?;
+                match crate::rootfs::idmap::apply(&spec, index, &tree) {
+                    Ok(()) => parent_end.send(&Msg::Idmapped)?,
+                    Err(e) => {
+                        let _ = parent_end.send(&Msg::Error(e.to_string()));
+                        return Err(e);
+                    }
+                }
+            }
             Msg::Created => break,
             m => return Err(Error::Init(format!("unexpected message from init: {m:?}"))),
         }

@@ -240,6 +240,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             "field linux.timeOffsets: set without a new time namespace".into(),
         ));
     }
+    crate::rootfs::idmap::check(spec)?;
     if let Some(p) = linux.rootfs_propagation() {
         crate::rootfs::propagation_flag(p)?;
     }

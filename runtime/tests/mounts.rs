@@ -222,6 +222,18 @@ fn propagation_options_on_bind_mounts_apply() {
 /// inside the rootfs (as runc's own tests do) is taken relative to it.
 #[test]
 fn mounts_are_made_in_config_order() {
+    mount_order(false);
+}
+
+/// The same with the binds of container sources idmapped: the detached
+/// trees are made in the container's mount namespace, where the earlier
+/// mounts are.
+#[test]
+fn mounts_are_made_in_config_order_with_idmapped_container_sources() {
+    mount_order(true);
+}
+
+fn mount_order(idmapped: bool) {
     let mut sb = Sandbox::new("mnt-order");
     let rootfs = sb.bundle.rootfs();
     let src = sb.dir.join("bind-src");
@@ -245,9 +257,15 @@ fn mounts_are_made_in_config_order() {
         (format!("{r}/mnt/x/y"), format!("{r}/mnt/x/y/z")),
         (format!("{r}/mnt"), format!("{r}/final")),
     ] {
-        sb.bundle.add_mount(json!({
+        let mut m = json!({
             "source": source, "destination": dest, "type": "bind", "options": ["rbind", "rprivate"]
-        }));
+        });
+        if idmapped && source.starts_with(&r) {
+            m["options"].as_array_mut().unwrap().push(json!("idmap"));
+            m["uidMappings"] = idmap(100000);
+            m["gidMappings"] = idmap(100000);
+        }
+        sb.bundle.add_mount(m);
     }
     sb.bundle.args(&["cat", "/final/x/y/z/z/x/y/z/x/file"]);
     assert_eq!(run_ok(&sb), "a/x\n");
@@ -569,4 +587,159 @@ fn no_mount_namespace_chroots_and_leaves_the_host_mounts_alone() {
     }
     assert_eq!(host_root_fields(), root_before);
     base.assert_clean(&sb);
+}
+
+/// A user namespace mapping container ids 0..65536 to host 100000..,
+/// with the mount points the init (host uid 100000) cannot make itself in
+/// the root-owned rootfs made beforehand.
+fn with_user_namespace(sb: &mut Sandbox, mount_points: &[&str]) {
+    for d in mount_points.iter().chain(&["host"]) {
+        std::fs::create_dir_all(sb.bundle.rootfs().join(d.trim_start_matches('/'))).unwrap();
+    }
+    let mut ns = sb.bundle.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .clone();
+    ns.push(json!({"type": "user"}));
+    sb.bundle.set("/linux/namespaces", json!(ns));
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    sb.bundle.set("/linux/uidMappings", map.clone());
+    sb.bundle.set("/linux/gidMappings", map);
+}
+
+/// Two host directories: one owned by 0:0, one by 1:1, each with a foo.txt
+/// of that owner.
+fn idmap_sources(sb: &Sandbox) -> (PathBuf, PathBuf) {
+    let s1 = sb.dir.join("source-1");
+    let s2 = sb.dir.join("source-2");
+    for (d, id) in [(&s1, 0), (&s2, 1)] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join("foo.txt"), "x").unwrap();
+        std::os::unix::fs::chown(d.join("foo.txt"), Some(id), Some(id)).unwrap();
+        std::os::unix::fs::chown(d, Some(id), Some(id)).unwrap();
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    (s1, s2)
+}
+
+fn idmap(host: u32) -> serde_json::Value {
+    json!([{"containerID": 0, "hostID": host, "size": 65536}])
+}
+
+/// Idmapped bind mounts (Kubernetes user namespaces need them): per-mount
+/// uidMappings/gidMappings, or the `idmap` option taking the container's
+/// own mappings; files written through the mount land with the on-disk ids.
+#[test]
+fn idmapped_bind_mounts_in_a_user_namespace() {
+    let mut sb = Sandbox::new("mnt-idmap");
+    with_user_namespace(
+        &mut sb,
+        &["/tmp/mount-1", "/tmp/mount-2", "/tmp/plain-2", "/tmp/opt-1"],
+    );
+    let (s1, s2) = idmap_sources(&sb);
+    for (src, dest, extra) in [
+        (&s1, "/tmp/mount-1", true),
+        (&s2, "/tmp/mount-2", true),
+        (&s2, "/tmp/plain-2", false),
+    ] {
+        let mut m =
+            json!({"source": src, "destination": dest, "type": "bind", "options": ["bind"]});
+        if extra {
+            m["uidMappings"] = idmap(100000);
+            m["gidMappings"] = idmap(100000);
+        }
+        sb.bundle.add_mount(m);
+    }
+    sb.bundle.add_mount(
+        json!({"source": s1, "destination": "/tmp/opt-1", "type": "bind", "options": ["bind", "idmap"]}),
+    );
+    sb.bundle.sh(
+        "stat -c =%u=%g= /tmp/mount-1/foo.txt /tmp/mount-2/foo.txt /tmp/plain-2/foo.txt /tmp/opt-1/foo.txt; \
+         touch /tmp/mount-1/bar && stat -c =%u=%g= /tmp/mount-1/bar",
+    );
+    let out = run_ok(&sb);
+    assert_eq!(out, "=0=0=\n=1=1=\n=65534=65534=\n=0=0=\n=0=0=\n", "{out}");
+    let md = std::fs::metadata(s1.join("bar")).unwrap();
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&md),
+            std::os::unix::fs::MetadataExt::gid(&md)
+        ),
+        (0, 0),
+        "a file written through the idmapped mount has the on-disk owner"
+    );
+}
+
+/// Without a user namespace, an idmapped mount shows its files under the
+/// mapped host ids; `ridmap` maps the submounts of an rbind too.
+#[test]
+fn idmapped_bind_mounts_without_a_user_namespace() {
+    let mut sb = Sandbox::new("mnt-idmap-nouserns");
+    let (s1, _) = idmap_sources(&sb);
+    let sub = HostTmpfs::shared(&s1.join("sub"));
+    std::fs::write(sub.0.join("in-sub"), "x").unwrap();
+    sb.bundle.add_mount(json!({
+        "source": s1, "destination": "/mnt/plain", "type": "bind", "options": ["rbind", "idmap"],
+        "uidMappings": idmap(4242), "gidMappings": idmap(4343)
+    }));
+    sb.bundle.add_mount(json!({
+        "source": s1, "destination": "/mnt/rec", "type": "bind", "options": ["rbind", "ridmap"],
+        "uidMappings": idmap(4242), "gidMappings": idmap(4343)
+    }));
+    sb.bundle
+        .sh("stat -c =%u=%g= /mnt/plain/foo.txt /mnt/plain/sub/in-sub /mnt/rec/sub/in-sub");
+    let out = run_ok(&sb);
+    assert_eq!(out, "=4242=4343=\n=0=0=\n=4242=4343=\n", "{out}");
+    drop(sub);
+}
+
+/// Idmapped mounts the kernel could not make as asked fail `create` naming
+/// the mount (runc's "invalid mount").
+#[test]
+fn invalid_idmapped_mounts_are_refused() {
+    let mut sb = Sandbox::new("mnt-idmap-bad");
+    let (s1, _) = idmap_sources(&sb);
+    let base_cfg = sb.bundle.config.clone();
+    let cases = [
+        (
+            json!({"source": "tmpfs", "destination": "/mnt/x", "type": "tmpfs",
+                   "uidMappings": idmap(4242), "gidMappings": idmap(4242)}),
+            "bind",
+        ),
+        (
+            json!({"source": s1, "destination": "/mnt/x", "type": "bind", "options": ["bind"],
+                   "uidMappings": idmap(4242)}),
+            "gidMappings",
+        ),
+        (
+            json!({"source": s1, "destination": "/mnt/x", "type": "bind", "options": ["bind", "idmap"]}),
+            "user namespace",
+        ),
+    ];
+    for (m, words) in cases {
+        sb.bundle.config = base_cfg.clone();
+        sb.bundle.add_mount(m);
+        let id = sb.id("m");
+        let base = sb.baseline(&id);
+        sb.create(&id).expect_fail(&["invalid mount", words]);
+        base.assert_clean(&sb);
+    }
+}
+
+/// In a user namespace, a bind source the container's root cannot reach (a
+/// directory of the host only root may enter) still mounts: the runtime
+/// opens it on the container's behalf.
+#[test]
+fn unreachable_bind_source_mounts_in_a_user_namespace() {
+    let mut sb = Sandbox::new("mnt-userns-src");
+    with_user_namespace(&mut sb, &["/mnt/a"]);
+    let locked = sb.dir.join("locked");
+    std::fs::create_dir_all(locked.join("a")).unwrap();
+    std::fs::write(locked.join("a/file"), "reachable\n").unwrap();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    sb.bundle.add_mount(json!({
+        "source": locked.join("a"), "destination": "/mnt/a", "type": "bind", "options": ["rbind", "ro"]
+    }));
+    sb.bundle.args(&["cat", "/mnt/a/file"]);
+    assert_eq!(run_ok(&sb), "reachable\n");
 }

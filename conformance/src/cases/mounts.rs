@@ -51,6 +51,11 @@ pub fn cases() -> Vec<Case> {
         },
         Case {
             section: "config.md#mounts",
+            desc: "uidMappings/gidMappings on a bind mount: files show the mapped owner",
+            run: idmapped_bind,
+        },
+        Case {
+            section: "config.md#mounts",
             desc: "destination through an absolute symlink stays inside the rootfs",
             run: symlink_absolute,
         },
@@ -165,6 +170,36 @@ fn rshared_bind(ctx: &Ctx) -> CaseResult {
     ensure(
         made,
         "the mount made inside the container did not reach the host",
+    )
+}
+
+fn idmapped_bind(ctx: &Ctx) -> CaseResult {
+    let (mut b, id) = ctx.bundle()?;
+    let src = b.dir.join("idmap-src");
+    fs::create_dir_all(&src).map_err(|e| e.to_string())?;
+    fs::write(src.join("f"), "x").map_err(|e| e.to_string())?;
+    std::os::unix::fs::chown(src.join("f"), Some(0), Some(0)).map_err(|e| e.to_string())?;
+    let map = |host: u32| json!([{ "containerID": 0, "hostID": host, "size": 65536 }]);
+    b.push_mount(json!({
+        "destination": "/mnt/idmap", "type": "bind", "source": src.display().to_string(),
+        "options": ["bind"], "uidMappings": map(4242), "gidMappings": map(4343)
+    }));
+    b.set_args(&[
+        "/bin/sh",
+        "-c",
+        "stat -c %u:%g /mnt/idmap/f > /hostdir/owner && /runtimetest mounted:/mnt/idmap",
+    ]);
+    b.write()?;
+    let _g = ctx.guard(&id);
+    let out = ctx.runtime.run(&b.dir, &id);
+    crate::suite::verdict(&b.stdout(), out.code(), &b.stderr())?;
+    let owner = fs::read_to_string(b.host().join("owner")).unwrap_or_default();
+    ensure(
+        owner.trim() == "4242:4343",
+        format!(
+            "the file shows owner {:?}, not the mapped 4242:4343",
+            owner.trim()
+        ),
     )
 }
 

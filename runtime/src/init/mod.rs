@@ -133,6 +133,7 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
         cgroupns: a.plan.has(LinuxNamespaceType::Cgroup),
         userns,
         mount_label: linux.mount_label().as_deref(),
+        runtime: Some(&a.channel),
     };
     rootfs::mount_all(spec, &root, &ctx, userns)?;
     let pty = setup_terminal(a, &root)?;

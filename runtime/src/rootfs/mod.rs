@@ -4,6 +4,7 @@
 pub mod cgroupfs;
 pub mod copyup;
 pub mod devices;
+pub mod idmap;
 pub mod mounts;
 pub mod options;
 pub mod paths;

@@ -63,6 +63,9 @@ pub struct MountCtx<'a> {
     pub userns: bool,
     /// SELinux mount label, if any.
     pub mount_label: Option<&'a str>,
+    /// The channel to the runtime, which opens mount sources the container
+    /// cannot reach and idmaps mounts (see `idmap`).
+    pub runtime: Option<&'a crate::channel::Channel>,
 }
 
 /// `dest` relative to the container's root: a destination given as a path
@@ -87,17 +90,102 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<()> {
         _ => {}
     }
     if o.is_bind() || typ == "bind" {
-        bind_entry(ctx, m, &o, dest, &field)
+        bind_entry(ctx, m, index, &o, dest, &field)
     } else {
         fs_entry(ctx, m, &o, typ, dest)
     }
 }
 
-/// A bind mount: the source is opened first, bound from its fd, and the
-/// requested flags applied to the new mount (see `remount`).
+/// Where a bind mount comes from: the source itself, or a detached copy of
+/// it (a tree the runtime opened, or one to be idmapped).
+enum BindSource {
+    Path(OwnedFd),
+    Tree(OwnedFd),
+}
+
+impl BindSource {
+    fn fd(&self) -> &OwnedFd {
+        match self {
+            BindSource::Path(fd) | BindSource::Tree(fd) => fd,
+        }
+    }
+}
+
+/// Ask the runtime for something on the channel and wait for its answer.
+fn ask_runtime(
+    ctx: &MountCtx,
+    msg: &crate::channel::Msg,
+    what: &str,
+) -> Result<crate::channel::Msg> {
+    let ch = ctx
+        .runtime
+        .ok_or_else(|| Error::Init(format!("{what}: no channel to the runtime")))?;
+    ch.send(msg)?;
+    ch.expect(what)
+}
+
+/// Open a bind source: directly, or (in a user namespace, where the
+/// container's root may not reach a host directory) as a tree the runtime
+/// opens. An idmapped mount is always a detached tree, idmapped by the runtime.
+fn open_bind_source(
+    ctx: &MountCtx,
+    m: &Mount,
+    index: usize,
+    o: &MountOptions,
+    src: &Path,
+    field: &dyn Fn() -> String,
+) -> Result<BindSource> {
+    use crate::channel::Msg;
+    let not_found = |e: nix::errno::Errno| {
+        Error::Config(format!(
+            "field {}.source: {}: {}",
+            field(),
+            src.display(),
+            std::io::Error::from(e)
+        ))
+    };
+    let recursive = o.flags.contains(MsFlags::MS_REC);
+    let from_runtime = |e: nix::errno::Errno| -> Result<OwnedFd> {
+        if !(ctx.userns && matches!(e, nix::errno::Errno::EACCES | nix::errno::Errno::EPERM)) {
+            return Err(not_found(e));
+        }
+        match ask_runtime(
+            ctx,
+            &Msg::OpenMountSource { index },
+            "opening a mount source",
+        )? {
+            Msg::MountSource => ctx.runtime.expect("asked above").recv_fd(),
+            other => Err(Error::Init(format!("unexpected message {other:?}"))),
+        }
+    };
+    if super::idmap::requested(m, o).is_none() {
+        return match crate::sys::openat2(libc::AT_FDCWD, src, libc::O_PATH, 0, 0) {
+            Ok(fd) => Ok(BindSource::Path(fd)),
+            Err(e) => from_runtime(e).map(BindSource::Tree),
+        };
+    }
+    let tree = match super::idmap::open_tree(src, recursive) {
+        Ok(t) => t,
+        Err(e) => from_runtime(e)?,
+    };
+    let ch = ctx
+        .runtime
+        .ok_or_else(|| Error::Init("idmapped mount: no channel to the runtime".into()))?;
+    ch.send(&Msg::IdmapMount { index })?;
+    ch.send_fd(&tree)?;
+    match ch.expect("idmapping a mount")? {
+        Msg::Idmapped => Ok(BindSource::Tree(tree)),
+        other => Err(Error::Init(format!("unexpected message {other:?}"))),
+    }
+}
+
+/// A bind mount: the source is opened first, bound from its fd (or its
+/// detached tree attached), and the requested flags applied to the new
+/// mount (see `remount`).
 fn bind_entry(
     ctx: &MountCtx,
     m: &Mount,
+    index: usize,
     o: &MountOptions,
     dest: &Path,
     field: &dyn Fn() -> String,
@@ -108,29 +196,27 @@ fn bind_entry(
             field()
         ))
     })?;
-    let src_fd = crate::sys::openat2(libc::AT_FDCWD, src, libc::O_PATH, 0, 0).map_err(|e| {
-        Error::Config(format!(
-            "field {}.source: {}: {}",
-            field(),
-            src.display(),
-            std::io::Error::from(e)
-        ))
-    })?;
-    let is_dir_src = fstat(&src_fd).map(|st| is_dir(&st)).unwrap_or(false);
+    let source = open_bind_source(ctx, m, index, o, src, field)?;
+    let is_dir_src = fstat(source.fd()).map(|st| is_dir(&st)).unwrap_or(false);
     let target = ctx
         .root
         .ensure(dest, if is_dir_src { Kind::Dir } else { Kind::File })?;
-    let flags = MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC);
-    mount(
-        Some(fd_path(&src_fd).as_str()),
-        fd_path(&target).as_str(),
-        None::<&str>,
-        flags,
-        None::<&str>,
-    )
-    .ctx(|| format!("bind mount {} on {}", src.display(), dest.display()))?;
+    match &source {
+        BindSource::Path(src_fd) => {
+            let flags = MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC);
+            mount(
+                Some(fd_path(src_fd).as_str()),
+                fd_path(&target).as_str(),
+                None::<&str>,
+                flags,
+                None::<&str>,
+            )
+            .ctx(|| format!("bind mount {} on {}", src.display(), dest.display()))?;
+        }
+        BindSource::Tree(tree) => super::idmap::attach(tree, &target, dest)?,
+    }
     let mounted = reopen(ctx.root, dest)?;
-    super::remount::apply(&mounted, &src_fd, o, src, dest)?;
+    super::remount::apply(&mounted, source.fd(), o, src, dest)?;
     finish(ctx.root, &mounted, o, dest)
 }
 
