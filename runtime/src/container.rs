@@ -609,30 +609,57 @@ pub fn state(root: &Path, id: &str) -> Result<State> {
     dir.load_current()
 }
 
-/// `berth kill`.
+/// `berth kill`: signal the init, or with `all` every process of the
+/// container's cgroup. As runc: a container without its own pid namespace
+/// has an init like any other process, so SIGKILL goes to every process
+/// (also once the init is gone); signal 0 only checks the init is alive; a
+/// stopped container is "not running", which `all` does not make an error.
 pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     let dir = ContainerDir::open(root, id)?;
     let state = dir.load_current()?;
+    let own_pid_ns = load_spec_copy(&dir).is_none_or(|s| has_own_pid_namespace(&s));
+    if signal == libc::SIGKILL && !own_pid_ns {
+        let cg = cgroup_manager(&state)?;
+        cg.kill_all(signal)?;
+        if state.status == Status::Paused {
+            let _ = cg.thaw();
+        }
+        return Ok(());
+    }
     if matches!(state.status, Status::Stopped) {
+        if all {
+            return Ok(());
+        }
         return Err(Error::WrongState(format!(
-            "cannot kill container \"{id}\": it is not running"
+            "cannot kill container \"{id}\": container not running"
         )));
     }
     if all {
         let cg = cgroup_manager(&state)?;
-        if state.status == Status::Paused && signal == libc::SIGKILL {
-            cg.kill_all(signal)?;
-            let _ = cg.thaw();
-            return Ok(());
-        }
         cg.kill_all(signal)?;
+        if state.status == Status::Paused && signal == libc::SIGKILL {
+            let _ = cg.thaw();
+        }
         return Ok(());
     }
-    nix::sys::signal::kill(
-        Pid::from_raw(state.pid),
-        Signal::try_from(signal).map_err(|_| Error::Other(format!("invalid signal {signal}")))?,
-    )
-    .ctx(|| format!("signal {signal} to container \"{id}\" (pid {})", state.pid))
+    // SAFETY: plain kill(2); the pid was checked against its start time.
+    if unsafe { libc::kill(state.pid, signal) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .ctx(|| format!("signal {signal} to container \"{id}\" (pid {})", state.pid));
+    }
+    Ok(())
+}
+
+/// Whether the container has a pid namespace of its own (a new one, not
+/// shared with the host or joined by path).
+fn has_own_pid_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+        })
 }
 
 /// `berth delete`.

@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 
 pub fn parse(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        // 0 only checks that the container is alive (`kill ID 0`).
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         return Err(Error::Other(format!("invalid signal number {n}")));
