@@ -135,6 +135,11 @@ fn destroy_cgroup(cg: &dyn CgroupManager) {
 
 /// `berth create`: returns the init's pid with the container `created`.
 pub fn create(opts: &CreateOpts) -> Result<i32> {
+    crate::logging::debug(&format!(
+        "create {}: bundle {}",
+        opts.id,
+        opts.bundle.display()
+    ));
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
     let text = std::fs::read_to_string(bundle.join("config.json")).map_err(|e| {
@@ -280,6 +285,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         child
     };
     guard.pid = Some(pid);
+    crate::logging::debug(&format!("create {}: init pid {pid}", opts.id));
     state.pid = pid;
     state.pid_start_time = crate::sys::proc_start_time(pid)
         .map(|(t, _)| t)
@@ -388,6 +394,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     guard.cgroup = None;
     guard.dir = None;
     guard.shared_mounts = None;
+    crate::logging::debug(&format!("create {}: created", opts.id));
     Ok(pid)
 }
 
@@ -535,6 +542,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             )))
         }
     }
+    crate::logging::debug(&format!("start {id}: releasing init pid {}", state.pid));
     let reply = release_init(&dir, &state)?;
     let _ = std::fs::remove_file(dir.fifo_path());
     if reply != b"0" {
@@ -686,6 +694,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             )))
         }
     }
+    crate::logging::debug(&format!("delete {id}: status {}", state.status));
     let spec = load_spec_copy(&dir);
     if spec.as_ref().is_some_and(|s| !has_mount_namespace(s)) {
         crate::rootfs::detach_mounts_below(&state.rootfs);

@@ -381,6 +381,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             }
         }
     }
+    crate::logging::debug(&format!("exec {}: process pid {child}", opts.id));
     if let Some(pf) = &opts.pid_file {
         crate::sys::write_atomic(pf, child.to_string().as_bytes())?;
     }

@@ -37,7 +37,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
-    about = "berth: a runc-compatible OCI container runtime",
+    about = "a runc-compatible OCI container runtime",
     disable_version_flag = true
 )]
 pub struct Cli {
@@ -171,14 +171,51 @@ fn create_opts(root: &std::path::Path, a: &CreateArgs) -> CreateOpts {
     }
 }
 
-pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            return code;
+/// Help in runc's layout (its clients and tests read the first lines).
+const HELP_TEMPLATE: &str = "\
+NAME:
+   {name} - {about}
+
+USAGE:
+   {usage}
+
+{all-args}{after-help}";
+
+/// The command line with runc's help layout on every verb ("berth VERB -
+/// ..."; clap's own name for a verb would be "berth-VERB").
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+        .help_template(HELP_TEMPLATE)
+        .mut_subcommands(|c| {
+            let verb = c.get_name().to_string();
+            c.help_template(HELP_TEMPLATE.replace("{name}", &format!("berth {verb}")))
+        })
+}
+
+/// Parse the arguments; an unknown verb has "no help topic", as with runc.
+fn parse() -> Result<Cli, i32> {
+    use clap::FromArgMatches;
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    parsed.map_err(|e| {
+        if e.kind() == clap::error::ErrorKind::InvalidSubcommand {
+            if let Some(v) = e.get(clap::error::ContextKind::InvalidSubcommand) {
+                eprintln!("berth: No help topic for '{v}' (see berth --help)");
+                return 1;
+            }
         }
+        let code = if e.use_stderr() { 1 } else { 0 };
+        let _ = e.print();
+        code
+    })
+}
+
+pub fn main() -> i32 {
+    let cli = match parse() {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let format = match cli.log_format.as_str() {
         "json" => logging::Format::Json,
@@ -191,8 +228,9 @@ pub fn main() -> i32 {
     logging::init(cli.log.clone(), format, cli.debug);
     if cli.version {
         outln!(
-            "berth version {}\nspec: {}",
+            "berth version {}\ncommit: {}\nspec: {}",
             env!("CARGO_PKG_VERSION"),
+            env!("BERTH_COMMIT"),
             berth_runtime::OCI_VERSION
         );
         return 0;
