@@ -501,8 +501,13 @@ fn run_runtime_hooks(spec: &Spec, state: &State) -> Result<()> {
         return Ok(());
     };
     let json = state.hook_json();
-    crate::hooks::run_all(h.prestart().as_ref(), &json, "prestart")?;
-    crate::hooks::run_all(h.create_runtime().as_ref(), &json, "createRuntime")
+    // In the bundle directory, as runc (which works from there) runs them.
+    let place = crate::hooks::Place {
+        cwd: Some(&state.bundle),
+        default_env: None,
+    };
+    crate::hooks::run_all(h.prestart().as_ref(), &json, "prestart", place)?;
+    crate::hooks::run_all(h.create_runtime().as_ref(), &json, "createRuntime", place)
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {

@@ -33,8 +33,14 @@ pub enum Error {
     /// chains printed with `{:#}` would repeat it.
     #[error("cgroup: {0}")]
     Cgroup(berth_cgroups::CgroupError),
-    #[error("hook {path}: {msg}")]
-    Hook { path: String, msg: String },
+    /// runc's words for it, which its clients and tests match.
+    #[error("error running {kind} hook #{index}: {path}: {msg}")]
+    Hook {
+        kind: String,
+        index: usize,
+        path: String,
+        msg: String,
+    },
     /// An error reported by the container's init process.
     #[error("{0}")]
     Init(String),

@@ -252,10 +252,21 @@ pub fn wait_and_exec(
     drop(fifo);
     a.state.status = Status::Created;
     if let Some(h) = a.spec.hooks().as_ref() {
+        // In the process's cwd (set already) and, for a hook without an env
+        // of its own, with the process's environment (runc's way).
+        let env: Vec<String> = prepared
+            .envp
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
         if let Err(e) = crate::hooks::run_all(
             h.start_container().as_ref(),
             &a.state.hook_json(),
             "startContainer",
+            crate::hooks::Place {
+                cwd: None,
+                default_env: Some(&env),
+            },
         ) {
             write_all(&w, e.to_string().as_bytes());
             // SAFETY: end the init.

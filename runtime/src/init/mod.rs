@@ -228,9 +228,14 @@ fn run_creation_hooks(a: &mut InitArgs) -> Result<()> {
         }
     }
     a.state.status = Status::Creating;
+    // In the rootfs, as runc runs them.
     crate::hooks::run_all(
         hooks.create_container().as_ref(),
         &a.state.hook_json(),
         "createContainer",
+        crate::hooks::Place {
+            cwd: Some(a.rootfs),
+            default_env: None,
+        },
     )
 }
