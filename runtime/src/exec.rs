@@ -465,6 +465,7 @@ fn child_main(
     };
     drop(console);
     crate::procattrs::apply_personality(linux)?;
+    crate::procattrs::apply_memory_policy(linux)?;
     let install = |ch: &channel::Channel| crate::init::install_seccomp_with(seccomp, ch);
     let prepared = crate::init::setup_exec_process(process, &mut || install(ch))?;
     if let Some(p) = &pty {

@@ -34,4 +34,4 @@ pub mod user;
 pub use error::{Error, Result};
 
 /// The OCI runtime-spec version this runtime implements.
-pub const OCI_VERSION: &str = "1.2.0";
+pub const OCI_VERSION: &str = "1.3.0";

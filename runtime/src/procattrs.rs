@@ -85,9 +85,27 @@ pub fn check(process: &Process, linux: Option<&Linux>) -> Result<()> {
             }
         }
         if let Some(m) = l.memory_policy() {
-            if let Some(n) = m.nodes() {
-                parse_cpu_list(n)
-                    .map_err(|e| Error::Config(format!("field linux.memoryPolicy.nodes: {e}")))?;
+            let nodes = match m.nodes().as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+                Some(n) => parse_cpu_list(n)
+                    .map_err(|e| {
+                        Error::Config(format!(
+                            "invalid memory policy nodes: field linux.memoryPolicy.nodes \"{n}\": {e}"
+                        ))
+                    })?
+                    .iter()
+                    .map(|w| w.count_ones())
+                    .sum(),
+                None => 0,
+            };
+            if matches!(
+                m.mode(),
+                MemoryPolicyModeType::MpolDefault | MemoryPolicyModeType::MpolLocal
+            ) && nodes != 0
+            {
+                return Err(Error::Config(format!(
+                    "field linux.memoryPolicy: {:?}: mode requires 0 nodes but got {nodes}",
+                    m.mode()
+                )));
             }
         }
     }

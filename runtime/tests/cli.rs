@@ -99,3 +99,51 @@ fn debug_lines_and_the_log_file() {
         .expect_ok();
     assert!(quiet.exists(), "--log did not make the file");
 }
+
+/// `berth spec` writes runc's default config (only the runtime's name as
+/// hostname and the spec version differ), so runc's tests and tools that
+/// edit it (adding a cgroup namespace on a cgroup v1 host, say) get what
+/// they expect; `--rootless` likewise.
+#[test]
+fn spec_is_runcs_default() {
+    let sb = Sandbox::new("cli-spec");
+    for rootless in [false, true] {
+        let mut ours_dir = sb.dir.join(format!("berth-{rootless}"));
+        let theirs_dir = sb.dir.join(format!("runc-{rootless}"));
+        for d in [&ours_dir, &theirs_dir] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let mut args = vec!["spec", "--bundle", ours_dir.to_str().unwrap()];
+        if rootless {
+            args.push("--rootless");
+        }
+        sb.berth(&args).expect_ok();
+        let mut runc = std::process::Command::new("/usr/sbin/runc");
+        runc.args(["spec", "--bundle"]).arg(&theirs_dir);
+        if rootless {
+            runc.arg("--rootless");
+        }
+        let st = runc
+            .status()
+            .expect("run runc spec (install runc, scripts/install-deps.sh)");
+        assert!(st.success());
+        let load = |d: &std::path::Path| -> serde_json::Value {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap())
+                    .unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("ociVersion");
+            o.remove("hostname");
+            v
+        };
+        let ours = load(&ours_dir);
+        let theirs = load(&theirs_dir);
+        assert_eq!(
+            ours, theirs,
+            "berth spec (rootless: {rootless}) differs from runc's:\nberth: {ours:#}\nrunc: {theirs:#}"
+        );
+        ours_dir.push("config.json");
+        let text = std::fs::read_to_string(&ours_dir).unwrap();
+        assert!(text.contains("\"ociVersion\": \"1.3.0\""), "{text}");
+    }
+}

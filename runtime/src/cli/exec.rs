@@ -79,10 +79,8 @@ fn load_process_file(path: &Path) -> anyhow::Result<Process> {
     if let Some(obj) = v.as_object_mut() {
         obj.entry("user")
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
-        if let Some(c) = obj.get_mut("capabilities") {
-            berth_runtime::capabilities::drop_unknown(c);
-        }
     }
+    berth_runtime::spec::normalize_process(&mut v);
     serde_path_to_error::deserialize(v).map_err(|e| {
         anyhow::anyhow!(
             "process file {}: field {}: {}",
