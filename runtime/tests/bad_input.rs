@@ -380,3 +380,73 @@ fn init_failure_reaches_the_caller_as_its_own_message() {
         base.assert_clean(&sb);
     }
 }
+
+/// A cgroup in every hierarchy named `/<name>` (v1) or the unified one,
+/// removed (its processes killed first) when dropped.
+struct OwnCgroup(String);
+
+impl OwnCgroup {
+    fn dirs(&self) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join(&self.0))
+            .filter(|p| p.is_dir())
+            .collect()
+    }
+}
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        for d in self.dirs() {
+            let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: plain kill(2) of a process in the test's own cgroup.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+        }
+        wait_until(POLL_TIMEOUT, || {
+            self.dirs()
+                .into_iter()
+                .all(|d| std::fs::remove_dir(&d).is_ok() || !d.exists())
+        });
+    }
+}
+
+/// `create` into a cgroup that already holds processes, or that is frozen,
+/// is refused with runc's words (a frozen cgroup would freeze the init).
+#[test]
+fn busy_or_frozen_cgroup_is_refused() {
+    let mut sb = Sandbox::new("bad-cgbusy");
+    let cg = OwnCgroup(format!("berth-test-{}", sb.tag));
+    sb.bundle
+        .set("/linux/cgroupsPath", json!(format!("/{}", cg.0)));
+    sb.bundle.sh("exec sleep 1000");
+    let first = sb.id("first");
+    let _c = sb.started(&first);
+    let second = sb.id("second");
+    sb.create(&second)
+        .expect_fail(&["container's cgroup is not empty"]);
+    assert!(sb.state(&second).is_none());
+    assert_eq!(
+        sb.status(&first),
+        "running",
+        "the refused create touched the first container"
+    );
+    drop(_c);
+
+    let frozen = OwnCgroup(format!("berth-test-frozen-{}", sb.tag));
+    let freezer = std::path::Path::new("/sys/fs/cgroup/freezer").join(&frozen.0);
+    std::fs::create_dir(&freezer).unwrap();
+    std::fs::write(freezer.join("freezer.state"), "FROZEN").unwrap();
+    sb.bundle
+        .set("/linux/cgroupsPath", json!(format!("/{}", frozen.0)));
+    let id = sb.id("third");
+    sb.create(&id)
+        .expect_fail(&["container's cgroup unexpectedly frozen"]);
+    assert!(sb.state(&id).is_none());
+    drop(frozen);
+    drop(cg);
+}
