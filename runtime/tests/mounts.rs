@@ -56,8 +56,7 @@ impl Drop for HostTmpfs {
 fn optional_fields(mountinfo: &str, mp: &str) -> String {
     mountinfo
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(mp))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some(mp))
         .map(|l| {
             let head = l.split(" - ").next().unwrap_or("");
             head.split(' ').skip(6).collect::<Vec<_>>().join(" ")
@@ -294,8 +293,7 @@ fn set_host_flags(m: &HostTmpfs, flags: &str) {
 fn mount_options(mounts: &str, mp: &str) -> Vec<String> {
     mounts
         .lines()
-        .filter(|l| l.split(' ').nth(1) == Some(mp))
-        .last()
+        .rfind(|l| l.split(' ').nth(1) == Some(mp))
         .map(|l| {
             l.split(' ')
                 .nth(3)
@@ -317,7 +315,9 @@ fn bind_remount_sets_exactly_the_requested_flags() {
     let src = sb.dir.join("flags");
     let host = HostTmpfs::shared(&src);
     sb.bundle.args(&["cat", "/proc/self/mounts"]);
-    let cases: [(&str, &[&str], &[&str], &[&str]); 6] = [
+    // (host flags, bind options, flags wanted, flags not wanted)
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+    let cases: [Case; 6] = [
         (
             "ro,noexec,nodiratime",
             &["bind"],

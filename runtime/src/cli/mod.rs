@@ -150,7 +150,7 @@ enum Command {
     /// Print what this runtime supports, as JSON.
     Features,
     /// Run a new process inside a running container.
-    Exec(exec::ExecArgs),
+    Exec(Box<exec::ExecArgs>),
     /// Management verbs over a container's cgroup: pause, resume, ps, events, update.
     #[command(flatten)]
     Manage(manage::ManageCommand),
