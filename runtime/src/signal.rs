@@ -55,6 +55,9 @@ mod tests {
         assert_eq!(parse("10").unwrap(), 10);
         assert_eq!(parse("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
         assert!(parse("NOPE").is_err());
-        assert!(parse("0").is_err());
+        // 0 checks that the container is alive (`kill ID 0`, as runc).
+        assert_eq!(parse("0").unwrap(), 0);
+        assert!(parse("65").is_err());
+        assert!(parse("-1").is_err());
     }
 }
