@@ -93,25 +93,7 @@ pub fn parse(c: &LinuxCapabilities) -> Result<Sets> {
     // What this kernel knows (probed with prctl: /proc may not be mounted).
     let supported = caps::runtime::thread_all_supported();
     let inheritable = to_set(c.inheritable().as_ref(), &supported);
-    let mut ambient = to_set(c.ambient().as_ref(), &supported);
-    // The kernel refuses an ambient capability that is not inheritable; runc
-    // ignores those with a warning.
-    let ignored: Vec<String> = ambient
-        .iter()
-        .filter(|cap| !inheritable.contains(cap))
-        .map(|cap| cap.to_string())
-        .collect();
-    // Without any inheritable set (runc's default config raises ambient
-    // capabilities that way) they are dropped quietly.
-    if !ignored.is_empty() && !inheritable.is_empty() {
-        let mut ignored = ignored;
-        ignored.sort();
-        crate::logging::warn(&format!(
-            "unable to set Ambient capabilities which are not set in Inheritable; ignoring following Ambient capabilities: [{}]",
-            ignored.join(" ")
-        ));
-    }
-    ambient.retain(|cap| inheritable.contains(cap));
+    let ambient = to_set(c.ambient().as_ref(), &supported);
     Ok(Sets {
         bounding: to_set(c.bounding().as_ref(), &supported),
         effective: to_set(c.effective().as_ref(), &supported),
@@ -151,11 +133,27 @@ pub fn apply_sets(s: &Sets) -> Result<()> {
     caps::set(None, CapSet::Inheritable, &s.inheritable).map_err(|e| err("inheritable", e))?;
     caps::set(None, CapSet::Permitted, &s.permitted).map_err(|e| err("permitted", e))?;
     caps::set(None, CapSet::Effective, &s.effective).map_err(|e| err("effective", e))?;
-    caps::clear(None, CapSet::Ambient).ok();
-    for cap in &s.ambient {
-        // Ambient capabilities must be permitted and inheritable; the kernel refuses others.
-        if s.permitted.contains(cap) && s.inheritable.contains(cap) {
-            caps::raise(None, CapSet::Ambient, *cap).map_err(|e| err("ambient", e))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| err("ambient", e))?;
+    // One by one; one the kernel refuses (not permitted or not inheritable)
+    // is skipped with a warning, as runc does.
+    let mut ambient: Vec<Capability> = s.ambient.iter().copied().collect();
+    ambient.sort_by_key(|c| c.index());
+    for cap in ambient {
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap.index() as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+        if r != 0 {
+            crate::logging::warn(&format!(
+                "can't raise ambient capability {cap}: {}",
+                crate::sys::errno_text(nix::errno::Errno::last())
+            ));
         }
     }
     Ok(())

@@ -205,6 +205,34 @@ fn unknown_capability_is_ignored_with_a_warning() {
     base.assert_clean(&sb);
 }
 
+/// An ambient capability the kernel refuses (not inheritable, or not
+/// permitted) is skipped with runc's per-capability warning; the others are
+/// raised.
+#[test]
+fn unraisable_ambient_capability_is_skipped_with_a_warning() {
+    let mut sb = Sandbox::new("pr-ambwarn");
+    let set = json!(["CAP_KILL", "CAP_CHOWN"]);
+    sb.bundle.set(
+        "/process/capabilities",
+        json!({"bounding": set, "effective": set, "permitted": set,
+               "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL", "CAP_CHOWN"]}),
+    );
+    sb.bundle.args(&["cat", "/proc/self/status"]);
+    let id = sb.id("p");
+    let base = sb.baseline(&id);
+    sb.bundle.save();
+    let o = sb.berth(&["run", "--bundle", &sb.bundle_arg(), &id]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("can't raise ambient capability CAP_CHOWN: operation not permitted"),
+        "{o:?}"
+    );
+    assert!(!o.stderr.contains("CAP_KILL"), "{o:?}");
+    assert_eq!(caps(&o.stdout, "CapAmb"), CAP_KILL, "{o:?}");
+    base.assert_clean(&sb);
+}
+
 /// HOME comes from the container's /etc/passwd for the process user when
 /// process.env lacks it or sets it empty ("/" for a user without an entry);
 /// a non-empty HOME is kept; a repeated variable keeps its last value.
