@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Lifecycle benchmark: berth vs runc vs crun on one busybox bundle running /bin/true.
 
+runc and crun are Debian 12's; --runc-new/--crun-new add fresher ones (runc 1.3
+and crun 1.28 from Debian unstable, see scripts/unstable-peers.sh) as more rows.
+Rows are named with each runtime's version; ratios are to Debian 12's crun.
+
 Times, interleaved in one run (round-robin per iteration so load drifts hit every
 runtime alike):
   * create + start + delete -f  (three commands, the way containerd drives a runtime)
@@ -42,6 +46,11 @@ def make_bundle(root, busybox, variant, seccomp_profile):
     cfg["process"]["args"] = ["/bin/true"]
     if variant == "resources":
         cfg["linux"].setdefault("resources", {}).update(RESOURCES)
+    if variant == "ptrace":
+        # A process that may trace others: berth runs from a protected copy
+        # of its binary (see runtime/src/exe_seal.rs); this prices that.
+        for k in ("bounding", "effective", "permitted"):
+            cfg["process"]["capabilities"][k].append("CAP_SYS_PTRACE")
     if seccomp_profile:
         with open(seccomp_profile) as f:
             cfg["linux"]["seccomp"] = json.load(f)
@@ -91,12 +100,12 @@ def bench(runtimes, bundle, iterations, warmup, variant):
     return res
 
 
-def table(res, title):
-    ref = res.get("crun")
+def table(res, title, ref_name):
+    ref = res.get(ref_name)
     ref_l = statistics.median(ref["lifecycle"]) if ref else None
     ref_r = statistics.median(ref["run"]) if ref else None
     lines = [f"### {title}", "",
-             "| runtime | create+start+delete ms (median) | ratio to crun | run ms (median) | ratio to crun | create peak RSS MB |",
+             f"| runtime | create+start+delete ms (median) | ratio to {ref_name} | run ms (median) | ratio to {ref_name} | create peak RSS MB |",
              "|---|---|---|---|---|---|"]
     for name, r in res.items():
         l = statistics.median(r["lifecycle"])
@@ -112,6 +121,8 @@ def main():
     ap.add_argument("--berth", required=True)
     ap.add_argument("--runc", default=shutil.which("runc"))
     ap.add_argument("--crun", default=shutil.which("crun"))
+    ap.add_argument("--runc-new", help="a fresher runc (another row)")
+    ap.add_argument("--crun-new", help="a fresher crun (another row)")
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--variants", default="plain,resources")
@@ -121,11 +132,14 @@ def main():
     a = ap.parse_args()
     global SPAWN
     SPAWN = a.spawn
-    runtimes = {"berth": a.berth}
-    if a.runc:
-        runtimes["runc"] = a.runc
-    if a.crun:
-        runtimes["crun"] = a.crun
+    runtimes = {}
+    for binary in (a.berth, a.runc, a.runc_new, a.crun, a.crun_new):
+        if binary:
+            name = labelled(binary)
+            if name in runtimes:
+                sys.exit(f"{binary}: {name} is given twice")
+            runtimes[name] = binary
+    ref_name = labelled(a.crun) if a.crun else None
     work = tempfile.mkdtemp(prefix="berth-bench-")
     try:
         for variant in a.variants.split(","):
@@ -134,11 +148,18 @@ def main():
             make_bundle(bundle, a.busybox, variant, a.seccomp)
             res = bench(runtimes, bundle, a.iterations, a.warmup, variant)
             extra = " + seccomp profile" if a.seccomp else ""
-            print(table(res, f"{variant} bundle{extra}, {a.iterations} iterations, /bin/true"))
+            print(table(res, f"{variant} bundle{extra}, {a.iterations} iterations, /bin/true", ref_name))
             print()
     finally:
         cleanup(runtimes)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def labelled(binary):
+    """`NAME VERSION` of a runtime binary, from the first line of --version."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    first = out.splitlines()[0].split() if out.strip() else ["?"]
+    return f"{os.path.basename(binary)} {first[-1]}"
 
 
 def cleanup(runtimes):

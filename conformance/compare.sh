@@ -2,6 +2,11 @@
 # Runs the conformance suite against several runtimes and prints a side-by-side table.
 #
 #   conformance/compare.sh /path/to/berth /usr/sbin/runc /usr/bin/crun
+#   conformance/compare.sh        # berth built from this checkout, Debian 12's runc and
+#                                 # crun, and runc 1.3 / crun 1.28 from Debian unstable
+#                                 # (scripts/unstable-peers.sh)
+#
+# Each column is named after the runtime and its version (runc-1.1.5+ds1, runc-1.3.6+ds1).
 #
 # Each runtime runs inside its own mount namespace (`unshare -m`) in which the cgroup2
 # mount at /sys/fs/cgroup/unified is removed: crun refuses a hybrid v1/v2 host, so every
@@ -13,12 +18,14 @@
 #   OUT                    directory for the per-runtime TAP files (default: a temp dir)
 set -euo pipefail
 
-if [ $# -eq 0 ]; then
-    echo "usage: $0 RUNTIME..." >&2
-    exit 2
-fi
 here="$(cd "$(dirname "$0")" && pwd)"
 target=x86_64-unknown-linux-gnu
+if [ $# -eq 0 ]; then
+    (cd "$here/.." && cargo build -q -p berth)
+    debug_dir="${CARGO_TARGET_DIR:-$(cd "$here" && cargo metadata --format-version 1 --no-deps | sed 's/.*"target_directory":"\([^"]*\)".*/\1/')}/debug"
+    unstable="$(bash "$here/../scripts/unstable-peers.sh")"
+    set -- "$debug_dir/berth" /usr/sbin/runc /usr/bin/crun "$unstable/bin/runc" "$unstable/bin/crun"
+fi
 
 if [ -z "${BERTH_CONFORMANCE_BIN:-}" ]; then
     # runtimetest is copied into busybox root filesystems, so it must be static.
@@ -39,7 +46,9 @@ status=0
 for rt in "$@"; do
     path="$(command -v "$rt" || true)"
     [ -n "$path" ] || { echo "$0: runtime $rt not found" >&2; exit 2; }
-    name="$(basename "$path")"
+    version="$("$path" --version 2>/dev/null | awk 'NR == 1 { print $NF }')"
+    name="$(basename "$path")${version:+-$version}"
+    case " ${names[*]} " in *" $name "*) echo "$0: $name given twice" >&2; exit 2 ;; esac
     names+=("$name")
     echo "== $name ($path)" >&2
     # A private tmpfs over the emptied mount point: crun still finds a directory there
@@ -52,7 +61,10 @@ done
 
 # Table: one row per case, one column per runtime (ok / FAIL / SKIP).
 awk -v names="${names[*]}" '
-    BEGIN { n = split(names, col, " "); for (i = 1; i <= n; i++) colidx[col[i]] = i }
+    BEGIN {
+        n = split(names, col, " ")
+        for (i = 1; i <= n; i++) { colidx[col[i]] = i; w[i] = length(col[i]) < 8 ? 8 : length(col[i]) }
+    }
     FNR == 1 { file = FILENAME; sub(/.*\//, "", file); sub(/\.tap$/, "", file); file = colidx[file] }
     /^(not )?ok [0-9]+ - / {
         line = $0
@@ -69,13 +81,13 @@ awk -v names="${names[*]}" '
     END {
         if (width > 100) width = 100
         printf "%-" width "s", "case"
-        for (i = 1; i <= n; i++) printf "  %-8s", col[i]
+        for (i = 1; i <= n; i++) printf "  %-" w[i] "s", col[i]
         printf "\n"
         for (r = 1; r <= rows; r++) {
             printf "%-" width "s", substr(order[r], 1, width)
             for (i = 1; i <= n; i++) {
                 c = cell[order[r], i]
-                printf "  %-8s", (c == "" ? "-" : c)
+                printf "  %-" w[i] "s", (c == "" ? "-" : c)
             }
             printf "\n"
         }

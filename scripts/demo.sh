@@ -36,6 +36,6 @@ echo "== composing an overlayfs bundle"
 echo "== berth run"
 "$berth" --root "$root" run --bundle "$work/bundle" "$id"
 echo "== the same image through the standalone run flow (own writable layer, removed after)"
-"$image" --store "$store" run --rm --runtime "$berth" busybox \
+"$image" --store "$store" run --rm --net none --runtime "$berth" busybox \
     sh -c 'echo "hello from berth-image run" > /tmp/w; cat /tmp/w'
 echo "== done"

@@ -8,6 +8,7 @@
 #   spec_config      berth_runtime::spec::parse + spec::validate
 #   seccomp_compile  berth_runtime::seccomp::parse + compile (+ program checks)
 #   unpack_tar       berth_image::unpack::unpack_tar into a scratch dir
+#   dockerfile       berth_image::build parser, instructions and word expansion
 #
 # Only the stable toolchain is needed: cargo-fuzz's default AddressSanitizer
 # build passes -Zsanitizer=address, which stable rustc refuses, so the targets
@@ -42,7 +43,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/fuzz/target}
 sanitizer=${FUZZ_SANITIZER:-none}
-targets=(${FUZZ_TARGETS:-spec_config seccomp_compile unpack_tar})
+targets=(${FUZZ_TARGETS:-spec_config seccomp_compile unpack_tar dockerfile})
 jobs=${FUZZ_JOBS:-1}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

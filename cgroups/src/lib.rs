@@ -30,10 +30,12 @@ pub mod oom;
 pub mod path;
 mod shared;
 pub mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
 pub use stats::{Event, Stats};
+pub use systemd::SystemdManager;
 pub use v1::V1Manager;
 pub use v2::{bpf, V2Manager};
 
@@ -59,6 +61,9 @@ pub enum CgroupError {
     /// The configuration asks for something this host or backend cannot do.
     #[error("{0}")]
     Unsupported(String),
+    /// A call to systemd (the systemd driver) failed.
+    #[error("systemd: {0}")]
+    Systemd(String),
 }
 
 pub type Result<T> = std::result::Result<T, CgroupError>;
@@ -84,8 +89,15 @@ pub enum FreezerState {
 /// One container's cgroup (a directory per controller on v1, one directory on v2).
 pub trait CgroupManager {
     /// Create the cgroup (all needed directories) and move `pid` into it.
-    /// A `pid` <= 0 only creates the directories (for `CLONE_INTO_CGROUP`).
+    /// A `pid` <= 0 only creates the directories (for `CLONE_INTO_CGROUP`),
+    /// unless [`CgroupManager::apply_needs_pid`].
     fn apply(&self, pid: i32) -> Result<()>;
+    /// Whether the cgroup can only be made with its first process (systemd
+    /// starts a scope unit with its pids): the container's init is then
+    /// forked first and handed to `apply`.
+    fn apply_needs_pid(&self) -> bool {
+        false
+    }
     /// Move one more process (e.g. an exec'd process) into the cgroup.
     fn add_task(&self, pid: i32) -> Result<()>;
     /// Move the calling single-threaded process into the cgroup (after
@@ -161,8 +173,12 @@ pub struct ManagerOptions<'a> {
     /// join only the hierarchies the container needs (cpu, cpuacct, memory,
     /// devices, freezer, pids, plus those the resources ask for); a later `set`
     /// that needs another hierarchy joins it then. Without it, every mounted
-    /// hierarchy is joined, as runc does.
+    /// hierarchy is joined, as runc does. The systemd driver starts the scope
+    /// with the properties of these resources.
     pub resources: Option<&'a LinuxResources>,
+    /// Manage the cgroup through systemd ([`SystemdManager`]): `cgroups_path`
+    /// is then `slice:prefix:name` (or absent).
+    pub systemd: bool,
 }
 
 impl<'a> ManagerOptions<'a> {
@@ -174,6 +190,7 @@ impl<'a> ManagerOptions<'a> {
             root: None,
             owned_depth: None,
             resources: None,
+            systemd: false,
         }
     }
 }
@@ -189,6 +206,9 @@ pub fn new_manager(
 
 /// Build a manager from [`ManagerOptions`].
 pub fn new_manager_with(opts: &ManagerOptions<'_>) -> Result<Box<dyn CgroupManager>> {
+    if opts.systemd {
+        return Ok(Box::new(SystemdManager::new(opts)?));
+    }
     let cg_path = path::resolve(opts.cgroups_path, opts.container_id)?;
     match opts.mode {
         Mode::Unified => Ok(Box::new(V2Manager::new(&cg_path, opts)?)),

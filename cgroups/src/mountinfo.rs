@@ -1,10 +1,41 @@
-//! Cgroup mounts from /proc/self/mountinfo and the process's own cgroups from
-//! /proc/self/cgroup.
+//! /proc/self/mountinfo (every mount, and the cgroup mounts in particular)
+//! and the process's own cgroups from /proc/self/cgroup.
 
 use std::path::PathBuf;
 
 use crate::fs::io_err;
 use crate::Result;
+
+/// One line of /proc/PID/mountinfo (the fields berth uses), unescaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Field 4: the path of the mounted filesystem's root (`/` for a whole
+    /// filesystem, a sub-path for a bind mount of part of it).
+    pub root: String,
+    /// Field 5: where it is mounted, in the reader's mount namespace.
+    pub mount_point: PathBuf,
+    /// The filesystem type after the ` - ` separator.
+    pub fs_type: String,
+}
+
+/// Every mount listed in `text` (the content of a mountinfo file), in order.
+pub fn entries(text: &str) -> Vec<MountEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let fs_type = post.split(' ').next()?;
+            if pre.len() < 5 {
+                return None;
+            }
+            Some(MountEntry {
+                root: unescape(pre[3]),
+                mount_point: PathBuf::from(unescape(pre[4])),
+                fs_type: fs_type.to_string(),
+            })
+        })
+        .collect()
+}
 
 /// One mounted v1 hierarchy (possibly several controllers, e.g. `cpu,cpuacct`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +202,15 @@ mod tests {
 35 31 0:31 /sub /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
 36 31 0:32 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
 ";
+
+    #[test]
+    fn entries_are_unescaped_with_root_and_type() {
+        let e = entries(INFO);
+        assert_eq!(e.len(), 6);
+        assert_eq!(e[3].mount_point, PathBuf::from("/mnt/memory again"));
+        assert_eq!(e[4].root, "/sub");
+        assert_eq!(e[5].fs_type, "cgroup2");
+    }
 
     #[test]
     fn parses_combined_and_named_mounts() {

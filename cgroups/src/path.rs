@@ -6,8 +6,8 @@
 //!   from /proc/self/cgroup — what runc's cgroupfs driver does (it joins the
 //!   path under `GetOwnCgroupPath`).
 //!
-//! systemd-style `slice:prefix:name` paths are refused: berth drives cgroupfs
-//! directly.
+//! systemd-style `slice:prefix:name` paths are refused here: they belong to
+//! the systemd driver (`--systemd-cgroup`, [`crate::systemd`]).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -57,7 +57,7 @@ pub fn resolve(cgroups_path: Option<&str>, container_id: &str) -> Result<CgroupP
     }
     if raw.contains(':') {
         return Err(CgroupError::Unsupported(format!(
-            "linux.cgroupsPath {raw:?}: systemd-style \"slice:prefix:name\" paths are not supported, use a cgroupfs path"
+            "linux.cgroupsPath {raw:?}: systemd-style \"slice:prefix:name\" paths need the systemd cgroup driver (--systemd-cgroup); without it, use a cgroupfs path"
         )));
     }
     let mut clean = PathBuf::new();
@@ -95,7 +95,7 @@ pub fn max_owned_depth(cgroups_path: Option<&str>) -> usize {
     }
 }
 
-fn validate_id(id: &str) -> Result<()> {
+pub(crate) fn validate_id(id: &str) -> Result<()> {
     if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
         return Err(CgroupError::Invalid(format!(
             "invalid container id {id:?} for a cgroup name"

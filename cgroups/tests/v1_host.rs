@@ -11,12 +11,15 @@ use common::*;
 /// The host mode, or `None` (test skipped) when not root or not a v1 host.
 fn v1_host() -> Option<Mode> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        berth_testsupport::skip("root", "needs root");
         return None;
     }
     match detect().expect("detect") {
         Mode::Unified => {
-            eprintln!("skipped: pure cgroup v2 host (see examples/v2check.rs)");
+            berth_testsupport::skip(
+                "pure-cgroup2-host",
+                "pure cgroup v2 host (see examples/v2check.rs)",
+            );
             None
         }
         m => Some(m),

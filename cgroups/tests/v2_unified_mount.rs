@@ -15,7 +15,7 @@ use common::*;
 
 fn unified_mount() -> Option<PathBuf> {
     if !is_root() || detect().ok()? != Mode::Hybrid {
-        eprintln!("skipped: needs root on a hybrid host");
+        berth_testsupport::skip("hybrid-host", "needs root on a hybrid host");
         return None;
     }
     let m = PathBuf::from("/sys/fs/cgroup/unified");

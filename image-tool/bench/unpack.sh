@@ -2,7 +2,9 @@
 # Compare `umoci unpack` with `berth-image pull` (verify + unpack into the store) and
 # `berth-image bundle` (overlay over already-unpacked layers) on a Debian minbase image.
 #
-#   BERTH_IMAGE=/path/to/berth-image image-tool/bench/unpack.sh [WORKDIR]
+#   image-tool/bench/unpack.sh [WORKDIR]
+#
+# berth-image is built from this checkout (release) unless BERTH_IMAGE names a binary.
 #
 # Needs root, umoci, hyperfine and debootstrap (apt-get install -y debootstrap hyperfine).
 #
@@ -13,9 +15,20 @@
 # allocator skips every inode freed in the last seconds to minutes (find_inode_bit /
 # recently_deleted), so unpacking right after deleting the previous run's tree costs
 # seconds of system time in every unpacker alike.
+#
+# BENCH_LOAD=N runs N busy loops (shell processes spinning on `:`) during the
+# whole benchmark, e.g. BENCH_LOAD=$(nproc) to keep every core busy and see the
+# ratios on a loaded machine; they are stopped when the script ends.
+# BENCH_TAGS (default "deb deb3 debx") chooses the images of the first table;
+# the script ends with a table of umoci's time over berth-image's for them.
 set -eu
 WORK=${1:-/var/tmp/berth-bench}
-BIN=${BERTH_IMAGE:-berth-image}
+if [ -z "${BERTH_IMAGE:-}" ]; then
+    repo=$(cd "$(dirname "$0")/../.." && pwd)
+    (cd "$repo" && cargo build -q --release -p berth-image)
+    BERTH_IMAGE=$(cd "$repo" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/berth-image
+fi
+BIN=$BERTH_IMAGE
 ROOTFS=${BENCH_ROOTFS:-$WORK/rootfs}
 LAYOUT=$WORK/layout
 mkdir -p "$WORK"
@@ -128,7 +141,16 @@ setsid containerd --config "$CD/config.toml" >"$CD.log" 2>&1 </dev/null & echo \
 for _ in \$(seq 200); do ctr -a "$CD/sock" version >/dev/null 2>&1 && break; sleep 0.05; done
 sync
 EOF
+LOAD_PIDS=()
+stop_load() {
+    if [ ${#LOAD_PIDS[@]} -gt 0 ]; then
+        kill "${LOAD_PIDS[@]}" 2>/dev/null || true
+        wait "${LOAD_PIDS[@]}" 2>/dev/null || true
+        LOAD_PIDS=()
+    fi
+}
 cleanup() {
+    stop_load
     "$BIN" unbundle "$OUT/bundle" 2>/dev/null || true
     [ -f "$CD.pid" ] && kill "$(cat "$CD.pid")" 2>/dev/null && sleep 1
     rm -rf "$OUT/umoci-out" "$OUT/store" "$CD" "$CD.pid" "$CD.log" "$WORK"/*.oci.tar "$WORK/containerd-restart.sh"
@@ -145,11 +167,17 @@ layers() {
         "$LAYOUT/index.json" | cut -d: -f2 | xargs -I{} jq -r '.layers[].digest' "$LAYOUT/blobs/sha256/{}" |
         cut -d: -f2 | sed "s|^|$LAYOUT/blobs/sha256/|" | tr '\n' ' '
 }
+for _ in $(seq "${BENCH_LOAD:-0}"); do
+    sh -c 'while :; do :; done' &
+    LOAD_PIDS+=($!)
+done
+echo "busy loops running: ${#LOAD_PIDS[@]}"
+TAGS=${BENCH_TAGS:-deb deb3 debx}
 uptime
 # Per image: raw decompression of its layers (the floor for any unpacker), umoci,
 # berth-image into its store, and berth-image from the layout to a ready bundle.
-for tag in deb deb3 debx; do
-    hyperfine --warmup 1 --runs 5 \
+for tag in $TAGS; do
+    hyperfine --warmup 1 --runs 5 --export-json "$WORK/$tag.json" \
         --prepare "$BIN unbundle $OUT/bundle 2>/dev/null; rm -rf $OUT/umoci-out $OUT/store; sync" \
         -n "gzip -dc ($tag layers)" "cat $(layers $tag) | gzip -dc >/dev/null" \
         -n "umoci unpack ($tag)" "umoci unpack --image $LAYOUT:$tag $OUT/umoci-out" \
@@ -158,11 +186,25 @@ for tag in deb deb3 debx; do
         "$BIN --store $OUT/store bundle oci:$LAYOUT:$tag $OUT/bundle -- /bin/true"
 done
 "$BIN" unbundle "$OUT/bundle" 2>/dev/null || true
+ratios() {
+    echo "busy loops: ${#LOAD_PIDS[@]}; $(uptime)"
+    printf '%-6s %14s %14s %14s %8s\n' image "umoci (s)" "pull (s)" "bundle (s)" "umoci/pull"
+    for tag in $TAGS; do
+        jq -r --arg t "$tag" '
+            (.results[] | select(.command | startswith("umoci")) | .mean) as $u |
+            (.results[] | select(.command | startswith("berth-image pull")) | .mean) as $p |
+            (.results[] | select(.command | startswith("berth-image bundle")) | .mean) as $b |
+            "\($t) \($u) \($p) \($b) \($u / $p)"' "$WORK/$tag.json" |
+            while read -r t u p b r; do
+                printf '%-6s %14.3f %14.3f %14.3f %8.2f\n' "$t" "$u" "$p" "$b" "$r"
+            done
+    done
+}
 
 # containerd's own import (content store + overlayfs snapshots) of the same images,
 # from OCI archives written by skopeo, into a containerd restarted empty each time.
 if command -v containerd >/dev/null && command -v skopeo >/dev/null; then
-    for tag in deb deb3 debx; do
+    for tag in $TAGS; do
         skopeo copy -q "oci:$LAYOUT:$tag" "oci-archive:$WORK/$tag.oci.tar:$tag"
         hyperfine --warmup 1 --runs 5 \
             --prepare "bash $WORK/containerd-restart.sh" \
@@ -190,3 +232,4 @@ hyperfine --warmup 2 --runs 20 \
     --prepare "$BIN unbundle $OUT/bundle 2>/dev/null || true" \
     -n "berth-image bundle (layers already unpacked)" "$BIN --store $OUT/store bundle deb3 $OUT/bundle -- /bin/true" \
     -n "berth-image bundle --copy" "$BIN --store $OUT/store bundle --copy deb3 $OUT/bundle -- /bin/true"
+ratios

@@ -105,9 +105,7 @@ fn populate(store: &Store, image: &ImageRecord, dir: &Path, opts: &BundleOptions
     let rootfs = dir.join("rootfs");
     fs::create_dir(&state).ctx(|| format!("create {}", state.display()))?;
     fs::create_dir(&rootfs).ctx(|| format!("create {}", rootfs.display()))?;
-    for l in &image.layers {
-        store.ensure_layer(&l.digest, &l.diff_id)?;
-    }
+    store.ensure_layers(&image.layers)?;
     let mode = if opts.copy {
         RootfsMode::Copy
     } else {
@@ -129,16 +127,19 @@ fn populate(store: &Store, image: &ImageRecord, dir: &Path, opts: &BundleOptions
     match mode {
         RootfsMode::Copy => {
             let dst = SafeDir::open(&rootfs)?;
-            for l in &image.layers {
-                crate::flatten::apply_layer(&SafeDir::open(&store.layer_path(&l.diff_id))?, &dst)?;
+            for chain in image.chain_ids() {
+                crate::flatten::apply_layer(&SafeDir::open(&store.layer_path(&chain))?, &dst)?;
             }
+            copy_root_metadata(store, image, &dst)?;
         }
         RootfsMode::Overlay => {
             store.save_bundle(&BundleRecord {
                 dir: dir.to_path_buf(),
                 diff_ids: info.diff_ids.clone(),
             })?;
-            overlay::mount(&overlay_spec(store, image, &state)?, &rootfs)?;
+            let spec = overlay_spec(store, image, &state)?;
+            copy_root_metadata(store, image, &SafeDir::open(&spec.upper)?)?;
+            overlay::mount(&spec, &rootfs)?;
         }
     }
     let config: ImageConfig = parse_json(
@@ -160,10 +161,10 @@ fn overlay_spec(store: &Store, image: &ImageRecord, state: &Path) -> Result<Over
     fs::create_dir(&upper).ctx(|| format!("create {}", upper.display()))?;
     fs::create_dir(&work).ctx(|| format!("create {}", work.display()))?;
     let mut lower: Vec<PathBuf> = image
-        .layers
+        .chain_ids()
         .iter()
         .rev()
-        .map(|l| store.layer_path(&l.diff_id))
+        .map(|c| store.layer_path(c))
         .collect();
     if lower.is_empty() {
         let empty = state.join("empty");
@@ -171,6 +172,17 @@ fn overlay_spec(store: &Store, image: &ImageRecord, state: &Path) -> Result<Over
         lower.push(empty);
     }
     Ok(OverlaySpec { lower, upper, work })
+}
+
+/// Give the root directory of a bundle (the overlay's upper directory, which overlayfs
+/// shows as the root, or the copied tree) the image's root: the metadata of its top
+/// layer's root directory (a layer that does not list its root inherits it from below).
+fn copy_root_metadata(store: &Store, image: &ImageRecord, root: &SafeDir) -> Result<()> {
+    let Some(top) = image.chain_ids().pop() else {
+        return Ok(());
+    };
+    let layer = SafeDir::open(&store.layer_path(&top))?;
+    crate::lower::copy_dir_metadata(&layer, root, "bundle root directory")
 }
 
 /// Unmount and remove a bundle made by [`create`].

@@ -1,11 +1,12 @@
 //! Turning a bundle's writable layer into a new image layer, and exporting images.
 
 use crate::bundle::{BundleInfo, RootfsMode, STATE_DIR};
-use crate::digest::HashingWriter;
+use crate::digest::{Digest, HashingWriter};
 use crate::error::{invalid, Error, IoContext, Result};
 use crate::fsutil::{get_xattr, list_xattrs, SafeDir};
 use crate::image::{parse_json, Manifest, MEDIA_LAYER_GZIP};
 use crate::layout::LayoutWriter;
+use crate::lower::{inherit_parent_metadata, LowerLayers};
 use crate::pull::descriptor;
 use crate::store::{validate_name, ImageRecord, LayerRecord, Store};
 use crate::unpack::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
@@ -15,7 +16,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Write the overlay upper directory `upper` as an OCI layer tar: 0/0 character devices
 /// become `.wh.NAME`, opaque directories get `.wh..wh..opq`.
@@ -57,7 +58,7 @@ impl<W: Write> DiffWriter<W> {
         h.set_mode(st.st_mode & 0o7777);
         h.set_uid(st.st_uid as u64);
         h.set_gid(st.st_gid as u64);
-        h.set_mtime(st.st_mtime.max(0) as u64);
+        h.set_mtime(tar_mtime(st));
         h.set_size(0);
         h
     }
@@ -193,6 +194,109 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// Store the unmounted overlay upper directory `upper` of a finished build step on
+/// the layers `lower` (bottom first) as a new gzip layer: the blob in `blobs/`,
+/// and, instead of a second unpack of that blob, the directory itself as the
+/// unpacked layer, renamed into `layers/` under the layer's chain ID (`upper` must
+/// be on the store's filesystem). Before that it is made what unpacking the blob on
+/// `lower` makes: the bookkeeping xattrs overlayfs left on copied-up entries are
+/// removed, mtimes are cut to the whole seconds the tar holds, and the root directory, which the layer's tar does not list, takes the
+/// metadata of the root of the layers below (see `Store::finish_pending`). What is
+/// left of `upper` (if the layer existed already) is the caller's to remove.
+pub fn commit_unmounted_upper(
+    store: &Store,
+    lower: &[LayerRecord],
+    upper: &Path,
+) -> Result<LayerRecord> {
+    let layer = store_upper_blob(store, upper)?;
+    let root = SafeDir::open(upper)?;
+    settle_as_unpacked(&root, OsStr::new("."), ".")?;
+    let mut diff_ids: Vec<Digest> = lower.iter().map(|l| l.diff_id.clone()).collect();
+    diff_ids.push(layer.diff_id.clone());
+    let chains = Digest::chain_ids(&diff_ids);
+    let (chain_id, lower_chains) = chains.split_last().expect("the new layer's chain ID");
+    if !lower_chains.is_empty() {
+        store.ensure_layers(lower)?;
+        let lower_dirs: Vec<PathBuf> = lower_chains.iter().map(|c| store.layer_path(c)).collect();
+        let lower_layers = LowerLayers::open(&lower_dirs)?;
+        inherit_parent_metadata(&root, &[Vec::new()], &lower_layers)?;
+    }
+    drop(root);
+    store.adopt_layer(upper, chain_id)?;
+    Ok(layer)
+}
+
+/// Make `name` in `dir` and, for a directory, everything below it what unpacking
+/// the layer [`write_diff_tar`] wrote of it makes: without the `trusted.overlay.*`
+/// xattrs but the opaque mark, and with the whole-second mtime the tar holds (as
+/// access time too, as unpacking sets them).
+fn settle_as_unpacked(dir: &SafeDir, name: &OsStr, shown: &str) -> Result<()> {
+    for attr in list_xattrs(dir, name) {
+        if attr.starts_with("trusted.overlay.") && attr != OVERLAY_OPAQUE_XATTR {
+            crate::fsutil::remove_xattr(dir, name, &attr)
+                .ctx(|| format!("remove {attr} from {shown}"))?;
+        }
+    }
+    let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ctx(|| format!("stat {shown}"))?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let child = if name == "." {
+            dir.try_clone()?
+        } else {
+            dir.child(name).ctx(|| format!("open {shown}"))?
+        };
+        for n in child.names()? {
+            let path = format!("{shown}/{}", n.to_string_lossy());
+            settle_as_unpacked(&child, &n, &path)?;
+        }
+    }
+    // Setting a child's times leaves its directory's mtime alone: any order works.
+    let whole = rfs::Timespec {
+        tv_sec: tar_mtime(&st) as i64,
+        tv_nsec: 0,
+    };
+    let times = rfs::Timestamps {
+        last_access: whole,
+        last_modification: whole,
+    };
+    rfs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+        .ctx(|| format!("set the times of {shown}"))
+}
+
+/// The mtime a layer tar of [`write_diff_tar`] gives an entry: whole seconds (as
+/// docker's layers have), none before 1970.
+fn tar_mtime(st: &rfs::Stat) -> u64 {
+    st.st_mtime.max(0) as u64
+}
+
+/// Write the diff of `upper` as a gzip layer blob into the store.
+fn store_upper_blob(store: &Store, upper: &Path) -> Result<LayerRecord> {
+    let tmp = store.tmp_path("commit");
+    let (digest, size, diff_id) = (|| {
+        let file = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        let gz = flate2::write::GzEncoder::new(
+            HashingWriter::new(std::io::BufWriter::new(file)),
+            flate2::Compression::fast(),
+        );
+        let tar_out = write_diff_tar(upper, HashingWriter::new(gz))?;
+        let (gz, diff_id, _) = tar_out.finish();
+        let (buf, digest, size) = gz.finish().ctx(|| "finish gzip".into())?.finish();
+        buf.into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| "write layer".into())?;
+        Ok::<_, Error>((digest, size, diff_id))
+    })()
+    .inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    std::fs::rename(&tmp, store.blob_path(&digest)).ctx(|| "store committed layer".into())?;
+    Ok(LayerRecord {
+        digest,
+        diff_id,
+        media_type: MEDIA_LAYER_GZIP.into(),
+        size,
+    })
+}
+
 /// Commit the writable layer of the bundle at `dir` as a new image `name`.
 pub fn commit(dir: &Path, name: &str) -> Result<ImageRecord> {
     validate_name(name)?;
@@ -210,26 +314,8 @@ pub fn commit(dir: &Path, name: &str) -> Result<ImageRecord> {
     let mut config: serde_json::Value =
         parse_json(&store.read_blob(&info.config_digest)?, "base config")?;
 
-    let tmp = store.tmp_path("commit");
-    let (digest, size, diff_id) = (|| {
-        let file = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-        let gz = flate2::write::GzEncoder::new(
-            HashingWriter::new(std::io::BufWriter::new(file)),
-            flate2::Compression::fast(),
-        );
-        let tar_out = write_diff_tar(&dir.join(STATE_DIR).join("upper"), HashingWriter::new(gz))?;
-        let (gz, diff_id, _) = tar_out.finish();
-        let (buf, digest, size) = gz.finish().ctx(|| "finish gzip".into())?.finish();
-        buf.into_inner()
-            .map_err(|e| e.into_error())
-            .ctx(|| "write layer".into())?;
-        Ok::<_, Error>((digest, size, diff_id))
-    })()
-    .inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
-    std::fs::rename(&tmp, store.blob_path(&digest)).ctx(|| "store committed layer".into())?;
-    store.ensure_layer(&digest, &diff_id)?;
+    let layer = store_upper_blob(&store, &dir.join(STATE_DIR).join("upper"))?;
+    let (digest, size, diff_id) = (layer.digest, layer.size, layer.diff_id);
 
     let now = now_rfc3339();
     config["created"] = now.clone().into();
@@ -277,6 +363,7 @@ pub fn commit(dir: &Path, name: &str) -> Result<ImageRecord> {
         media_type: MEDIA_LAYER_GZIP.into(),
         size,
     });
+    store.ensure_layers(&layers)?;
     let rec = ImageRecord {
         name: name.to_string(),
         manifest_digest,

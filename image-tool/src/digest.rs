@@ -38,6 +38,21 @@ impl Digest {
         Digest(hex::encode(Sha256::digest(data)))
     }
 
+    /// The chain ID of a layer stack, bottom first (image-spec, "ChainID"): the first
+    /// layer's diff_id, then `sha256(parent chain ID + " " + diff_id)` for each layer
+    /// above it. One per layer.
+    pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+        let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+        for d in diff_ids {
+            let next = match out.last() {
+                None => d.clone(),
+                Some(parent) => Digest::of(format!("{parent} {d}").as_bytes()),
+            };
+            out.push(next);
+        }
+        out
+    }
+
     /// The 64 hex characters.
     pub fn hex(&self) -> &str {
         &self.0
@@ -161,6 +176,22 @@ mod tests {
         assert_eq!(
             d.hex(),
             "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+    }
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let chain = Digest::chain_ids(&[a.clone(), b, a.clone()]);
+        assert_eq!(chain[0], a, "the bottom layer's chain ID is its diff_id");
+        // printf '%s %s' sha256:<a> sha256:<b> | sha256sum
+        assert_eq!(
+            chain[1].hex(),
+            "51c0c8ace48498d6f5fee6b0592cc06f2da0f3cbe09c5a34a97dce85c3889676"
+        );
+        assert_eq!(
+            chain[2].hex(),
+            "1472d34251a00ac55ede7b25cbe3c166a4229eae731490bfdeb83bc00f598be1"
         );
     }
 }

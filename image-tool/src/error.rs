@@ -33,6 +33,12 @@ pub enum Error {
     Invalid(String),
     #[error("bundle {}: {reason}", path.display())]
     Bundle { path: PathBuf, reason: String },
+    #[error(
+        "layer {layer}: unpacked it is larger than the limit of {limit} bytes (--max-layer-size)"
+    )]
+    LayerTooLarge { layer: String, limit: u64 },
+    #[error("layer entry {entry:?}: bad GNU sparse file: {reason}")]
+    BadSparse { entry: String, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -94,7 +94,7 @@ impl SafeDir {
         }
     }
 
-    fn walk_error(&self, comp: &OsStr, err: Errno, entry: &str) -> crate::Error {
+    pub(crate) fn walk_error(&self, comp: &OsStr, err: Errno, entry: &str) -> crate::Error {
         match self.file_type(comp) {
             Ok(Some(FileType::Symlink)) => unsafe_entry(
                 entry,
@@ -192,6 +192,11 @@ pub fn list_xattrs(dir: &SafeDir, name: &OsStr) -> Vec<String> {
 /// Set an extended attribute on `name` inside `dir` without following symlinks.
 pub fn set_xattr(dir: &SafeDir, name: &OsStr, attr: &str, value: &[u8]) -> rustix::io::Result<()> {
     rfs::lsetxattr(proc_path(dir, name), attr, value, rfs::XattrFlags::empty())
+}
+
+/// Remove an extended attribute of `name` inside `dir` without following symlinks.
+pub fn remove_xattr(dir: &SafeDir, name: &OsStr, attr: &str) -> rustix::io::Result<()> {
+    rfs::lremovexattr(proc_path(dir, name), attr)
 }
 
 /// `/proc/self/fd/<dirfd>/<name>`: a path whose only symlink is the magic link to `dir`.

@@ -1,8 +1,10 @@
 //! Images as shared read-only layers: a content store, layer unpacking, runtime bundles.
 
 pub mod digest;
+mod entry_meta;
 pub mod error;
 pub mod fsutil;
+pub mod holes;
 pub mod image;
 pub mod pull;
 pub mod source;
@@ -12,14 +14,18 @@ pub mod unpack;
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use store::Store;
+pub mod build;
 pub mod bundle;
 pub mod busybox;
 pub mod commit;
 pub mod flatten;
 pub mod layout;
+pub mod lower;
+pub mod net;
 pub mod overlay;
 pub mod progress;
 pub mod push;
 pub mod registry;
 pub mod run;
+pub mod sparse;
 pub mod spec;

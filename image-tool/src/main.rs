@@ -22,6 +22,10 @@ struct Cli {
     /// Content store directory.
     #[arg(long, global = true, default_value = DEFAULT_STORE)]
     store: PathBuf,
+    /// Refuse layers larger than this unpacked (the uncompressed tar, and the sum of its
+    /// file sizes), e.g. 20G; bytes, or K, M, G, T (powers of 1024). Default: no limit.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    max_layer_size: Option<u64>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -60,7 +64,7 @@ enum Cmd {
     },
     /// List stored images.
     List,
-    /// Show a stored image.
+    /// Show a container (docker's document) or a stored image.
     Inspect {
         image: String,
         #[arg(long, value_parser = ["json", "text"], default_value = "text")]
@@ -86,70 +90,52 @@ enum Cmd {
     },
     /// Unmount and remove a bundle.
     Unbundle { dir: PathBuf },
-    /// Turn a bundle's writable layer into a new image.
+    /// Turn a bundle's (or a container's) writable layer into a new image.
     Commit { dir: PathBuf, name: String },
     /// Write a stored image to an OCI layout (oci:DIR[:TAG]) or archive (oci-archive:FILE[:TAG]).
     Export { image: String, target: String },
-    /// Run a container from an image (pulled first if it is a source reference
-    /// not in the store) with its own writable layer, like `docker run`.
-    Run {
-        /// Remove the container and its writable layer when it stops.
-        #[arg(long)]
-        rm: bool,
-        /// Run in the background (output to its log: `berth-image logs NAME`).
-        #[arg(short, long)]
-        detach: bool,
-        /// Give the container a terminal (this one, in raw mode).
-        #[arg(short, long)]
-        tty: bool,
-        /// Container name (default: random).
-        #[arg(long)]
-        name: Option<String>,
-        /// Network: none (own namespace, loopback only) or host.
-        #[arg(long, default_value = "none")]
-        net: berth_image::run::Net,
-        /// The OCI runtime (runc's command line; default: berth next to this program).
-        #[arg(long)]
-        runtime: Option<PathBuf>,
-        #[arg(long)]
-        platform: Option<String>,
-        image: String,
-        /// Command replacing the image's Cmd.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-    /// List containers made by `run` (-a: also stopped ones).
-    Ps {
-        #[arg(short, long)]
-        all: bool,
-    },
-    /// Print a detached container's output (-f: follow until it stops).
-    Logs {
-        name: String,
-        #[arg(short, long)]
-        follow: bool,
-    },
-    /// Stop a container: its stop signal, then SIGKILL after --time seconds.
-    Stop {
-        name: String,
-        #[arg(short, long, default_value_t = 10)]
-        time: u64,
-    },
-    /// Remove a stopped container and its writable layer (-f: kill it first).
-    Rm {
-        name: String,
-        #[arg(short, long)]
-        force: bool,
-    },
-    /// Supervise a detached container (started by `run -d`).
-    #[command(hide = true)]
-    Monitor { name: String },
+    /// Container verbs (run, create, start, stop, ps, exec, ...).
+    #[command(flatten)]
+    Container(berth_image::run::cli::ContainerCmd),
+    /// Checkpoint running containers with CRIU (stopping them unless -R).
+    Checkpoint(berth_image::run::checkpoint::CheckpointArgs),
+    /// Restore containers from their checkpoints.
+    Restore(berth_image::run::checkpoint::RestoreArgs),
+    /// Build an image from a Dockerfile (docker build).
+    Build(berth_image::build::cli::BuildCommand),
     /// Build a small image from the host's busybox into an OCI layout (oci:DIR:TAG).
     BuildBusybox {
         target: String,
         #[arg(long, default_value = "/bin/busybox")]
         busybox: PathBuf,
     },
+}
+
+/// `123`, `4K`, `4M`, `20G`, `1T` (powers of 1024; a trailing `B` or `iB` is allowed).
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown unit in size {s:?} (use K, M, G or T)")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("size {s:?} is not a number with an optional K, M, G or T"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
 fn platform_arg(p: &Option<String>) -> Result<Platform> {
@@ -186,8 +172,11 @@ fn print_record(rec: &ImageRecord) {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let store =
-        || Store::open(&cli.store).with_context(|| format!("open store {}", cli.store.display()));
+    let store = || {
+        Store::open(&cli.store)
+            .map(|s| s.with_layer_size_limit(cli.max_layer_size))
+            .with_context(|| format!("open store {}", cli.store.display()))
+    };
     match &cli.cmd {
         Cmd::Pull {
             reference,
@@ -255,6 +244,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Inspect { image, format } => {
             let store = store()?;
+            if berth_image::run::resolve(&store, image).is_ok() {
+                let doc = berth_image::run::inspect(&store, image)?;
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(());
+            }
             let rec = store.find_image(image)?;
             if format == "json" {
                 let config: serde_json::Value =
@@ -300,7 +294,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Unbundle { dir } => bundle::remove(dir)?,
         Cmd::Commit { dir, name } => {
-            let rec = berth_image::commit::commit(dir, name)?;
+            // A container (name or id) commits its bundle, as docker commit does.
+            // (a path with a '/' is never a container name).
+            let container = dir
+                .to_str()
+                .and_then(|c| berth_image::run::bundle_dir(&store().ok()?, c).ok());
+            let dir = container.unwrap_or_else(|| dir.clone());
+            let rec = berth_image::commit::commit(&dir, name)?;
             println!("{} {}", rec.name, rec.manifest_digest);
         }
         Cmd::Export { image, target } => {
@@ -326,60 +326,19 @@ fn run(cli: Cli) -> Result<()> {
                 berth_image::commit::export(&store, &rec, &path, &tag)?;
             }
         }
-        Cmd::Run {
-            rm,
-            detach,
-            tty,
-            name,
-            net,
-            runtime,
-            platform,
-            image,
-            args,
-        } => {
-            let store = store()?;
-            let rec = match store.find_image(image) {
-                Ok(rec) => rec,
-                Err(e) => match SourceRef::parse(image) {
-                    Some(src) => {
-                        let opts = PullOptions {
-                            platform: platform_arg(platform)?,
-                            progress: Progress::stderr(),
-                            ..Default::default()
-                        };
-                        pull(&store, &src?, &opts)?
-                    }
-                    None => return Err(e.into()),
-                },
-            };
-            let opts = berth_image::run::RunOptions {
-                name: name.clone(),
-                rm: *rm,
-                detach: *detach,
-                tty: *tty,
-                net: *net,
-                args: args.clone(),
-                runtime: runtime
-                    .clone()
-                    .unwrap_or_else(berth_image::run::default_runtime),
-            };
-            let code = berth_image::run::run(&store, &rec, &opts)?;
-            std::process::exit(code);
+        Cmd::Container(c) => {
+            let code = berth_image::run::cli::dispatch(&store()?, c)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
         }
-        Cmd::Ps { all } => print!("{}", berth_image::run::ps(&store()?, *all)?),
-        Cmd::Logs { name, follow } => {
-            berth_image::run::logs(&store()?, name, *follow, &mut std::io::stdout().lock())?
+        Cmd::Checkpoint(a) => {
+            berth_image::run::checkpoint::checkpoint(&store()?, a)?;
         }
-        Cmd::Stop { name, time } => {
-            let st =
-                berth_image::run::stop(&store()?, name, std::time::Duration::from_secs(*time))?;
-            println!("{name} {st}");
+        Cmd::Restore(a) => {
+            berth_image::run::checkpoint::restore(&store()?, a)?;
         }
-        Cmd::Rm { name, force } => {
-            berth_image::run::rm(&store()?, name, *force)?;
-            println!("{name}");
-        }
-        Cmd::Monitor { name } => berth_image::run::monitor(&store()?, name)?,
+        Cmd::Build(b) => berth_image::build::cli::run(&store()?, b)?,
         Cmd::BuildBusybox { target, busybox } => {
             let Some(Ok(SourceRef::OciDir { path, tag })) = SourceRef::parse(target) else {
                 bail!("build-busybox target must be oci:DIR[:TAG], got {target:?}");
@@ -400,5 +359,23 @@ fn main() {
     if let Err(e) = run(cli) {
         eprintln!("berth-image: {e:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("20g"), Ok(20 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert!(parse_size("4X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999T").is_err());
     }
 }

@@ -8,7 +8,7 @@ use crate::image::{
 };
 use crate::progress::{Bar, Progress};
 use crate::source::{DirFiles, LayoutFiles, SourceRef, TarFiles};
-use crate::store::{validate_name, ImageRecord, LayerRecord, Store};
+use crate::store::{validate_name, ImageRecord, LayerRecord, Outcome, Store};
 use sha2::Digest as _;
 use std::fs;
 use std::io::{Read, Seek, Write};
@@ -216,9 +216,19 @@ fn import_manifest(
             size: l.size,
         })
         .collect();
-    Store::parallel(&layers, |l| {
+    let chains = Digest::chain_ids(&config.rootfs.diff_ids);
+    let pending = std::sync::Mutex::new(Vec::new());
+    let indices: Vec<usize> = (0..layers.len()).collect();
+    Store::parallel(&indices, |&i| {
+        let l = &layers[i];
+        let chain = &chains[i];
+        let keep = |outcome| {
+            if let Outcome::Pending(p) = outcome {
+                pending.lock().unwrap().push((i, p));
+            }
+        };
         let have_blob = store.has_blob(&l.digest);
-        let have_layer = store.layer_path(&l.diff_id).is_dir();
+        let have_layer = store.layer_path(chain).is_dir();
         if !have_blob && !have_layer && !files.resumable() {
             // Read once: stored and unpacked in the same pass.
             let bar = opts
@@ -226,26 +236,34 @@ fn import_manifest(
                 .enabled()
                 .then(|| opts.progress.bar(&short(&l.digest), "unpack", l.size));
             let reader = files.open_blob(&l.digest)?.take(l.size);
-            let done = match &bar {
-                Some(bar) => {
-                    store.put_blob_and_unpack(bar.reader(reader), &l.digest, &l.diff_id, Some(bar))
-                }
-                None => store.put_blob_and_unpack(reader, &l.digest, &l.diff_id, None),
-            }?;
-            if done {
+            let reader: Box<dyn Read + Send> = match &bar {
+                Some(bar) => Box::new(bar.reader(reader)),
+                None => Box::new(reader),
+            };
+            let outcome = store.put_blob_and_unpack(
+                reader,
+                &l.digest,
+                &l.diff_id,
+                chain,
+                i > 0,
+                bar.as_ref(),
+            )?;
+            if !matches!(outcome, Outcome::Present) {
+                keep(outcome);
                 return Ok(());
             }
         }
-        let present = store.has_blob(&l.digest) && store.layer_path(&l.diff_id).is_dir();
+        let present = store.has_blob(&l.digest) && store.layer_path(chain).is_dir();
         let bar = (!present && opts.progress.enabled())
             .then(|| opts.progress.bar(&short(&l.digest), "download", l.size));
         fetch_blob(store, files, &l.digest, l.size, bar.as_ref())?;
-        store.ensure_layer_with(&l.digest, &l.diff_id, bar.as_ref())?;
+        keep(store.unpack_stored(&l.digest, &l.diff_id, chain, i > 0, bar.as_ref())?);
         if let Some(bar) = &bar {
             bar.finish("done");
         }
         Ok(())
     })?;
+    store.finish_pending(pending.into_inner().unwrap(), &chains)?;
     if !config_stored {
         store.put_blob_verified(&config_bytes[..], &manifest.config.digest, "config")?;
     }

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! STORE/blobs/sha256/<hex>     immutable blobs, written to tmp/ then renamed
-//! STORE/layers/<diff_id hex>/  each layer unpacked once, shared by all images
+//! STORE/layers/<chain_id hex>/ each layer unpacked once, shared by all images whose
+//!                              stack up to it is the same (the bottom layer's chain
+//!                              ID is its diff_id)
 //! STORE/images/<name>.json     image records
 //! STORE/bundles/<id>.json      bundles whose overlay uses layers (kept by gc)
 //! STORE/locks/                 per-layer flock files, and the store-wide gc lock
@@ -11,7 +13,8 @@
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::error::{invalid, Error, IoContext, Result};
 use crate::image::Platform;
-use crate::unpack::{decompress_buffered, unpack_tar};
+use crate::lower::{inherit_parent_metadata, LowerLayers};
+use crate::unpack::{decompress_buffered, unpack_tar_with, UnpackOptions, Unpacked};
 use rustix::fs::FlockOperation;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -62,12 +65,40 @@ pub struct GcStats {
     pub layers: usize,
 }
 
+impl ImageRecord {
+    /// The chain ID of each layer, bottom first: the names of their directories.
+    pub fn chain_ids(&self) -> Vec<Digest> {
+        let diff_ids: Vec<Digest> = self.layers.iter().map(|l| l.diff_id.clone()).collect();
+        Digest::chain_ids(&diff_ids)
+    }
+}
+
 /// A held `flock`; released on drop.
 pub struct LockGuard(#[allow(dead_code)] File);
 
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// See [`Store::with_layer_size_limit`].
+    layer_size_limit: Option<u64>,
+}
+
+/// What an unpack call did.
+pub enum Outcome {
+    /// The layer was there already.
+    Present,
+    /// This call unpacked it.
+    Unpacked,
+    /// Unpacked, but its implicit parent directories wait for the layers below it
+    /// (see [`Store::finish_pending`]).
+    Pending(PendingLayer),
+}
+
+/// A layer unpacked into its temporary directory (its lock held) whose parent
+/// directories not listed in the tar still need their metadata from the layers below.
+pub struct PendingLayer {
+    slot: LayerSlot,
+    implicit: Vec<Vec<std::ffi::OsString>>,
 }
 
 static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -119,7 +150,24 @@ impl Store {
             let p = root.join(sub);
             fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
         }
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            layer_size_limit: None,
+        })
+    }
+
+    /// Refuse layers whose uncompressed tar, or the sizes of whose files (sparse files
+    /// counted with their real size), exceed `limit` bytes. Default: no limit.
+    pub fn with_layer_size_limit(mut self, limit: Option<u64>) -> Self {
+        self.layer_size_limit = limit;
+        self
+    }
+
+    fn unpack_options(&self, blob: &Digest) -> UnpackOptions {
+        UnpackOptions {
+            layer: blob.to_string(),
+            size_limit: self.layer_size_limit,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -138,8 +186,10 @@ impl Store {
         self.root.join("layers")
     }
 
-    pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
-        self.layers_dir().join(diff_id.hex())
+    /// The directory of the layer with chain ID `chain_id` (for a bottom layer, its
+    /// diff_id).
+    pub fn layer_path(&self, chain_id: &Digest) -> PathBuf {
+        self.layers_dir().join(chain_id.hex())
     }
 
     pub fn tmp_path(&self, what: &str) -> PathBuf {
@@ -246,100 +296,171 @@ impl Store {
         File::open(&p).ctx(|| format!("open blob {d}"))
     }
 
-    /// Make sure the layer with `diff_id` is unpacked from blob `blob`. Concurrent callers
-    /// for the same layer serialize on a lock file: one unpacks, the others reuse.
-    /// Returns true if this call did the unpacking.
+    /// Make sure the bottom layer with `diff_id` is unpacked from the stored blob `blob`.
+    /// Concurrent callers for the same layer serialize on a lock file: one unpacks, the
+    /// others reuse. Returns true if this call did the unpacking.
     pub fn ensure_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<bool> {
-        self.ensure_layer_with(blob, diff_id, None)
+        match self.unpack_stored(blob, diff_id, diff_id, false, None)? {
+            Outcome::Present => Ok(false),
+            Outcome::Unpacked => Ok(true),
+            Outcome::Pending(_) => unreachable!("a bottom layer has no lower layers"),
+        }
     }
 
-    /// [`Store::ensure_layer`], advancing `bar` by the compressed bytes consumed.
-    pub fn ensure_layer_with(
+    /// Make sure every layer of a stack (bottom first) is unpacked from its stored blob;
+    /// up to [`UNPACK_THREADS`] at once. Returns how many this call unpacked.
+    pub fn ensure_layers(&self, layers: &[LayerRecord]) -> Result<usize> {
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chains = Digest::chain_ids(&diff_ids);
+        let pending = Mutex::new(Vec::new());
+        let unpacked = AtomicUsize::new(0);
+        let indices: Vec<usize> = (0..layers.len()).collect();
+        Store::parallel(&indices, |&i| {
+            let l = &layers[i];
+            match self.unpack_stored(&l.digest, &l.diff_id, &chains[i], i > 0, None)? {
+                Outcome::Present => {}
+                Outcome::Unpacked => {
+                    unpacked.fetch_add(1, Ordering::Relaxed);
+                }
+                Outcome::Pending(p) => {
+                    unpacked.fetch_add(1, Ordering::Relaxed);
+                    pending.lock().unwrap().push((i, p));
+                }
+            }
+            Ok(())
+        })?;
+        self.finish_pending(pending.into_inner().unwrap(), &chains)?;
+        Ok(unpacked.into_inner())
+    }
+
+    /// Unpack layer `diff_id` (chain ID `chain_id`) from the stored blob `blob` unless
+    /// present, advancing `bar` by the compressed bytes consumed. `has_lowers`: layers
+    /// lie below it in its stack.
+    pub fn unpack_stored(
         &self,
         blob: &Digest,
         diff_id: &Digest,
+        chain_id: &Digest,
+        has_lowers: bool,
         bar: Option<&crate::progress::Bar>,
-    ) -> Result<bool> {
-        let Some(LayerSlot { _lock, tmp, dest }) = self.claim_layer(diff_id)? else {
-            return Ok(false);
+    ) -> Result<Outcome> {
+        let Some(slot) = self.claim_layer(chain_id)? else {
+            return Ok(Outcome::Present);
         };
-        fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-        let result = (|| {
-            let file = self.open_blob(blob)?;
-            let file: Box<dyn Read + Send> = match bar {
-                Some(bar) => {
-                    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-                    bar.phase("unpack", size);
-                    Box::new(bar.reader(file))
-                }
-                None => Box::new(file),
-            };
-            let unpacked = unpack_pipelined(BufReader::with_capacity(256 * 1024, file), &tmp);
-            check_unpacked(blob, diff_id, unpacked)?;
-            fs::rename(&tmp, &dest).ctx(|| format!("rename into {}", dest.display()))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_dir_all(&tmp);
-        }
-        result.map(|()| true)
+        fs::create_dir(&slot.tmp).ctx(|| format!("create {}", slot.tmp.display()))?;
+        let file = self.open_blob(blob)?;
+        let file: Box<dyn Read + Send> = match bar {
+            Some(bar) => {
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                bar.phase("unpack", size);
+                Box::new(bar.reader(file))
+            }
+            None => Box::new(file),
+        };
+        let unpacked = unpack_pipelined(
+            BufReader::with_capacity(256 * 1024, file),
+            &slot.tmp,
+            &self.unpack_options(blob),
+        );
+        let unpacked = check_unpacked(blob, diff_id, unpacked)?;
+        slot.settle(unpacked, has_lowers)
     }
 
-    /// Store blob `blob` read from `reader` and unpack it as layer `diff_id` in one pass
-    /// over the data: one thread reads, hashes and stores the compressed stream, a second
-    /// decompresses and hashes it, the calling one writes the files. Neither the blob nor
-    /// the layer becomes visible unless both digests match; on any error neither is kept.
-    /// Returns false (and does nothing) if the layer is already unpacked.
+    /// Store blob `blob` read from `reader` and unpack it as layer `diff_id` (chain ID
+    /// `chain_id`) in one pass over the data: one thread reads, hashes and stores the
+    /// compressed stream, a second decompresses and hashes it, the calling one writes
+    /// the files. Neither the blob nor the layer becomes visible unless both digests
+    /// match; on any error neither is kept. Does nothing if the layer is present.
     ///
     /// For sources read once from local files; resumable downloads go through
-    /// `pull::fetch_blob` and [`Store::ensure_layer`] so a cut transfer keeps its bytes.
+    /// `pull::fetch_blob` and [`Store::unpack_stored`] so a cut transfer keeps its bytes.
     pub fn put_blob_and_unpack(
         &self,
         reader: impl Read + Send,
         blob: &Digest,
         diff_id: &Digest,
+        chain_id: &Digest,
+        has_lowers: bool,
         bar: Option<&crate::progress::Bar>,
-    ) -> Result<bool> {
-        let Some(LayerSlot { _lock, tmp, dest }) = self.claim_layer(diff_id)? else {
-            return Ok(false);
+    ) -> Result<Outcome> {
+        let Some(slot) = self.claim_layer(chain_id)? else {
+            return Ok(Outcome::Present);
         };
         let what = format!("blob {blob}");
         let blob_tmp = self.tmp_path("blob");
         let result = (|| {
-            fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+            fs::create_dir(&slot.tmp).ctx(|| format!("create {}", slot.tmp.display()))?;
             let file = File::create(&blob_tmp).ctx(|| format!("create {}", blob_tmp.display()))?;
             let (tx, rx) = chunk_pipe();
+            let opts = self.unpack_options(blob);
             let (stored, unpacked) = std::thread::scope(|s| {
                 let copier = s.spawn(move || copy_hash_send(reader, file, tx));
-                let unpacked = unpack_pipelined(rx, &tmp);
+                let unpacked = unpack_pipelined(rx, &slot.tmp, &opts);
                 (copier.join().expect("blob copy thread panicked"), unpacked)
             });
             // The blob's own digest explains any later failure; check it first.
             let (actual, _) = stored.ctx(|| format!("store {what}"))?;
             blob.verify(&actual, &what)?;
-            check_unpacked(blob, diff_id, unpacked)?;
+            let unpacked = check_unpacked(blob, diff_id, unpacked)?;
             fs::rename(&blob_tmp, self.blob_path(blob)).ctx(|| format!("store {what}"))?;
-            fs::rename(&tmp, &dest).ctx(|| format!("rename into {}", dest.display()))
+            Ok(unpacked)
         })();
-        if let (Some(bar), Ok(())) = (bar, &result) {
-            bar.finish("done");
-        }
         if result.is_err() {
             let _ = fs::remove_file(&blob_tmp);
-            let _ = fs::remove_dir_all(&tmp);
         }
-        result.map(|()| true)
+        let outcome = slot.settle(result?, has_lowers)?;
+        if let (Some(bar), Outcome::Unpacked) = (bar, &outcome) {
+            bar.finish("done");
+        }
+        Ok(outcome)
     }
 
-    /// The right to unpack layer `diff_id`, or `None` when it is unpacked already.
-    /// Looked at before and after taking the layer's lock: concurrent callers for the
-    /// same layer serialize, one unpacks, the others find it done.
-    fn claim_layer(&self, diff_id: &Digest) -> Result<Option<LayerSlot>> {
-        let dest = self.layer_path(diff_id);
+    /// Give the pending layers `(index in the stack, layer)` of a stack whose chain IDs
+    /// are `chains` the metadata of their implicit parent directories from the layers
+    /// below them, and put them in place; bottom up, so each one's lower layers are
+    /// complete.
+    pub fn finish_pending(
+        &self,
+        mut pending: Vec<(usize, PendingLayer)>,
+        chains: &[Digest],
+    ) -> Result<()> {
+        pending.sort_by_key(|(i, _)| *i);
+        for (i, p) in pending {
+            let lower: Vec<PathBuf> = chains[..i].iter().map(|c| self.layer_path(c)).collect();
+            let lower = LowerLayers::open(&lower)?;
+            let layer = crate::fsutil::SafeDir::open(&p.slot.tmp)?;
+            inherit_parent_metadata(&layer, &p.implicit, &lower)?;
+            p.slot.keep()?;
+        }
+        Ok(())
+    }
+
+    /// Make the directory `dir` (a layer in this store's format, on the store's
+    /// filesystem, its implicit parent directories already given their metadata
+    /// from the layers below) the unpacked layer with chain ID `chain_id` by
+    /// renaming it into place. Returns false, leaving `dir` alone, if that layer is
+    /// unpacked already.
+    pub fn adopt_layer(&self, dir: &Path, chain_id: &Digest) -> Result<bool> {
+        let Some(mut slot) = self.claim_layer(chain_id)? else {
+            return Ok(false);
+        };
+        fs::rename(dir, &slot.dest)
+            .ctx(|| format!("rename {} to {}", dir.display(), slot.dest.display()))?;
+        // Nothing was made at `slot.tmp`: there is nothing to remove on drop.
+        slot.kept = true;
+        Ok(true)
+    }
+
+    /// The right to unpack the layer with chain ID `chain_id`, or `None` when it is
+    /// unpacked already. Looked at before and after taking the layer's lock: concurrent
+    /// callers for the same layer serialize, one unpacks, the others find it done.
+    fn claim_layer(&self, chain_id: &Digest) -> Result<Option<LayerSlot>> {
+        let dest = self.layer_path(chain_id);
         if dest.is_dir() {
             return Ok(None);
         }
         let lock = self.lock(
-            &format!("layer-{}.lock", diff_id.hex()),
+            &format!("layer-{}.lock", chain_id.hex()),
             FlockOperation::LockExclusive,
         )?;
         if dest.is_dir() {
@@ -347,11 +468,12 @@ impl Store {
         }
         let tmp = self
             .layers_dir()
-            .join(format!(".tmp-{}-{}", diff_id.hex(), unique_suffix()));
+            .join(format!(".tmp-{}-{}", chain_id.hex(), unique_suffix()));
         Ok(Some(LayerSlot {
             _lock: lock,
             tmp,
             dest,
+            kept: false,
         }))
     }
 
@@ -476,6 +598,8 @@ impl Store {
     }
 
     /// Remove blobs and layers that no image (or live bundle) references, and temp leftovers.
+    /// A live overlay bundle keeps its layers and everything `commit` needs: its
+    /// image's manifest, config and layer blobs.
     pub fn gc(&self) -> Result<GcStats> {
         let _guard = self.lock_exclusive()?;
         let mut blobs: HashSet<String> = HashSet::new();
@@ -485,11 +609,23 @@ impl Store {
             blobs.insert(rec.config_digest.hex().to_string());
             for l in &rec.layers {
                 blobs.insert(l.digest.hex().to_string());
-                layers.insert(l.diff_id.hex().to_string());
             }
+            layers.extend(rec.chain_ids().iter().map(|c| c.hex().to_string()));
         }
         for b in self.live_bundles()? {
+            layers.extend(
+                Digest::chain_ids(&b.diff_ids)
+                    .iter()
+                    .map(|c| c.hex().to_string()),
+            );
+            // A bundle mounted before layer directories were named by chain ID uses
+            // directories named by diff_id: they stay while it lives.
             layers.extend(b.diff_ids.iter().map(|d| d.hex().to_string()));
+            blobs.extend(
+                self.bundle_blobs(&b.dir)
+                    .iter()
+                    .map(|d| d.hex().to_string()),
+            );
         }
         let stats = GcStats {
             blobs: sweep(&self.root.join("blobs/sha256"), &blobs)?,
@@ -497,6 +633,22 @@ impl Store {
         };
         sweep(&self.root.join("tmp"), &HashSet::new())?;
         Ok(stats)
+    }
+
+    /// The blobs a bundle's image consists of (manifest, config, layers), as far as
+    /// they can be read.
+    fn bundle_blobs(&self, dir: &Path) -> Vec<Digest> {
+        let Ok(info) = crate::bundle::BundleInfo::load(dir) else {
+            return Vec::new();
+        };
+        let mut out = vec![info.manifest_digest.clone(), info.config_digest];
+        if let Ok(manifest) = self
+            .read_blob(&info.manifest_digest)
+            .and_then(|b| crate::image::parse_json::<crate::image::Manifest>(&b, "manifest"))
+        {
+            out.extend(manifest.layers.into_iter().map(|l| l.digest));
+        }
+        out
     }
 }
 
@@ -534,18 +686,34 @@ fn sweep(dir: &Path, keep: &HashSet<String>) -> Result<usize> {
 
 /// Unpack `blob` into `dest` in three stages on their own threads: decompression,
 /// hashing of the uncompressed stream, and (on this thread) extraction. Returns the
-/// digest of the whole uncompressed stream, including anything after the tar's end.
-fn unpack_pipelined(blob: impl BufRead + Send, dest: &Path) -> Result<Digest> {
+/// digest of the whole uncompressed stream, including anything after the tar's end,
+/// and what the extraction made. A stream longer than the size limit stops the
+/// decompression at once.
+fn unpack_pipelined(
+    blob: impl BufRead + Send,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<(Digest, Unpacked)> {
     let (tx, hash_rx) = chunk_pipe();
     let (hash_tx, rx) = tx.relay();
+    let limit = opts.size_limit.unwrap_or(u64::MAX);
     std::thread::scope(|s| {
         let producer = s.spawn(move || -> Result<()> {
             let mut dec = decompress_buffered(blob)?;
+            let mut total = 0u64;
             loop {
                 let mut chunk = tx.buffer();
                 match crate::unpack::read_full(&mut dec, &mut chunk) {
                     Ok(0) => return Ok(()),
                     Ok(n) => {
+                        total += n as u64;
+                        if total > limit {
+                            tx.send(Err(std::io::Error::other("layer size limit")));
+                            return Err(Error::LayerTooLarge {
+                                layer: opts.layer.clone(),
+                                limit,
+                            });
+                        }
                         chunk.truncate(n);
                         if !tx.send(Ok(chunk)) {
                             return Ok(()); // the hasher stopped: it failed
@@ -560,15 +728,14 @@ fn unpack_pipelined(blob: impl BufRead + Send, dest: &Path) -> Result<Digest> {
         });
         let hasher = s.spawn(move || hash_relay(hash_rx, hash_tx));
         let mut reader = rx;
-        let unpacked = unpack_tar(&mut reader, dest);
+        let unpacked = unpack_tar_with(&mut reader, dest, opts);
         drop(reader);
         let decompressed = producer.join().expect("decompression thread panicked");
         let digest = hasher.join().expect("hashing thread panicked");
         // A decompression error explains an unpack error; report it first.
         decompressed?;
         let digest = digest.ctx(|| "decompress layer".into())?;
-        unpacked?;
-        Ok(digest)
+        Ok((digest, unpacked?))
     })
 }
 
@@ -592,24 +759,61 @@ fn hash_relay(mut rx: ChannelReader, tx: ChunkSender) -> std::io::Result<Digest>
 }
 
 /// A claimed layer (see `Store::claim_layer`): its lock held while it is unpacked
-/// into `tmp` (not made yet), then renamed to `dest`.
+/// into `tmp` (not made yet), then renamed to `dest`; `tmp` is removed if dropped
+/// before that.
 struct LayerSlot {
     _lock: LockGuard,
     tmp: PathBuf,
     dest: PathBuf,
+    kept: bool,
+}
+
+impl LayerSlot {
+    /// Rename the unpacked layer into place.
+    fn keep(mut self) -> Result<()> {
+        fs::rename(&self.tmp, &self.dest).ctx(|| format!("rename into {}", self.dest.display()))?;
+        self.kept = true;
+        Ok(())
+    }
+
+    /// Put an unpacked layer in place, or leave it pending when directories it did
+    /// not list need metadata from the layers below it.
+    fn settle(self, unpacked: Unpacked, has_lowers: bool) -> Result<Outcome> {
+        if has_lowers && !unpacked.implicit_dirs.is_empty() {
+            return Ok(Outcome::Pending(PendingLayer {
+                slot: self,
+                implicit: unpacked.implicit_dirs,
+            }));
+        }
+        self.keep()?;
+        Ok(Outcome::Unpacked)
+    }
+}
+
+impl Drop for LayerSlot {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
 }
 
 /// What [`unpack_pipelined`] returned for blob `blob`, checked against the
 /// config's `diff_id`; I/O errors name the layer's blob.
-fn check_unpacked(blob: &Digest, diff_id: &Digest, unpacked: Result<Digest>) -> Result<()> {
-    let actual = unpacked.map_err(|e| match e {
+fn check_unpacked(
+    blob: &Digest,
+    diff_id: &Digest,
+    unpacked: Result<(Digest, Unpacked)>,
+) -> Result<Unpacked> {
+    let (actual, unpacked) = unpacked.map_err(|e| match e {
         Error::Io { context, source } => Error::Io {
             context: format!("layer {blob}: {context}"),
             source,
         },
         e => e,
     })?;
-    diff_id.verify(&actual, &format!("uncompressed layer {blob} (diff_id)"))
+    diff_id.verify(&actual, &format!("uncompressed layer {blob} (diff_id)"))?;
+    Ok(unpacked)
 }
 
 /// Size of the pieces a pipeline thread hands to the next.

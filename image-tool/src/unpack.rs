@@ -1,14 +1,17 @@
 //! Unpacking one layer tar into its own directory, with OCI whiteouts converted to the
 //! overlayfs representation (0/0 character devices and `trusted.overlay.opaque=y`).
 
-use crate::error::{invalid, unsafe_entry, IoContext, Result};
+use crate::entry_meta::Meta;
+use crate::error::{invalid, unsafe_entry, Error, IoContext, Result};
 use crate::fsutil::{clean_components, set_xattr, SafeDir};
+use crate::holes::HoleWriter;
+use crate::sparse::{self, SparseFormat};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::rc::Rc;
@@ -46,8 +49,33 @@ pub struct UnpackStats {
     pub whiteouts: u64,
 }
 
+/// How to unpack a layer.
+#[derive(Debug, Clone, Default)]
+pub struct UnpackOptions {
+    /// The layer's name in errors (its blob digest).
+    pub layer: String,
+    /// Refuse the layer once the sizes of its files (sparse files with their real
+    /// size) add up to more than this many bytes.
+    pub size_limit: Option<u64>,
+}
+
+/// What unpacking a layer made.
+#[derive(Debug, Clone, Default)]
+pub struct Unpacked {
+    pub stats: UnpackStats,
+    /// Directories the layer's entries needed but the layer did not list (created
+    /// 0755, root-owned); `[]` stands for the layer root. Their metadata belongs to the
+    /// same directories in the layers below (see `lower::inherit_parent_metadata`).
+    pub implicit_dirs: Vec<Vec<OsString>>,
+}
+
 /// Unpack an uncompressed layer tar into the existing empty directory `dest`.
 pub fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats> {
+    unpack_tar_with(reader, dest, &UnpackOptions::default()).map(|u| u.stats)
+}
+
+/// [`unpack_tar`] with options; also reports the directories the layer left implicit.
+pub fn unpack_tar_with<R: Read>(reader: R, dest: &Path, opts: &UnpackOptions) -> Result<Unpacked> {
     let root = Rc::new(SafeDir::open(dest)?);
     let mut archive = tar::Archive::new(reader);
     let mut unpacker = Unpacker {
@@ -60,13 +88,16 @@ pub fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats> {
         egid: rustix::process::getegid().as_raw(),
         umask: process_umask(),
         setgid_dirs: false,
+        implicit: HashSet::new(),
+        root_listed: false,
+        file_bytes: 0,
+        opts,
     };
     for entry in archive.entries().ctx(|| "read layer tar".into())? {
         let mut entry = entry.ctx(|| "read layer tar entry".into())?;
         unpacker.entry(&mut entry)?;
     }
-    unpacker.finish()?;
-    Ok(unpacker.stats)
+    unpacker.finish()
 }
 
 /// At most this many parent directories are kept open.
@@ -102,7 +133,7 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<us
     Ok(n)
 }
 
-struct Unpacker {
+struct Unpacker<'o> {
     root: Rc<SafeDir>,
     /// Open parent directories by path (dropped whenever anything is removed, since a
     /// removal can replace a cached directory).
@@ -115,6 +146,13 @@ struct Unpacker {
     umask: u32,
     /// A set-group-ID directory was created: new entries may not get our gid by default.
     setgid_dirs: bool,
+    /// Parent directories created because entries needed them, not listed (yet).
+    implicit: HashSet<Vec<OsString>>,
+    /// The layer has an entry for its root directory.
+    root_listed: bool,
+    /// Sizes of the regular files so far (sparse ones with their real size).
+    file_bytes: u64,
+    opts: &'o UnpackOptions,
 }
 
 /// Which metadata calls a newly created entry still needs.
@@ -128,75 +166,11 @@ struct Fixups {
     xattrs: bool,
 }
 
-/// Metadata of one entry, PAX overrides applied.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: Timespec,
-    xattrs: Vec<(String, Vec<u8>)>,
-}
-
-impl Meta {
-    fn read<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta> {
-        let h = entry.header();
-        let num = |r: std::io::Result<u64>, what: &str| {
-            r.map_err(|e| unsafe_entry(name, format!("bad {what} field: {e}")))
-        };
-        let mut meta = Meta {
-            mode: num(h.mode().map(u64::from), "mode")? as u32 & 0o7777,
-            uid: 0,
-            gid: 0,
-            mtime: Timespec {
-                tv_sec: num(h.mtime(), "mtime")? as i64,
-                tv_nsec: 0,
-            },
-            xattrs: Vec::new(),
-        };
-        let (mut uid, mut gid) = (num(h.uid(), "uid")?, num(h.gid(), "gid")?);
-        if let Some(exts) = entry
-            .pax_extensions()
-            .ctx(|| format!("{name}: read PAX header"))?
-        {
-            for ext in exts {
-                let ext = ext.ctx(|| format!("{name}: read PAX record"))?;
-                let key = ext.key().unwrap_or("");
-                let parse_u64 = || ext.value().ok().and_then(|v| v.parse::<u64>().ok());
-                if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
-                    meta.xattrs
-                        .push((attr.to_string(), ext.value_bytes().to_vec()));
-                } else if key == "uid" {
-                    uid = parse_u64().ok_or_else(|| unsafe_entry(name, "bad PAX uid"))?;
-                } else if key == "gid" {
-                    gid = parse_u64().ok_or_else(|| unsafe_entry(name, "bad PAX gid"))?;
-                }
-            }
-        }
-        // An owner must fit in 32 bits and not be -1, chown's "leave unchanged" (rustix
-        // asserts against it); truncating would pick another owner (2^32 became root).
-        let id = |v: u64, what: &str| {
-            u32::try_from(v)
-                .ok()
-                .filter(|v| *v != u32::MAX)
-                .ok_or_else(|| unsafe_entry(name, format!("{what} {v} is out of range")))
-        };
-        meta.uid = id(uid, "uid")?;
-        meta.gid = id(gid, "gid")?;
-        for (attr, _) in &meta.xattrs {
-            if attr.starts_with("trusted.overlay.") {
-                return Err(unsafe_entry(
-                    name,
-                    format!("layer sets overlayfs xattr {attr}"),
-                ));
-            }
-        }
-        Ok(meta)
-    }
-}
-
-impl Unpacker {
+impl Unpacker<'_> {
     /// Open (creating as needed) the parent directory `parents`, starting from the
-    /// cached directory when it is a prefix.
+    /// cached directory when it is a prefix. Directories created here are recorded as
+    /// implicit; a whiteout of this layer in the way becomes an opaque directory (the
+    /// lower one is deleted, this layer's entries go into a new one).
     fn parent(&mut self, parents: &[&OsStr], name: &str) -> Result<Rc<SafeDir>> {
         let cache = self.cache.get_or_insert_with(Default::default);
         let key: Vec<OsString> = parents.iter().map(|c| c.to_os_string()).collect();
@@ -208,7 +182,38 @@ impl Unpacker {
             .rev()
             .find_map(|n| cache.get(&key[..n]).map(|d| (n, d.clone())))
             .unwrap_or_else(|| (0, self.root.clone()));
-        let dir = Rc::new(start.walk(&parents[n..], true, name)?);
+        // The directory reached so far, once past `start`.
+        let mut reached: Option<SafeDir> = None;
+        for (i, comp) in parents.iter().enumerate().skip(n) {
+            let dir = reached.as_ref().unwrap_or(&start);
+            let next = match dir.child(comp) {
+                Ok(d) => d,
+                Err(Errno::NOENT) => {
+                    match rfs::mkdirat(dir, *comp, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(e).ctx(|| format!("{name}: create parent {comp:?}")),
+                    }
+                    self.implicit.insert(key[..=i].to_vec());
+                    dir.child(comp).map_err(|e| dir.walk_error(comp, e, name))?
+                }
+                Err(e) if is_whiteout(dir, comp) => {
+                    rfs::unlinkat(dir, *comp, AtFlags::empty())
+                        .ctx(|| format!("{name}: remove whiteout {comp:?}"))?;
+                    rfs::mkdirat(dir, *comp, Mode::from_raw_mode(0o755))
+                        .ctx(|| format!("{name}: create parent {comp:?}"))?;
+                    let d = dir.child(comp).map_err(|_| dir.walk_error(comp, e, name))?;
+                    set_opaque(&d, name)?;
+                    d
+                }
+                Err(e) => return Err(dir.walk_error(comp, e, name)),
+            };
+            reached = Some(next);
+        }
+        let dir = match reached {
+            Some(d) => Rc::new(d),
+            None => start,
+        };
+        let cache = self.cache.get_or_insert_with(Default::default);
         if cache.len() >= DIR_CACHE {
             cache.clear();
         }
@@ -217,8 +222,6 @@ impl Unpacker {
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
-        let raw_path = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw_path).into_owned();
         let kind = entry.header().entry_type();
         if matches!(
             kind,
@@ -226,9 +229,15 @@ impl Unpacker {
         ) {
             return Ok(());
         }
+        let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let meta = Meta::read(entry, &shown)?;
+        let raw_path = match &meta.real_name {
+            Some(real) => real.clone(),
+            None => entry.path_bytes().into_owned(),
+        };
+        let name = String::from_utf8_lossy(&raw_path).into_owned();
         let comps = clean_components(&raw_path).map_err(|r| unsafe_entry(&name, r))?;
         self.stats.entries += 1;
-        let meta = Meta::read(entry, &name)?;
         let Some((leaf, parents)) = comps.split_last() else {
             return self.root_entry(kind, &meta, &name);
         };
@@ -236,14 +245,7 @@ impl Unpacker {
         if leaf_bytes == OPAQUE_MARKER.as_bytes() {
             self.stats.whiteouts += 1;
             let parent = self.parent(parents, &name)?;
-            rfs::fsetxattr(
-                &*parent,
-                OVERLAY_OPAQUE_XATTR,
-                b"y",
-                rfs::XattrFlags::empty(),
-            )
-            .ctx(|| format!("{name}: set {OVERLAY_OPAQUE_XATTR}"))?;
-            return Ok(());
+            return set_opaque(&parent, &name);
         }
         if let Some(target) = leaf_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
             if target.is_empty() || target == b"." || target == b".." {
@@ -251,18 +253,15 @@ impl Unpacker {
             }
             self.stats.whiteouts += 1;
             let parent = self.parent(parents, &name)?;
-            let target = OsStr::from_bytes(target);
-            self.cache = None;
-            parent.remove_all(target)?;
-            rfs::mknodat(
-                &*parent,
-                target,
-                FileType::CharacterDevice,
-                Mode::empty(),
-                0,
-            )
-            .ctx(|| format!("{name}: create whiteout device"))?;
-            return Ok(());
+            return whiteout(&parent, OsStr::from_bytes(target), &name);
+        }
+        if meta.sparse.is_some()
+            && !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous)
+        {
+            return Err(Error::BadSparse {
+                entry: name,
+                reason: format!("sparse records on a {kind:?} entry"),
+            });
         }
         let parent = self.parent(parents, &name)?;
         self.create(entry, kind, &parent, leaf, &meta, &name)?;
@@ -270,7 +269,8 @@ impl Unpacker {
             if meta.mode & 0o2000 != 0 {
                 self.setgid_dirs = true;
             }
-            let path = comps.iter().map(|c| c.to_os_string()).collect();
+            let path: Vec<OsString> = comps.iter().map(|c| c.to_os_string()).collect();
+            self.implicit.remove(&path);
             self.dir_times.push((path, meta.mtime));
         }
         Ok(())
@@ -295,6 +295,7 @@ impl Unpacker {
         if meta.mode & 0o2000 != 0 {
             self.setgid_dirs = true;
         }
+        self.root_listed = true;
         self.dir_times.push((Vec::new(), meta.mtime));
         Ok(())
     }
@@ -355,34 +356,7 @@ impl Unpacker {
         use tar::EntryType as E;
         match kind {
             E::Regular | E::Continuous | E::GNUSparse => {
-                let fix = self.fixups(meta, 0o600);
-                let fd = self.replacing(parent, leaf, name, "create file", || {
-                    rfs::openat(
-                        parent,
-                        leaf,
-                        OFlags::WRONLY
-                            | OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::NOFOLLOW
-                            | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(fix.create_mode),
-                    )
-                })?;
-                let mut file = File::from(fd);
-                loop {
-                    let n = read_full(entry, &mut self.buf)
-                        .ctx(|| format!("{name}: read file data"))?;
-                    if n == 0 {
-                        break;
-                    }
-                    file.write_all(&self.buf[..n])
-                        .ctx(|| format!("{name}: write file"))?;
-                    if n < self.buf.len() {
-                        break;
-                    }
-                }
-                drop(file);
-                self.apply_meta(parent, leaf, meta, name, fix)
+                self.regular_file(entry, parent, leaf, meta, name)
             }
             E::Directory => {
                 let fix = self.fixups(meta, 0o700);
@@ -392,9 +366,16 @@ impl Unpacker {
                     Err(Errno::EXIST) => {
                         let existing = parent.file_type(leaf).ctx(|| format!("{name}: stat"))?;
                         if existing != Some(FileType::Directory) {
+                            // Over a whiteout of this layer: a new directory in place of
+                            // the lower one, whose contents stay hidden.
+                            let over_whiteout = is_whiteout(parent, leaf);
                             self.cache = None;
                             parent.remove_all(leaf)?;
                             rfs::mkdirat(parent, leaf, mode).ctx(|| format!("{name}: mkdir"))?;
+                            if over_whiteout {
+                                let dir = parent.child(leaf).ctx(|| format!("{name}: open"))?;
+                                set_opaque(&dir, name)?;
+                            }
                             return self.apply_meta(parent, leaf, meta, name, fix);
                         }
                         // An existing directory: set everything.
@@ -450,6 +431,82 @@ impl Unpacker {
                 "layer entry {name:?} has unsupported type {other:?}"
             ))),
         }
+    }
+
+    /// Count `size` more bytes of file data against the size limit.
+    fn account(&mut self, size: u64) -> Result<()> {
+        self.file_bytes = self.file_bytes.saturating_add(size);
+        match self.opts.size_limit {
+            Some(limit) if self.file_bytes > limit => Err(Error::LayerTooLarge {
+                layer: self.opts.layer.clone(),
+                limit,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A regular file: plain, an old GNU sparse entry (expanded by the tar crate) or a
+    /// PAX sparse entry (its map checked before anything is created). Zero blocks are
+    /// left as holes.
+    fn regular_file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        parent: &SafeDir,
+        leaf: &OsStr,
+        meta: &Meta,
+        name: &str,
+    ) -> Result<()> {
+        let bad = |reason: String| Error::BadSparse {
+            entry: name.to_string(),
+            reason,
+        };
+        let stored = entry.size();
+        let (size, extents) = match &meta.sparse {
+            None => (stored, vec![(0, stored)]),
+            Some(SparseFormat::Records { real_size, extents }) => {
+                sparse::validate(extents, *real_size, stored).map_err(bad)?;
+                (*real_size, extents.clone())
+            }
+            Some(SparseFormat::InData { real_size }) => {
+                let (extents, map_len) = sparse::read_map(entry).map_err(bad)?;
+                sparse::validate(
+                    extents.as_slice(),
+                    *real_size,
+                    stored.saturating_sub(map_len),
+                )
+                .map_err(bad)?;
+                (*real_size, extents)
+            }
+        };
+        self.account(size)?;
+        let fix = self.fixups(meta, 0o600);
+        let fd = self.replacing(parent, leaf, name, "create file", || {
+            rfs::openat(
+                parent,
+                leaf,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(fix.create_mode),
+            )
+        })?;
+        let file = File::from(fd);
+        let mut out = HoleWriter::new(&file);
+        for (offset, length) in extents {
+            let mut done = 0u64;
+            while done < length {
+                let want = (length - done).min(self.buf.len() as u64) as usize;
+                let n = read_full(entry, &mut self.buf[..want])
+                    .ctx(|| format!("{name}: read file data"))?;
+                if n == 0 {
+                    return Err(unsafe_entry(name, "file data ends early"));
+                }
+                out.write_at(offset + done, &self.buf[..n])
+                    .ctx(|| format!("{name}: write file"))?;
+                done += n as u64;
+            }
+        }
+        out.finish(size).ctx(|| format!("{name}: set size"))?;
+        drop(file);
+        self.apply_meta(parent, leaf, meta, name, fix)
     }
 
     fn hardlink<R: Read>(
@@ -530,8 +587,9 @@ impl Unpacker {
             .ctx(|| format!("{name}: set mtime"))
     }
 
-    /// Directory mtimes are set last, after their contents stopped changing.
-    fn finish(&mut self) -> Result<()> {
+    /// Directory mtimes are set last, after their contents stopped changing. Returns
+    /// what was made, with the implicit directories that are still directories.
+    fn finish(mut self) -> Result<Unpacked> {
         for (path, mtime) in self.dir_times.iter().rev() {
             let comps: Vec<&OsStr> = path.iter().map(|c| c.as_os_str()).collect();
             let display = format!("{comps:?}");
@@ -545,6 +603,50 @@ impl Unpacker {
             rfs::utimensat(&dir, ".", &times, AtFlags::empty())
                 .ctx(|| format!("{display}: set mtime"))?;
         }
-        Ok(())
+        let mut implicit_dirs: Vec<Vec<OsString>> = std::mem::take(&mut self.implicit)
+            .into_iter()
+            .filter(|path| {
+                let comps: Vec<&OsStr> = path.iter().map(|c| c.as_os_str()).collect();
+                self.root.walk(&comps, false, "").is_ok()
+            })
+            .collect();
+        if !self.root_listed {
+            implicit_dirs.push(Vec::new());
+        }
+        implicit_dirs.sort();
+        Ok(Unpacked {
+            stats: self.stats,
+            implicit_dirs,
+        })
+    }
+}
+
+/// Is `name` in `dir` an overlayfs whiteout (a 0/0 character device)?
+fn is_whiteout(dir: &SafeDir, name: &OsStr) -> bool {
+    rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+        FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
+    })
+}
+
+/// Mark `dir` opaque: the same directory in lower layers is hidden.
+fn set_opaque(dir: &SafeDir, name: &str) -> Result<()> {
+    rfs::fsetxattr(dir, OVERLAY_OPAQUE_XATTR, b"y", rfs::XattrFlags::empty())
+        .ctx(|| format!("{name}: set {OVERLAY_OPAQUE_XATTR}"))
+}
+
+/// A whiteout entry for `target` in `parent`. Whiteouts hide what lower layers have;
+/// what this layer itself put there stays (image-spec: "files that are present in the
+/// same layer as a whiteout file can only be hidden by whiteout files in subsequent
+/// layers"). A file of this layer already hides the lower one; a directory of this
+/// layer becomes opaque, so the lower directory's contents go and its own stay.
+fn whiteout(parent: &SafeDir, target: &OsStr, name: &str) -> Result<()> {
+    match parent.file_type(target).ctx(|| format!("{name}: stat"))? {
+        None => rfs::mknodat(parent, target, FileType::CharacterDevice, Mode::empty(), 0)
+            .ctx(|| format!("{name}: create whiteout device")),
+        Some(FileType::Directory) => {
+            let dir = parent.child(target).ctx(|| format!("{name}: open"))?;
+            set_opaque(&dir, name)
+        }
+        Some(_) => Ok(()),
     }
 }

@@ -296,10 +296,10 @@ fn images_with_more_layers_than_one_option_string_holds() {
         std::fs::create_dir_all(st.join("u")).unwrap();
         std::fs::create_dir_all(st.join("w")).unwrap();
         std::fs::create_dir_all(st.join("m")).unwrap();
-        let lower = rec.layers[..n]
+        let lower = rec.chain_ids()[..n]
             .iter()
             .rev()
-            .map(|l| store.layer_path(&l.diff_id))
+            .map(|c| store.layer_path(c))
             .collect();
         (
             OverlaySpec {

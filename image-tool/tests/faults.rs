@@ -8,6 +8,7 @@
 
 mod common;
 
+use berth_image::digest::Digest;
 use berth_testsupport::faults::{tally, End, Sweep};
 use common::{berth_image, write_image, LayerBuilder};
 use std::collections::BTreeMap;
@@ -297,17 +298,16 @@ fn record_layers(store: &Path, name: &str) -> Vec<String> {
         .join("images")
         .join(format!("{}.json", name.replace('/', "%2F")));
     let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-    rec["layers"]
+    let diff_ids: Vec<Digest> = rec["layers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| {
-            l["diff_id"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("sha256:")
-                .to_string()
-        })
+        .map(|l| Digest::parse(l["diff_id"].as_str().unwrap()).unwrap())
+        .collect();
+    // Layer directories are named by chain ID.
+    Digest::chain_ids(&diff_ids)
+        .iter()
+        .map(|c| c.hex().to_string())
         .collect()
 }
 
@@ -565,7 +565,7 @@ fn gc_killed_at_a_sweep_of_delays_keeps_referenced_images_intact() {
 
 /// gc killed while it removes an unreferenced layer directory: the directory
 /// must not stay visible half-removed, since a later pull of an image with that
-/// layer reuses whatever `layers/<diff_id>` holds.
+/// layer reuses whatever `layers/<chain_id>` holds.
 #[test]
 fn gc_killed_at_a_sweep_of_delays_leaves_no_half_removed_layer() {
     let _s = serial();

@@ -258,7 +258,7 @@ fn push_round_trip_and_shared_layers_are_uploaded_once() {
         b.manifest_digest
     );
     assert_eq!(
-        std::fs::read_to_string(store2.layer_path(&b.layers[1].diff_id).join("etc/top")).unwrap(),
+        std::fs::read_to_string(store2.layer_path(&b.chain_ids()[1]).join("etc/top")).unwrap(),
         "top layer\n"
     );
 

@@ -132,9 +132,9 @@ fn basic_auth_with_htpasswd() {
     {
         Ok(o) if o.status.success() => o.stdout,
         _ => {
-            eprintln!(
-                "SKIP basic_auth_with_htpasswd: htpasswd (apache2-utils) is not installed; \
-                 run scripts/install-deps.sh"
+            berth_testsupport::skip(
+                "htpasswd",
+                "htpasswd (apache2-utils) is not installed; run scripts/install-deps.sh",
             );
             return;
         }

@@ -123,9 +123,9 @@ fn layout_written_by_umoci() {
     )
     .unwrap();
     let found = rec
-        .layers
+        .chain_ids()
         .iter()
-        .any(|l| store.layer_path(&l.diff_id).join("etc/motd").is_file());
+        .any(|c| store.layer_path(c).join("etc/motd").is_file());
     assert!(found, "the umoci layer was unpacked");
 }
 

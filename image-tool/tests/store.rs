@@ -186,7 +186,7 @@ fn rm_and_gc_free_unreferenced_content() {
         "manifest, config, top layer blob; top layer dir"
     );
     assert!(store.layer_path(&one.layers[0].diff_id).is_dir());
-    assert!(!store.layer_path(&two.layers[1].diff_id).exists());
+    assert!(!store.layer_path(&two.chain_ids()[1]).exists());
     store.remove_image("layout:one").unwrap();
     store.gc().unwrap();
     assert_eq!(count(&s.join("store/blobs/sha256")), 0);
@@ -263,4 +263,78 @@ fn cli_pull_list_inspect_rm_gc() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("image not found: busybox:1"));
+}
+
+#[test]
+fn a_mounted_bundle_keeps_what_commit_needs_across_rmi_and_gc() {
+    let s = Scratch::new();
+    let layout = s.join("layout");
+    let base = LayerBuilder::new().file("base", "b").finish();
+    let top = LayerBuilder::new().file("top", "t").finish();
+    write_image(
+        &layout,
+        "t",
+        &[base, top],
+        serde_json::json!({"Cmd": ["/x"]}),
+    );
+    let store = Store::open(s.join("store")).unwrap();
+    let rec = pull(&store, &oci(&layout, "t"), &PullOptions::default()).unwrap();
+    let dir = s.join("bundle");
+    berth_image::bundle::create(&store, &rec, &dir, &Default::default()).unwrap();
+    std::fs::write(dir.join("rootfs/added"), "added").unwrap();
+    store.remove_image(&rec.name).unwrap();
+    store.gc().unwrap();
+    // The manifest, the config and the layer blobs the new image refers to are kept.
+    assert!(store.has_blob(&rec.manifest_digest), "manifest kept");
+    assert!(store.has_blob(&rec.config_digest), "config kept");
+    for l in &rec.layers {
+        assert!(store.has_blob(&l.digest), "layer blob {} kept", l.digest);
+    }
+    let committed = berth_image::commit::commit(&dir, "committed:1").unwrap();
+    assert_eq!(committed.layers.len(), 3);
+    // The committed image is complete: exported and read back by umoci.
+    let out = s.join("out");
+    berth_image::commit::export(&store, &committed, &out, "1").unwrap();
+    common::run(
+        std::process::Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:1", out.display()))
+            .arg(s.join("umoci")),
+    );
+    let rootfs = s.join("umoci/rootfs");
+    for (f, body) in [("base", "b"), ("top", "t"), ("added", "added")] {
+        assert_eq!(std::fs::read_to_string(rootfs.join(f)).unwrap(), body);
+    }
+    berth_image::bundle::remove(&dir).unwrap();
+    // Once the bundle is gone, gc frees what only it kept (not the committed image).
+    store.gc().unwrap();
+    assert!(!store.has_blob(&rec.manifest_digest));
+    assert!(store.has_blob(&committed.manifest_digest));
+}
+
+#[test]
+fn gc_keeps_diff_id_named_layers_of_bundles_mounted_before_chain_ids() {
+    let s = Scratch::new();
+    let layout = s.join("layout");
+    let base = LayerBuilder::new().file("base", "b").finish();
+    let top = LayerBuilder::new().file("top", "t").finish();
+    write_image(
+        &layout,
+        "t",
+        &[base, top],
+        serde_json::json!({"Cmd": ["/x"]}),
+    );
+    let store = Store::open(s.join("store")).unwrap();
+    let rec = pull(&store, &oci(&layout, "t"), &PullOptions::default()).unwrap();
+    let dir = s.join("bundle");
+    berth_image::bundle::create(&store, &rec, &dir, &Default::default()).unwrap();
+    // What an older berth-image named the top layer's directory (its diff_id).
+    let old = store.layers_dir().join(rec.layers[1].diff_id.hex());
+    std::fs::create_dir(&old).unwrap();
+    store.remove_image(&rec.name).unwrap();
+    store.gc().unwrap();
+    assert!(old.is_dir(), "kept while a bundle may have it mounted");
+    berth_image::bundle::remove(&dir).unwrap();
+    store.gc().unwrap();
+    assert!(!old.exists());
 }

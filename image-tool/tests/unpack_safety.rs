@@ -247,3 +247,37 @@ fn later_entries_replace_earlier_ones() {
     assert!(std::fs::symlink_metadata(l.join("b")).unwrap().is_dir());
     assert_eq!(std::fs::read_to_string(l.join("b/x")).unwrap(), "inside");
 }
+
+/// PAX records are framed by their leading length (POSIX), as Go's archive/tar reads
+/// them: a value may hold newlines (binary xattrs such as a file capability), and the
+/// tail of a value is never taken for a record of its own.
+#[test]
+fn pax_records_are_read_by_length() {
+    let s = Scratch::new();
+    // A capability value with a 0x0a byte (CAP_DAC_OVERRIDE and CAP_FOWNER: bits 1, 3).
+    let cap: &[u8] = &[
+        1, 0, 0, 2, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let injected: &[u8] = b"x\n16 path=evil\n";
+    let tar = LayerBuilder::new()
+        .pax(&[("SCHILY.xattr.security.capability", cap)])
+        .file("capable", "c")
+        .pax(&[("SCHILY.xattr.user.note", injected)])
+        .file("real", "r")
+        .pax(&[("path", b"first"), ("path", b"second")])
+        .file("header-name", "h")
+        .finish();
+    unpack(&s, &tar).unwrap();
+    let l = s.join("layer");
+    let mut buf = [0u8; 64];
+    let n = rustix::fs::getxattr(l.join("capable"), "security.capability", &mut buf[..]).unwrap();
+    assert_eq!(&buf[..n], cap);
+    assert!(
+        !l.join("evil").exists(),
+        "a record inside a value was honoured"
+    );
+    let n = rustix::fs::getxattr(l.join("real"), "user.note", &mut buf[..]).unwrap();
+    assert_eq!(&buf[..n], injected);
+    // Of two records for one key the last counts (Go's archive/tar).
+    assert!(l.join("second").exists() && !l.join("first").exists());
+}

@@ -1,6 +1,8 @@
 //! The device rules berth adds to `linux.resources.devices`, as runc does: the
 //! spec's default devices, ptys and /dev/console stay usable whatever the config
-//! denies, and so does every device in `linux.devices`.
+//! denies. Devices listed in `linux.devices` are only created: whether the
+//! container may use them is `linux.resources.devices`'s to say (a node made
+//! for a deny-all config stays unusable, as with runc and crun).
 
 use oci_spec::runtime::{Linux, LinuxDeviceCgroup, LinuxResources};
 use serde_json::json;
@@ -32,15 +34,8 @@ pub fn default_allowed() -> Vec<LinuxDeviceCgroup> {
 /// config has no resources block.
 pub fn effective(linux: &Linux) -> Option<LinuxResources> {
     let mut res = linux.resources().clone()?;
-    if let Some(devs) = res.devices().clone() {
-        let mut all = devs;
+    if let Some(mut all) = res.devices().clone() {
         all.extend(default_allowed());
-        for d in linux.devices().iter().flatten() {
-            let mut r = LinuxDeviceCgroup::from(d);
-            r.set_access(Some("rwm".into()));
-            r.set_allow(true);
-            all.push(r);
-        }
         res.set_devices(Some(all));
     }
     Some(res)

@@ -31,6 +31,8 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
     /// `--pidfd-socket`: receives a pidfd of the container's init.
     pub pidfd_socket: Option<PathBuf>,
+    /// `--systemd-cgroup`: the cgroup is a systemd scope unit.
+    pub systemd_cgroup: bool,
 }
 
 /// Extra state kept beside the spec's: how many cgroup levels berth created.
@@ -38,6 +40,7 @@ fn cgroup_opts<'a>(state: &'a State) -> ManagerOptions<'a> {
     let mode = cgroup_mode();
     let mut o = ManagerOptions::new(state.cgroups_path.as_deref(), &state.id, mode);
     o.owned_depth = state.cgroup_owned_depth;
+    o.systemd = state.systemd_cgroup;
     o
 }
 
@@ -119,7 +122,7 @@ impl Drop for CreateGuard {
     }
 }
 
-fn destroy_cgroup(cg: &dyn CgroupManager) {
+pub(crate) fn destroy_cgroup(cg: &dyn CgroupManager) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match cg.destroy() {
@@ -164,6 +167,15 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         }
     }
     let plan = Plan::from_linux(linux);
+    crate::state::validate_id(&opts.id)?;
+    let caps = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref());
+    if crate::exe_seal::ptrace_reachable(&plan, caps, false) {
+        // May re-execute berth from a protected copy (nothing is made yet).
+        crate::exe_seal::ensure(&opts.root).map_err(|e| Error::Other(e.to_string()))?;
+    }
     let terminal = spec
         .process()
         .as_ref()
@@ -211,6 +223,8 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
             .map(|p| p.to_string_lossy().into_owned()),
         cgroup_owned_depth: None,
         no_cgroup: false,
+        ptrace_exec: false,
+        systemd_cgroup: opts.systemd_cgroup,
     };
     dir.save(&state)?;
     std::fs::write(dir.path.join(crate::state::CONFIG_COPY), &text).ctx(|| "save config copy")?;
@@ -227,14 +241,28 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     .ctx(|| "chmod exec fifo")?;
     let fifo_fd = crate::init::FifoHandle::open_path(&dir.fifo_path())?;
 
-    let cgroup = cgroup_manager(&state)?;
+    let rootless = crate::rootless::is_rootless();
+    if rootless && state.systemd_cgroup {
+        return Err(Error::Config(
+            "--systemd-cgroup: a rootless container's scope would need the user's systemd instance, which berth does not drive yet; drop the flag".into(),
+        ));
+    }
+    // The systemd driver starts the scope with the resources systemd knows.
+    let resources = crate::cgroup_rules::effective(linux);
+    let cgroup = if state.systemd_cgroup {
+        let mut o = cgroup_opts(&state);
+        o.resources = resources.as_ref();
+        berth_cgroups::new_manager_with(&o)?
+    } else {
+        cgroup_manager(&state)?
+    };
     // Without a user namespace the init moves itself in, which is cheaper on
     // v1 (see `join_self`); a user-namespaced init may not write the host's
     // cgroupfs, so the parent moves it. When the init joins, the directories
     // are made before the fork, so that it can start inside the cgroup2
-    // directory (see `sys::fork_into_cgroup`).
-    let rootless = crate::rootless::is_rootless();
-    let init_joins = !plan.involves_user() && !rootless;
+    // directory (see `sys::fork_into_cgroup`). A systemd scope is made with
+    // its first process: the parent hands the init's pid to systemd.
+    let init_joins = !plan.involves_user() && !rootless && !cgroup.apply_needs_pid();
     if init_joins {
         cgroup.apply(0)?;
         state.cgroup_owned_depth = Some(cgroup.owned_depth());
@@ -278,6 +306,9 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     drop(child_end);
     drop(console);
     guard.pid = Some(child);
+    if cgroup.apply_needs_pid() && !plan.involves_user() {
+        leave_children_namespaces(&plan)?;
+    }
 
     let pid = if plan.involves_user() {
         wait_for_init_pid(&parent_end, linux, child)?
@@ -378,8 +409,8 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
                 e => e.into(),
             })?;
         }
-    } else if let Some(res) = crate::cgroup_rules::effective(linux) {
-        guard.cgroup.as_ref().expect("set").set(&res)?;
+    } else if let Some(res) = &resources {
+        guard.cgroup.as_ref().expect("set").set(res)?;
     }
     state.status = Status::Created;
     let dir = guard.dir.as_ref().expect("set");
@@ -473,6 +504,21 @@ fn enter_children_namespaces(plan: &Plan, linux: &oci_spec::runtime::Linux) -> R
     Ok(())
 }
 
+/// Undo [`enter_children_namespaces`] in the parent once the init is forked.
+/// A process whose children go to another pid or time namespace cannot start
+/// threads (clone with CLONE_THREAD fails with EINVAL), and the systemd
+/// driver's D-Bus client runs one. Entering the namespaces the parent itself
+/// is in makes its children's namespaces its own again.
+fn leave_children_namespaces(plan: &Plan) -> Result<()> {
+    for t in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
+        if plan.has(t) {
+            let own = format!("/proc/self/ns/{}", namespaces::proc_name(t));
+            namespaces::join(t, Path::new(&own))?;
+        }
+    }
+    Ok(())
+}
+
 /// With a user namespace the forked child is an intermediate process: write its
 /// id maps, learn the real init's pid and reap the intermediate.
 fn wait_for_init_pid(
@@ -510,7 +556,7 @@ fn run_runtime_hooks(spec: &Spec, state: &State) -> Result<()> {
     crate::hooks::run_all(h.create_runtime().as_ref(), &json, "createRuntime", place)
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -33,6 +33,10 @@ pub enum Error {
     /// chains printed with `{:#}` would repeat it.
     #[error("cgroup: {0}")]
     Cgroup(berth_cgroups::CgroupError),
+    /// Checkpoint/restore through CRIU failed. Not a `#[source]`, as for
+    /// `Cgroup`.
+    #[error("{0}")]
+    Criu(crate::criu::CriuError),
     /// runc's words for it, which its clients and tests match.
     #[error("error running {kind} hook #{index}: {path}: {msg}")]
     Hook {
@@ -70,6 +74,12 @@ impl<T> Context<T> for std::result::Result<T, std::io::Error> {
             context: f().into(),
             source,
         })
+    }
+}
+
+impl From<crate::criu::CriuError> for Error {
+    fn from(e: crate::criu::CriuError) -> Self {
+        Error::Criu(e)
     }
 }
 

@@ -236,6 +236,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         ));
     }
     crate::procattrs::check(process, None)?;
+    protect_runtime_binary(&opts.root, &dir, &state, &spec, process)?;
     let seccomp = match linux.seccomp() {
         Some(sc) => Some(
             crate::seccomp::compile_cached(
@@ -389,6 +390,48 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         crate::pidfd::send(sock, child)?;
     }
     Ok(child)
+}
+
+/// Before the child enters the container's pid namespace: where something
+/// there could trace it, run from a protected copy of the binary (see
+/// `exe_seal`; this may re-execute berth, which then comes back here). A
+/// process that may hold CAP_SYS_PTRACE is remembered in the state, so every
+/// later exec is protected too; into a container whose init still waits for
+/// `start` unprotected, it is refused.
+fn protect_runtime_binary(
+    root: &Path,
+    dir: &ContainerDir,
+    state: &crate::state::State,
+    spec: &Spec,
+    process: &Process,
+) -> Result<()> {
+    use crate::exe_seal::{may_hold_ptrace, ptrace_reachable};
+    let linux = spec.linux().as_ref().expect("checked by the caller");
+    let plan = crate::namespaces::Plan::from_linux(linux);
+    let config_caps = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref());
+    let grants = may_hold_ptrace(process.capabilities().as_ref());
+    let init_protected = ptrace_reachable(&plan, config_caps, false);
+    let reachable = ptrace_reachable(&plan, config_caps, state.ptrace_exec || grants);
+    if state.status == Status::Created && reachable && !init_protected {
+        return Err(Error::WrongState(format!(
+            "cannot exec a process that may hold CAP_SYS_PTRACE in container \"{}\" before it \
+             is started: its init runs the runtime binary, which that process could reach; \
+             start the container first",
+            state.id
+        )));
+    }
+    if !reachable {
+        return Ok(());
+    }
+    if grants && !state.ptrace_exec {
+        let mut saved = dir.load()?;
+        saved.ptrace_exec = true;
+        dir.save(&saved)?;
+    }
+    crate::exe_seal::ensure(root).map_err(|e| Error::Other(e.to_string()))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -26,7 +26,7 @@ const RESOLVE_NO_XDEV: u64 = 0x01;
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_BENEATH: u64 = 0x08;
 
-fn is_procfs(fd: RawFd) -> bool {
+pub(crate) fn is_procfs(fd: RawFd) -> bool {
     let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
     // SAFETY: valid fd and a buffer of the right type.
     unsafe {

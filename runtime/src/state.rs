@@ -67,6 +67,13 @@ pub struct State {
     /// the config asks for no resources).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_cgroup: bool,
+    /// A process exec'd into the container could hold CAP_SYS_PTRACE: later
+    /// exec'd processes must run from a protected binary (see `exe_seal`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ptrace_exec: bool,
+    /// The cgroup is a systemd scope (`--systemd-cgroup` at create).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub systemd_cgroup: bool,
 }
 
 /// The JSON `berth state` prints (the spec's state plus runc's extra fields).
@@ -368,6 +375,8 @@ mod tests {
             cgroups_path: None,
             cgroup_owned_depth: None,
             no_cgroup: false,
+            ptrace_exec: false,
+            systemd_cgroup: false,
         };
         d.save(&s).unwrap();
         let back = d.load_current().unwrap();

@@ -146,6 +146,43 @@ pub fn fd_path(fd: &impl AsRawFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
+/// Close every fd >= `from` (close_range(2); older kernels: walk /proc/self/fd).
+/// Used at start-up on the fds a caller left open, so that none of them
+/// reaches a container's init, hooks or exec'd processes (CVE-2024-21626 family).
+pub fn close_from(from: u32) -> Result<()> {
+    // SAFETY: plain syscall on integers; the caller owns no fd in the range yet.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0) };
+    if r == 0 {
+        return Ok(());
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .ctx(|| "read /proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .filter(|fd| *fd >= from as i32)
+        .collect();
+    for fd in fds {
+        // SAFETY: closing inherited fds nothing in this process owns (the
+        // read_dir handle above is closed already; closing its number is harmless).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+/// [`close_from`]`(from)`, except the fd `keep` (an fd the caller passed on
+/// purpose, such as checkpoint's `--status-fd`).
+pub fn close_from_except(from: u32, keep: i32) -> Result<()> {
+    if keep < from as i32 {
+        return close_from(from);
+    }
+    if keep > from as i32 {
+        // SAFETY: plain syscall on integers; nothing in this process owns an
+        // fd in the range yet.
+        unsafe { libc::syscall(libc::SYS_close_range, from, (keep - 1) as u32, 0) };
+    }
+    close_from(keep as u32 + 1)
+}
+
 /// Mark every fd >= `from` close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC).
 pub fn cloexec_from(from: u32) -> Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;

@@ -210,7 +210,7 @@ fn duplicate_id_leaves_nothing_of_the_second_attempt() {
     let c = sb.created(&id);
     let pid = c.pid();
     let before = sb.tagged_processes().len();
-    let mounts_before = mountinfo_lines().len();
+    let mounts_before = test_mount_lines(&sb.dir, &[&id]);
     let mut other = sb.new_bundle("bundle2");
     other.sh(MARK);
     other.save();
@@ -221,7 +221,7 @@ fn duplicate_id_leaves_nothing_of_the_second_attempt() {
         before,
         "the second create left a process"
     );
-    assert_eq!(mountinfo_lines().len(), mounts_before);
+    assert_eq!(test_mount_lines(&sb.dir, &[&id]), mounts_before);
     assert_eq!(c.pid(), pid);
     assert_eq!(sb.status(&id), "created");
 }
@@ -449,4 +449,71 @@ fn busy_or_frozen_cgroup_is_refused() {
     assert!(sb.state(&id).is_none());
     drop(frozen);
     drop(cg);
+}
+
+/// `--systemd-cgroup` with a cgroupfs-style path: refused before anything is
+/// made, naming the expected form.
+#[test]
+fn systemd_cgroup_needs_a_slice_prefix_name_path() {
+    let mut sb = Sandbox::new("bad-sdpath");
+    sb.bundle.sh(MARK);
+    sb.bundle
+        .set("/linux/cgroupsPath", json!("/kubepods/pod1/abc"));
+    sb.bundle.save();
+    let id = sb.id("bad");
+    let base = sb.baseline(&id);
+    let o = sb.berth(&[
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+        &sb.bundle_arg(),
+        &id,
+    ]);
+    o.expect_fail(&["cgroupsPath", "slice:prefix:name"]);
+    base.assert_clean(&sb);
+    assert!(sb.state(&id).is_none());
+    assert!(!sb.host.join("marker").exists());
+}
+
+/// `--systemd-cgroup` where systemd cannot be reached (this host's init is not
+/// systemd, or no system bus): a clear error, nothing left behind, the init
+/// killed. (The driver itself runs against a real systemd in tests/systemdvm.)
+#[test]
+fn systemd_cgroup_without_systemd_fails_cleanly() {
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        berth_testsupport::skip(
+            "systemd-host",
+            "this host runs systemd (the guest tests cover it)",
+        );
+        return;
+    }
+    let mut sb = Sandbox::new("bad-nosd");
+    sb.bundle.sh(MARK);
+    sb.bundle
+        .set("/linux/cgroupsPath", json!("berthtest.slice:berth:nosd"));
+    sb.bundle.save();
+    let id = sb.id("bad");
+    let base = sb.baseline(&id);
+    let o = sb.run_cmd(
+        {
+            let mut c = sb.cmd(&[
+                "--systemd-cgroup",
+                "create",
+                "--bundle",
+                &sb.bundle_arg(),
+                &id,
+            ]);
+            // A bus address nobody listens on, whatever this host runs.
+            c.env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                format!("unix:path={}/no-bus", sb.dir.display()),
+            );
+            c
+        },
+        "berth --systemd-cgroup create",
+    );
+    o.expect_fail(&["systemd", "system bus"]);
+    base.assert_clean(&sb);
+    assert!(sb.state(&id).is_none());
+    assert!(!sb.host.join("marker").exists());
 }

@@ -19,7 +19,10 @@ use serde_json::{json, Value};
 /// True on a v1 or hybrid host; prints why and returns false otherwise.
 fn v1_host() -> bool {
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        eprintln!("skipped: pure cgroup v2 host (the v2 side runs in tests/v2vm)");
+        berth_testsupport::skip(
+            "pure-cgroup2-host",
+            "pure cgroup v2 host (the v2 side runs in tests/v2vm)",
+        );
         return false;
     }
     true
@@ -496,7 +499,10 @@ fn hugetlb_and_unified_on_the_hybrid_v2_mount() {
         .map(|c| c.split_whitespace().any(|c| c == "hugetlb"))
         .unwrap_or(false);
     if !offers_hugetlb || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
-        eprintln!("skipped: needs a hybrid host whose cgroup2 mount offers hugetlb, and 2MB pages");
+        berth_testsupport::skip(
+            "hugetlb",
+            "needs a hybrid host whose cgroup2 mount offers hugetlb, and 2MB pages",
+        );
         return;
     }
     // Declared first so that it runs after the container's cgroup is gone.
@@ -593,7 +599,10 @@ fn rdma_without_the_controller_is_a_clear_error() {
         .lines()
         .any(|l| l.contains(" - cgroup ") && l.split(',').any(|o| o.trim() == "rdma"));
     if rdma_mounted {
-        eprintln!("skipped: this host has a v1 rdma hierarchy, and no RDMA device to set");
+        berth_testsupport::skip(
+            "rdma-v1",
+            "this host has a v1 rdma hierarchy, and no RDMA device to set",
+        );
         return;
     }
     let sb = sandbox(
@@ -746,7 +755,7 @@ fn network_in_a_private_net_cls_net_prio_mount() {
         json!({"network": {"classID": 1048577, "priorities": [{"name": "lo", "priority": 5}]}}),
     );
     let Some(mut ns) = NsHost::new(&sb) else {
-        eprintln!("skipped: no net_cls,net_prio hierarchy could be mounted");
+        berth_testsupport::skip("net_cls", "no net_cls,net_prio hierarchy could be mounted");
         return;
     };
     let id = sb.id("c");

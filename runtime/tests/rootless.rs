@@ -51,7 +51,7 @@ fn unavailable() -> Option<String> {
 macro_rules! require_rootless {
     () => {
         if let Some(why) = unavailable() {
-            eprintln!("SKIP: {why}");
+            berth_testsupport::skip("rootless", &why);
             return;
         }
     };
@@ -544,7 +544,10 @@ fn rlimit_above_the_hard_limit_fails_clearly() {
     // SAFETY: valid out pointer.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) }, 0);
     if cur.rlim_max == libc::RLIM_INFINITY {
-        eprintln!("SKIP: RLIMIT_NOFILE is unlimited here, nothing to exceed");
+        berth_testsupport::skip(
+            "rlimit-unlimited",
+            "RLIMIT_NOFILE is unlimited here, nothing to exceed",
+        );
         return;
     }
     let mut w = World::new("rl-rlim");
@@ -562,4 +565,33 @@ fn rlimit_above_the_hard_limit_fails_clearly() {
     let o = w.berth(&["run", &id]);
     o.expect_ok();
     assert_eq!(o.stdout.trim(), "64");
+}
+
+/// A rootless container whose processes may hold CAP_SYS_PTRACE shares
+/// berth's user namespace as far as the host is concerned: berth runs it from
+/// a sealed memfd copy of its binary (no overlayfs for an unprivileged user),
+/// which the created init's /proc/PID/exe shows.
+#[test]
+fn ptrace_capable_container_runs_from_a_sealed_copy() {
+    require_rootless!();
+    let mut w = World::new("rl-seal");
+    for set in ["bounding", "effective", "permitted"] {
+        w.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_PTRACE"));
+    }
+    w.args(&["sleep", "1000"]);
+    let id = w.id("c");
+    w.berth(&["create", &id]).expect_ok();
+    let pid = w.state(&id)["pid"].as_i64().unwrap() as i32;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:berth"),
+        "the created init runs {}",
+        exe.display()
+    );
+    w.berth(&["start", &id]).expect_ok();
+    w.berth(&["exec", &id, "true"]).expect_ok();
+    w.berth(&["delete", "--force", &id]).expect_ok();
 }

@@ -54,10 +54,8 @@ fn raw_i386(nr: u32) -> i64 {
 
 fn no_new_privs() {
     // SAFETY: plain prctl.
-    assert_eq!(
-        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-        0
-    );
+    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    assert_eq!(rc, 0);
 }
 
 /// A forked child, killed and reaped if the test fails before it exits.
@@ -533,17 +531,15 @@ fn notify_listener_answers_the_syscall() {
             revents: 0,
         };
         // SAFETY: one valid pollfd.
-        assert_eq!(
-            unsafe { libc::poll(&mut pfd, 1, TIMEOUT.as_millis() as i32) },
-            1,
-            "no notification"
-        );
+        let ready = unsafe { libc::poll(&mut pfd, 1, TIMEOUT.as_millis() as i32) };
+        assert_eq!(ready, 1, "no notification");
         // SAFETY: zeroed plain-data structs filled by the kernel.
         let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
         // SAFETY: ioctl with a correctly sized seccomp_notif.
         let rc =
             unsafe { libc::ioctl(notify.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) };
         assert_eq!(rc, 0, "NOTIF_RECV: {}", std::io::Error::last_os_error());
+        // SAFETY: a plain-data struct, all zero is valid.
         let mut resp: libc::seccomp_notif_resp = unsafe { std::mem::zeroed() };
         resp.id = req.id;
         resp.val = 4242;

@@ -43,6 +43,7 @@ pub struct Berth {
     binary: PathBuf,
     root: PathBuf,
     log: PathBuf,
+    systemd_cgroup: bool,
 }
 
 impl Berth {
@@ -51,6 +52,7 @@ impl Berth {
             binary: opts.binary.clone(),
             root: opts.root.clone(),
             log: bundle.join("log.json"),
+            systemd_cgroup: opts.systemd_cgroup,
         }
     }
 
@@ -65,6 +67,10 @@ impl Berth {
             .arg("--log")
             .arg(&self.log)
             .args(["--log-format", "json"]);
+        if self.systemd_cgroup {
+            // As containerd's runc shim: on every call (berth reads it at create).
+            cmd.arg("--systemd-cgroup");
+        }
         cmd.args(args);
         cmd
     }
@@ -87,6 +93,45 @@ impl Berth {
         }
         cmd.arg(id);
         self.run_with("exec", cmd, launch.stdio).map(drop)
+    }
+
+    /// `berth checkpoint --image-path P --work-path W FLAGS ID`.
+    pub fn checkpoint(&self, id: &str, image: &Path, work: &Path, flags: &[String]) -> Result<()> {
+        let mut args: Vec<&OsStr> = vec![
+            "checkpoint".as_ref(),
+            "--image-path".as_ref(),
+            image.as_os_str(),
+            "--work-path".as_ref(),
+            work.as_os_str(),
+        ];
+        args.extend(flags.iter().map(OsStr::new));
+        args.push(id.as_ref());
+        self.run("checkpoint", args).map(drop)
+    }
+
+    /// `berth restore --detach` of a checkpoint, the container's new stdio
+    /// handed to it (the restored init's stdio pipes become these).
+    pub fn restore(
+        &self,
+        id: &str,
+        bundle: &Path,
+        r: &crate::checkpoint::PendingRestore,
+        launch: Launch,
+    ) -> Result<()> {
+        let mut cmd = self.command(["restore", "--detach", "--no-subreaper", "--bundle"]);
+        cmd.arg(bundle)
+            .arg("--image-path")
+            .arg(&r.image_path)
+            .arg("--pid-file")
+            .arg(launch.pid_file);
+        if let Some(w) = &r.work_path {
+            cmd.arg("--work-path").arg(w);
+        }
+        if let Some(s) = launch.console_socket {
+            cmd.arg("--console-socket").arg(s);
+        }
+        cmd.arg(id);
+        self.run_with("restore", cmd, launch.stdio).map(drop)
     }
 
     pub fn start(&self, id: &str) -> Result<()> {

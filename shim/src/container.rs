@@ -16,6 +16,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::berth::{Berth, Launch};
+use crate::checkpoint::PendingRestore;
 use crate::error::{Context, Error, Result};
 use crate::events::Publisher;
 use crate::options::RuntimeOptions;
@@ -23,17 +24,19 @@ use crate::process::Process;
 use crate::stdio::{PendingIo, StdioPaths};
 use crate::{metrics, mount, oom};
 
-const INIT_PID_FILE: &str = "init.pid";
+pub(crate) const INIT_PID_FILE: &str = "init.pid";
 
 pub struct Container {
     pub id: String,
     pub bundle: PathBuf,
-    berth: Berth,
+    pub(crate) berth: Berth,
     /// `<bundle>/rootfs` when the shim mounted it from the request's mounts.
     rootfs: Option<PathBuf>,
     pub init: Arc<Process>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
-    publisher: Publisher,
+    pub(crate) publisher: Publisher,
+    /// Created from a checkpoint: Start restores it (see `checkpoint.rs`).
+    restore: Mutex<Option<PendingRestore>>,
 }
 
 impl Container {
@@ -72,7 +75,16 @@ impl Container {
             init,
             execs: Mutex::new(HashMap::new()),
             publisher: publisher.clone(),
+            restore: Mutex::new(None),
         };
+        if !req.checkpoint.is_empty() {
+            // As the runc shim: nothing runs until Start restores it.
+            *c.restore.lock().unwrap() = Some(PendingRestore {
+                image_path: PathBuf::from(&req.checkpoint),
+                work_path: opts.criu_work_path.clone(),
+            });
+            return Ok(c);
+        }
         if let Err(e) = c.launch_init() {
             c.cleanup();
             return Err(e);
@@ -105,6 +117,10 @@ impl Container {
 
     /// Runs the init's program (`berth start`).
     pub fn start(&self) -> Result<u32> {
+        let restore = self.restore.lock().unwrap().take();
+        if let Some(r) = restore {
+            return self.start_restored(&r);
+        }
         self.init.gate();
         if let Err(e) = self.berth.start(&self.id) {
             self.init.ungate(None::<TaskStart>);
@@ -366,7 +382,7 @@ impl Container {
     }
 }
 
-fn read_pid(file: &Path) -> Result<u32> {
+pub(crate) fn read_pid(file: &Path) -> Result<u32> {
     let text = std::fs::read_to_string(file).context(format_args!("read {}", file.display()))?;
     text.trim()
         .parse()

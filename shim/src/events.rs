@@ -21,7 +21,6 @@ use containerd_shim::protos::shim::event::Envelope;
 use containerd_shim::protos::shim::events::ForwardRequest;
 use containerd_shim::protos::ttrpc::context::Context;
 use containerd_shim::protos::{Client, EventsClient};
-use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::timestamp;
 
 const ATTEMPTS: usize = 3;
@@ -69,10 +68,9 @@ pub struct Publisher {
 
 impl Publisher {
     /// Starts the forwarding thread. `address` is containerd's TTRPC address,
-    /// connected to on the first event and again after a failed publish. The
-    /// crate's own publisher (`_remote`) is not used: see the module comment.
-    pub fn start(_remote: RemotePublisher, address: String, namespace: String) -> Publisher {
-        drop(_remote);
+    /// connected to on the first event and again after a failed publish (the
+    /// crate's own publisher is not used: see the module comment).
+    pub fn start(address: String, namespace: String) -> Publisher {
         let (tx, rx) = channel::<Queued>();
         let pending = Arc::new(Pending::default());
         let done = pending.clone();

@@ -1,10 +1,15 @@
 //! containerd-shim-berth-v2: containerd's shim v2 (runtime type
-//! `io.containerd.berth.v2`) for the berth OCI runtime. Built on the
-//! synchronous flavour of the `containerd-shim` crate (threads, no async
-//! runtime) to keep an idle shim small.
+//! `io.containerd.berth.v2`) for the berth OCI runtime. Built from the parts
+//! of the synchronous flavour of the `containerd-shim` crate (threads, no
+//! async runtime) to keep an idle shim small; its three actions are served
+//! here rather than by the crate's bootstrap (start.rs and daemon.rs say why).
 
 mod berth;
+mod checkpoint;
 mod container;
+mod containerd_version;
+mod daemon;
+mod delete;
 mod error;
 mod events;
 mod metrics;
@@ -13,9 +18,10 @@ mod oom;
 mod options;
 mod process;
 mod reaper;
-mod service;
+mod start;
 mod stdio;
 mod task;
+mod task_api;
 
 const RUNTIME_ID: &str = "io.containerd.berth.v2";
 
@@ -40,5 +46,18 @@ fn main() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 * 1024);
     }
-    containerd_shim::run::<service::Service>(RUNTIME_ID, None);
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let flags = match containerd_shim::parse(&args) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{RUNTIME_ID}: {e}");
+            std::process::exit(1);
+        }
+    };
+    match flags.action.as_str() {
+        "start" => start::run(&flags, RUNTIME_ID),
+        "delete" => delete::run(&flags, RUNTIME_ID),
+        // containerd starts the daemon without an action (start.rs spawns it).
+        _ => daemon::serve(&flags, RUNTIME_ID),
+    }
 }

@@ -72,6 +72,7 @@ fn inotify_on(file: &Path) -> Result<OwnedFd> {
     if fd < 0 {
         return Err(Error::from(std::io::Error::last_os_error()).context("inotify_init1"));
     }
+    // SAFETY: inotify_init1 just returned this fd; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let path = std::ffi::CString::new(file.as_os_str().as_encoded_bytes())
         .map_err(|e| Error::invalid(e.to_string()))?;

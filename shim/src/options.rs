@@ -31,6 +31,12 @@ pub struct RuntimeOptions {
     pub binary: PathBuf,
     /// berth's `--root`, namespace included.
     pub root: PathBuf,
+    /// `SystemdCgroup`: berth runs with `--systemd-cgroup`.
+    #[serde(default)]
+    pub systemd_cgroup: bool,
+    /// `CriuWorkPath`: CRIU's work files and logs of a restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criu_work_path: Option<PathBuf>,
 }
 
 impl RuntimeOptions {
@@ -41,7 +47,11 @@ impl RuntimeOptions {
         };
         if any.type_url.ends_with("containerd.runc.v1.Options") {
             let opts = Options::parse_from_bytes(&any.value).context("decode runtime options")?;
-            return Ok(Self::new(&opts.binary_name, &opts.root, namespace));
+            let mut o = Self::new(&opts.binary_name, &opts.root, namespace);
+            o.systemd_cgroup = opts.systemd_cgroup;
+            o.criu_work_path =
+                (!opts.criu_work_path.is_empty()).then(|| PathBuf::from(&opts.criu_work_path));
+            return Ok(o);
         }
         if any.type_url.ends_with("runtimeoptions.v1.Options") {
             let cri = CriOptions::decode(&any.value).context("decode runtimeoptions.v1.Options")?;
@@ -56,8 +66,10 @@ impl RuntimeOptions {
                 "" => "runtime options ConfigBody".to_string(),
                 path => format!("runtime options file {path}"),
             };
-            let keys = parse_toml_strings(&text, &["BinaryName", "Root"]).context(what)?;
-            return Ok(Self::new(&keys[0], &keys[1], namespace));
+            let keys = parse_toml_strings(&text, &["BinaryName", "Root"]).context(&what)?;
+            let mut o = Self::new(&keys[0], &keys[1], namespace);
+            o.systemd_cgroup = parse_toml_bool(&text, "SystemdCgroup").context(what)?;
+            return Ok(o);
         }
         // Options meant for another shim: the runc shim ignores foreign ones too.
         log::warn!("ignoring runtime options of type {}", any.type_url);
@@ -69,6 +81,8 @@ impl RuntimeOptions {
         RuntimeOptions {
             binary: resolve_binary(binary_name),
             root: Path::new(root).join(namespace),
+            systemd_cgroup: false,
+            criu_work_path: None,
         }
     }
 
@@ -154,6 +168,34 @@ fn parse_toml_strings(text: &str, wanted: &[&str]) -> Result<Vec<String>> {
         values[slot] = toml_string(value.trim()).ok_or_else(|| bad("expected a string"))?;
     }
     Ok(values)
+}
+
+/// The top-level boolean `key` of a TOML document (false when absent); any
+/// other value is an error naming the line.
+fn parse_toml_bool(text: &str, key: &str) -> Result<bool> {
+    let mut top_level = true;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('[') {
+            top_level = false;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        if !top_level || k.trim().trim_matches('"') != key {
+            continue;
+        }
+        let v = v.split('#').next().unwrap_or("").trim();
+        return match v {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(Error::invalid(format!(
+                "line {}: {key} must be true or false: {raw:?}",
+                n + 1
+            ))),
+        };
+    }
+    Ok(false)
 }
 
 /// A TOML basic (`"..."`, with escapes) or literal (`'...'`) string, optionally
@@ -249,6 +291,7 @@ mod tests {
         let mut opts = Options::new();
         opts.binary_name = "/usr/local/bin/berth".into();
         opts.root = "/tmp/state".into();
+        opts.systemd_cgroup = true;
         let any = Any {
             type_url: "containerd.runc.v1.Options".into(),
             value: opts.write_to_bytes().unwrap(),
@@ -257,6 +300,7 @@ mod tests {
         let o = RuntimeOptions::from_request(Some(&any), "ns").unwrap();
         assert_eq!(o.binary, PathBuf::from("/usr/local/bin/berth"));
         assert_eq!(o.root, PathBuf::from("/tmp/state/ns"));
+        assert!(o.systemd_cgroup);
         let other = Any {
             type_url: "io.containerd.other.v1.Options".into(),
             value: vec![1, 2, 3],
@@ -314,6 +358,26 @@ mod tests {
         let o = RuntimeOptions::from_request(Some(&any), "k8s.io").unwrap();
         assert_eq!(o.binary, PathBuf::from("/opt/berth"));
         assert_eq!(o.root, PathBuf::from("/var/run/berth-cri/k8s.io"));
+        assert!(!o.systemd_cgroup);
+
+        // containerd's SystemdCgroup option.
+        let any = cri_any(
+            "",
+            "",
+            b"SystemdCgroup = true # systemd node\n[x]\nSystemdCgroup = 1\n",
+        );
+        assert!(
+            RuntimeOptions::from_request(Some(&any), "ns")
+                .unwrap()
+                .systemd_cgroup
+        );
+        let any = cri_any("", "", b"SystemdCgroup = \"yes\"\n");
+        let e = RuntimeOptions::from_request(Some(&any), "ns").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("SystemdCgroup must be true or false"),
+            "{e}"
+        );
 
         // The text sent inline wins over the file.
         let any = cri_any("", file.to_str().unwrap(), b"Root = \"/inline\"\n");

@@ -1,18 +1,24 @@
-//! Routes child exits. `containerd-shim` reaps every child (the shim is a
-//! subreaper) and publishes `(pid, status)` on its monitor; one dispatcher
-//! thread here hands each exit to the process that registered the pid, or keeps
-//! it as *unclaimed* for a short while: a `berth` command waiting for its own
-//! exit, or a container process whose pid was not yet known when it exited
-//! (`berth exec --detach` returns after the process may already be gone).
+//! Reaps and routes child exits. The shim is a subreaper, so container
+//! processes whose parent (`berth`) exits become its children too. One thread
+//! waits for SIGCHLD (signal-hook's self-pipe, read by this thread for the
+//! process's life), reaps every exited child and hands each exit to the process
+//! that registered the pid, or keeps it as *unclaimed* for a short while: a
+//! `berth` command waiting for its own exit, or a container process whose pid
+//! was not yet known when it exited (`berth exec --detach` returns after the
+//! process may already be gone).
 //!
-//! The dispatcher never takes a lock other than the reaper's own, so a request
+//! The thread never takes a lock other than the reaper's own, so a request
 //! handler that waits for a `berth` command can hold its process locks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use containerd_shim::monitor::{monitor_subscribe, Subject, Topic};
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use signal_hook::consts::SIGCHLD;
+use signal_hook::iterator::Signals;
 
 /// Unclaimed exits older than this are dropped (a `berth` command or a
 /// registration claims theirs within milliseconds).
@@ -35,15 +41,16 @@ pub struct Reaper {
 }
 
 static REAPER: LazyLock<Reaper> = LazyLock::new(|| {
-    let subscription = monitor_subscribe(Topic::All).expect("subscribe to child exits");
+    let mut signals = Signals::new([SIGCHLD]).expect("register SIGCHLD");
     std::thread::Builder::new()
         .name("reaper".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            for event in subscription.rx.iter() {
-                if let Subject::Pid(pid) = event.subject {
-                    REAPER.dispatch(pid, event.exit_code);
-                }
+            // A child that exited before the handler existed is reaped too:
+            // the first pass runs without waiting for a signal.
+            reap_all();
+            for _ in signals.forever() {
+                reap_all();
             }
         })
         .expect("spawn reaper thread");
@@ -53,8 +60,27 @@ static REAPER: LazyLock<Reaper> = LazyLock::new(|| {
     }
 });
 
+/// Reaps every child that has exited and dispatches its status (the exit
+/// code, or 128 + the signal that killed it).
+fn reap_all() {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => REAPER.dispatch(pid.as_raw(), code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                REAPER.dispatch(pid.as_raw(), 128 + sig as i32)
+            }
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                log::warn!("waitpid: {e}");
+                return;
+            }
+        }
+    }
+}
+
 impl Reaper {
-    /// The process-wide reaper; the first call subscribes to exits, so it must
+    /// The process-wide reaper; the first call starts reaping, so it must
     /// happen before the first child is spawned.
     pub fn get() -> &'static Reaper {
         &REAPER

@@ -275,7 +275,8 @@ impl Task for TaskService {
         Ok(self.do_shutdown(req)?)
     }
 
-    fn checkpoint(&self, _ctx: &TtrpcContext, _req: CheckpointTaskRequest) -> TtrpcResult<Empty> {
-        Err(Error::unimplemented("checkpoint is not supported by berth").into())
+    fn checkpoint(&self, _ctx: &TtrpcContext, req: CheckpointTaskRequest) -> TtrpcResult<Empty> {
+        self.container(&req.id)?.checkpoint(&req)?;
+        Ok(Empty::new())
     }
 }

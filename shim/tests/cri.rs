@@ -186,7 +186,10 @@ fn pod_lifecycle_through_cri_runs_on_berth() {
     let ps = s.cri.pod_sandbox_status(&pod).expect("PodSandboxStatus");
     let status = ps.status.clone().unwrap();
     assert_eq!(status.state, api::PodSandboxState::SandboxReady as i32);
-    assert_eq!(info_field(&ps.info, "runtimeHandler"), HANDLER);
+    // containerd 1.6 tells the handler in the verbose info, 2.x in the status.
+    let handler = info_field(&ps.info, "runtimeHandler");
+    let handler = handler.as_str().unwrap_or(&status.runtime_handler);
+    assert_eq!(handler, HANDLER);
     assert_eq!(info_field(&ps.info, "runtimeType"), BERTH_RUNTIME);
     let pause_pid = info_field(&ps.info, "pid").as_u64().expect("sandbox pid");
 
@@ -470,7 +473,7 @@ fn pod_on_a_cni_bridge_network() {
         return;
     };
     if !Path::new("/usr/lib/cni/bridge").exists() {
-        eprintln!("skipped: containernetworking-plugins not installed");
+        berth_testsupport::skip("cni-plugins", "containernetworking-plugins not installed");
         return;
     }
     let _net = CniGuard::new();
@@ -616,4 +619,206 @@ fn pod_on_a_cni_bridge_network() {
         .unwrap_or(0);
     assert_eq!(ports, 0, "veths left on {CNI_BRIDGE}");
     assert_clean(&c, &[pod, app]);
+}
+
+/// The containers of a pod share the pod's shim: for each container after the
+/// sandbox, the shim's short-lived `start` action finds the pod's daemon and
+/// prints its address. That action must never hang (see tests/start_action.rs
+/// for the signal race it once lost): 200 containers are created and started
+/// back to back into 10 pods, each call bounded; afterwards one shim per pod
+/// runs, no `start` action is left, and removing the pods leaves nothing.
+#[test]
+fn two_hundred_containers_start_into_grouped_pod_shims() {
+    const PODS: usize = 10;
+    const PER_POD: usize = 20;
+    /// Far above a normal create or start here (well under a second).
+    const START_LIMIT: Duration = Duration::from_secs(30);
+    let Some(c) = Containerd::start_cri_if_possible() else {
+        return;
+    };
+    let mut s = Session::open(&c);
+    let mut bounded = Cri::connect(&c.address, START_LIMIT).expect("connect to CRI");
+    let mut ids = Vec::new();
+    for p in 0..PODS {
+        let cfg = pod_config(&c, &format!("many{p}"));
+        let pod = s.run_pod(&cfg, HANDLER);
+        ids.push(pod.clone());
+        for i in 0..PER_POD {
+            let n = p * PER_POD + i;
+            let id = bounded
+                .create_container(
+                    &pod,
+                    container_config(&format!("c{i}"), &["sleep", "100000"]),
+                    cfg.clone(),
+                )
+                .unwrap_or_else(|e| panic!("CreateContainer #{n}: {e}\n{}", c.log_tail(20)));
+            bounded
+                .start_container(&id)
+                .unwrap_or_else(|e| panic!("StartContainer #{n}: {e}\n{}", c.log_tail(20)));
+            ids.push(id);
+        }
+    }
+    let running = s
+        .cri
+        .list_containers()
+        .unwrap()
+        .iter()
+        .filter(|k| k.state == api::ContainerState::ContainerRunning as i32)
+        .count();
+    assert_eq!(running, PODS * PER_POD);
+    // One daemon per pod, and every start action has exited.
+    let shims = c.shim_pids();
+    let starts: Vec<u32> = shims
+        .iter()
+        .copied()
+        .filter(|p| {
+            fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .map(|l| l.split('\0').any(|a| a == "start"))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(starts.is_empty(), "start actions still running: {starts:?}");
+    assert_eq!(shims.len(), PODS, "one shim per pod: {shims:?}");
+
+    for pod in std::mem::take(&mut s.pods) {
+        s.cri
+            .stop_pod_sandbox(&pod)
+            .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", c.log_tail(40)));
+        s.cri
+            .remove_pod_sandbox(&pod)
+            .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", c.log_tail(40)));
+    }
+    assert!(s.cri.list_containers().unwrap().is_empty());
+    assert_clean(&c, &ids);
+}
+
+/// What the kubelet does through the streaming server and the log path, with
+/// the berth shim under the pod: attach to a container's stdin/stdout,
+/// port-forward into the pod, and reopen a rotated container log.
+#[test]
+fn attach_port_forward_and_log_reopen() {
+    use berth_cri_client::stream::Stream;
+    const STREAM: Duration = Duration::from_secs(20);
+    let Some(c) = Containerd::start_cri_if_possible() else {
+        return;
+    };
+    let mut s = Session::open(&c);
+    let pod_cfg = pod_config(&c, "stream");
+    let pod = s.run_pod(&pod_cfg, HANDLER);
+
+    // Attach: a container reading its stdin.
+    let mut echo = container_config(
+        "echo",
+        &[
+            "sh",
+            "-c",
+            "echo ready; while read l; do echo \"got $l\"; done",
+        ],
+    );
+    echo.stdin = true;
+    let echo = s
+        .cri
+        .create_container(&pod, echo, pod_cfg.clone())
+        .expect("CreateContainer echo");
+    s.cri.start_container(&echo).expect("StartContainer echo");
+    let url = s.cri.attach(&echo, true, true, false).expect("Attach");
+    let mut a = Stream::open(&url, "", STREAM).expect("open the attach stream");
+    a.send(0, b"hello\n").unwrap();
+    let out = a
+        .read_until(1, b"got hello\n", STREAM)
+        .expect("attach output");
+    assert!(String::from_utf8_lossy(&out).contains("got hello"));
+    a.close();
+
+    // Port-forward: busybox httpd on a free loopback port (host network).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let web = s
+        .cri
+        .create_container(
+            &pod,
+            container_config(
+                "web",
+                &[
+                    "httpd",
+                    "-f",
+                    "-p",
+                    &format!("127.0.0.1:{port}"),
+                    "-h",
+                    "/etc",
+                ],
+            ),
+            pod_cfg.clone(),
+        )
+        .expect("CreateContainer web");
+    s.cri.start_container(&web).expect("StartContainer web");
+    let hostname = s
+        .cri
+        .exec_sync(&web, &["cat", "/etc/hostname"], 30)
+        .unwrap();
+    let hostname = String::from_utf8_lossy(&hostname.stdout).trim().to_string();
+    let body = wait_for("a response through port-forward", || {
+        let url = s.cri.port_forward(&pod, &[port as i32]).ok()?;
+        let mut f = Stream::open(&url, &format!("port={port}"), STREAM).ok()?;
+        f.send(0, b"GET /hostname HTTP/1.0\r\n\r\n").ok()?;
+        let got = f.read_until(0, b"\r\n\r\n", STREAM).ok()?;
+        // The rest of the response after the headers.
+        let more = f
+            .read_until(0, hostname.as_bytes(), STREAM)
+            .unwrap_or_default();
+        f.close();
+        let text = String::from_utf8_lossy(&[got, more].concat()).into_owned();
+        text.contains("200 OK").then_some(text)
+    });
+    assert!(body.contains(&hostname), "{body}");
+
+    // Log reopen: rename the log as the kubelet's rotation does, reopen,
+    // and the container's next lines go to a new file at the old path.
+    let ticker = s
+        .cri
+        .create_container(
+            &pod,
+            container_config(
+                "ticker",
+                &[
+                    "sh",
+                    "-c",
+                    "i=0; while :; do echo tick$i; i=$((i+1)); sleep 0.1; done",
+                ],
+            ),
+            pod_cfg.clone(),
+        )
+        .expect("CreateContainer ticker");
+    s.cri
+        .start_container(&ticker)
+        .expect("StartContainer ticker");
+    let log = c.dir.join("logs/stream/ticker.log");
+    wait_for("tick lines", || {
+        fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("tick2"))
+    });
+    let rotated = log.with_extension("log.1");
+    fs::rename(&log, &rotated).unwrap();
+    s.cri
+        .reopen_container_log(&ticker)
+        .expect("ReopenContainerLog");
+    let fresh = wait_for("lines in the reopened log", || {
+        fs::read_to_string(&log).ok().filter(|l| l.contains("tick"))
+    });
+    assert!(fresh.contains(" stdout F tick"), "{fresh}");
+    let before = fs::read_to_string(&rotated).unwrap().len();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        fs::read_to_string(&rotated).unwrap().len(),
+        before,
+        "the rotated file is no longer written"
+    );
+
+    s.cri.stop_pod_sandbox(&pod).expect("StopPodSandbox");
+    s.cri.remove_pod_sandbox(&pod).expect("RemovePodSandbox");
+    s.pods.clear();
+    assert_clean(&c, &[pod, echo, web, ticker]);
 }

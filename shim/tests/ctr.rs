@@ -324,7 +324,7 @@ fn terminal_gets_a_pty() {
         .output()
         .is_err()
     {
-        eprintln!("skipped: script(1) not installed");
+        berth_testsupport::skip("script", "script(1) not installed");
         return;
     }
     let Some(c) = Containerd::start_if_possible() else {
@@ -332,7 +332,8 @@ fn terminal_gets_a_pty() {
     };
     // script(1) gives ctr the terminal `ctr run -t` needs.
     let ctr = format!(
-        "ctr --address {} -n {} run -t --rm --runtime {BERTH_RUNTIME} {IMAGE} c1 sh -c 'tty; exit 2' </dev/null",
+        "{} --address {} -n {} run -t --rm --runtime {BERTH_RUNTIME} {IMAGE} c1 sh -c 'tty; exit 2' </dev/null",
+        common::containerd_tool("ctr").display(),
         c.dir.join("containerd.sock").display(),
         c.ns
     );

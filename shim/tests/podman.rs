@@ -490,7 +490,7 @@ fn terminal_run_and_exec() {
         return;
     };
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: script(1) (util-linux/bsdutils) not installed");
+        berth_testsupport::skip("script", "script(1) (util-linux/bsdutils) not installed");
         return;
     }
     // podman needs a terminal on its stdin for -t: script(1) provides one.

@@ -6,10 +6,12 @@ mod common;
 use std::path::PathBuf;
 
 use containerd_shim::api::{
-    ConnectRequest, KillRequest, StateRequest, StatsRequest, Status, UpdateTaskRequest,
+    ConnectRequest, KillRequest, StateRequest, StateResponse, StatsRequest, Status,
+    UpdateTaskRequest,
 };
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::ttrpc::{context, Client, Code, Error as TtrpcError};
+use containerd_shim::protos::protobuf::Message;
+use containerd_shim::protos::ttrpc::{context, Client, Code, Error as TtrpcError, Request};
 use containerd_shim::protos::TaskClient;
 
 use common::Containerd;
@@ -147,6 +149,101 @@ fn update_connect_state_stats_and_error_codes() {
         Code::NOT_FOUND
     );
 
+    drop(client);
+    c.remove("c1");
+}
+
+/// `State` sent as `/SERVICE/State` over a raw ttrpc client.
+fn raw_state(client: &Client, service: &str, id: &str) -> Result<StateResponse, TtrpcError> {
+    let req = Request {
+        service: service.into(),
+        method: "State".into(),
+        timeout_nano: TIMEOUT_NS,
+        payload: StateRequest {
+            id: id.into(),
+            ..Default::default()
+        }
+        .write_to_bytes()
+        .unwrap(),
+        ..Default::default()
+    };
+    let res = client.request(req)?;
+    Ok(StateResponse::parse_from_bytes(&res.payload).unwrap())
+}
+
+/// The shim serves task API v2 (containerd 1.x) and v3 (containerd 2.x) on
+/// one socket, and announces v3 only to a containerd 2.x: containerd 2.x keeps
+/// the start action's answer in the bundle's bootstrap.json, version 3; 1.x
+/// reads a bare address (no bootstrap.json). At debug level the shim logs the
+/// first call made through each version into containerd's log.
+#[test]
+fn both_task_api_versions_on_one_socket_and_the_one_containerd_chose() {
+    let Some(c) = Containerd::start_debug_if_possible() else {
+        return;
+    };
+    c.run_detached("c1", &[], &["sleep", "1000"]);
+    let (pid, _) = c.task("c1").unwrap();
+    // What containerd itself sent: the shim logs the first call through each
+    // version (read before this test makes calls of its own).
+    let flavor = common::flavor();
+    let (used, unused) = if flavor.major >= 2 {
+        ("v3", "v2")
+    } else {
+        ("v2", "v3")
+    };
+    let line = |v: &str| format!("containerd speaks task API {v}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !c.log().contains(&line(used)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = c.log();
+    assert!(
+        log.contains(&line(used)) && !log.contains(&line(unused)),
+        "containerd {} should speak {used} only; log:\n{}",
+        flavor.version,
+        c.log_tail(30)
+    );
+
+    let (socket, _) = shim_socket(&c);
+    let client = Client::connect(&socket).expect("connect to the shim");
+    for service in ["containerd.task.v2.Task", "containerd.task.v3.Task"] {
+        let state = raw_state(&client, service, "c1").unwrap();
+        assert_eq!(state.pid, pid, "{service}");
+        assert_eq!(state.status.enum_value(), Ok(Status::RUNNING), "{service}");
+    }
+    // Any other name is refused (ttrpc-rust answers INVALID_ARGUMENT).
+    let unknown = code(raw_state(&client, "containerd.task.v4.Task", "c1").unwrap_err());
+    assert!(
+        matches!(unknown, Code::INVALID_ARGUMENT | Code::UNIMPLEMENTED),
+        "{unknown:?}"
+    );
+
+    let bundle = c
+        .dir
+        .join("state/io.containerd.runtime.v2.task")
+        .join(&c.ns)
+        .join("c1");
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("address")).unwrap(),
+        socket,
+        "the address file of the start action"
+    );
+    let bootstrap = std::fs::read_to_string(bundle.join("bootstrap.json"));
+    if flavor.major >= 2 {
+        let params: serde_json::Value =
+            serde_json::from_str(&bootstrap.expect("containerd 2.x writes bootstrap.json"))
+                .unwrap();
+        assert_eq!(params["version"], 3, "{params}");
+        assert_eq!(params["address"], socket.as_str(), "{params}");
+        assert_eq!(params["protocol"], "ttrpc", "{params}");
+    } else {
+        assert!(
+            bootstrap.is_err(),
+            "containerd {} reads a bare address",
+            flavor.version
+        );
+    }
+    eprintln!("containerd {} speaks task API {used}", flavor.version);
     drop(client);
     c.remove("c1");
 }

@@ -73,6 +73,11 @@ bundle v2-bad-unified '["sleep","100000"]' '.linux.resources.unified = {"no.such
 
 # The host's /dev/loop0 and /dev/loop1 bind-mounted in; the device rules (deny
 # all, then berth's defaults) allow only loop1, for reading.
+# A device node listed in linux.devices under the default deny-all device
+# policy: created, but not usable (listing is no permission).
+bundle v2-listed-device '["sleep","100000"]' '
+  .linux.devices += [{path: "/dev/listed", type: "b", major: 7, minor: 0, fileMode: 420, uid: 0, gid: 0}]'
+
 bundle v2-devices '["sleep","100000"]' '
   .mounts += [{destination: "/dev/denied", type: "bind", source: "/dev/loop0", options: ["bind"]},
               {destination: "/dev/allowed", type: "bind", source: "/dev/loop1", options: ["bind"]}]

@@ -104,6 +104,8 @@ v2_cmdline() { tr ' ' '\n' </proc/cmdline | sed -n "s/^v2test\.$1=//p" | tail -n
 v2_sweep() {
     for d in "$BERTH_ROOT"/*; do
         [ -e "$d" ] || continue
+        # berth's own entries (@seccomp-cache, @exe-layer) are no containers.
+        case ${d##*/} in @*) continue ;; esac
         echo "state:${d##*/}"
         command berth --root "$BERTH_ROOT" delete -f "${d##*/}" >/dev/null 2>&1 || rm -rf "$d"
     done

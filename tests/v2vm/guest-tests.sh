@@ -468,3 +468,17 @@ test_devices_ebpf_v2() {
     exec 3<&-
     echo "  ok: the host opens /dev/loop0"
 }
+
+# linux.devices makes nodes; only linux.resources.devices grants access (the
+# eBPF program must not allow a listed device the policy denies).
+test_listed_device_stays_denied_v2() {
+    [ -b /dev/loop0 ] || skip "no /dev/loop0"
+    id=listed1
+    run_detached v2-listed-device $id
+    berth exec $id test -b /dev/listed || fail "/dev/listed was not created"
+    if open_in $id /dev/listed; then
+        fail "the listed device (b 7:0) opened under a deny-all device policy"
+    fi
+    check_grep "the listed device gives EPERM" /tmp/open.out 'not permitted'
+    berth delete -f $id
+}

@@ -4,3 +4,5 @@
 
 pub mod faults;
 pub mod seccomp_agent;
+pub mod skip;
+pub use skip::skip;

@@ -72,6 +72,9 @@ pub struct V1Manager {
     mode: Mode,
     owned: AtomicUsize,
     max_owned: usize,
+    /// The directories may already exist with the container's processes in
+    /// them (systemd made them for the container's scope).
+    adopt: bool,
 }
 
 impl V1Manager {
@@ -120,7 +123,16 @@ impl V1Manager {
             mode: opts.mode,
             owned: AtomicUsize::new(opts.owned_depth.unwrap_or(0)),
             max_owned: crate::path::max_owned_depth(opts.cgroups_path),
+            adopt: false,
         })
+    }
+
+    /// A manager for directories another party (systemd) creates and fills:
+    /// apply accepts them as they are, and destroy removes only the leaf.
+    pub(crate) fn adopting(mut self) -> Self {
+        self.adopt = true;
+        self.max_owned = 1;
+        self
     }
 
     /// The directory of `controller` if the cgroup has (or will have at apply) one.
@@ -212,7 +224,7 @@ impl V1Manager {
             let made = fs::mkdir_all(dir, mount)?;
             let existed = made.is_empty();
             created.push(made);
-            if existed {
+            if existed && !self.adopt {
                 fs::refuse_busy_cgroup(dir)?;
             }
         }

@@ -34,6 +34,9 @@ pub struct V2Manager {
     fake: bool,
     owned: AtomicUsize,
     max_owned: usize,
+    /// The directory may already exist with the container's processes in it
+    /// (systemd made it for the container's scope).
+    adopt: bool,
 }
 
 impl V2Manager {
@@ -65,7 +68,16 @@ impl V2Manager {
             fake,
             owned: AtomicUsize::new(opts.owned_depth.unwrap_or(0)),
             max_owned: crate::path::max_owned_depth(opts.cgroups_path),
+            adopt: false,
         })
+    }
+
+    /// A manager for a directory another party (systemd) creates and fills:
+    /// apply accepts it as it is, and destroy removes only the leaf.
+    pub(crate) fn adopting(mut self) -> Self {
+        self.adopt = true;
+        self.max_owned = 1;
+        self
     }
 
     fn d(&self) -> CgDir<'_> {
@@ -80,7 +92,7 @@ impl V2Manager {
     fn create(&self) -> Result<Vec<PathBuf>> {
         let created = fs::mkdir_all(&self.dir, &self.mount)?;
         let result = (|| {
-            if created.is_empty() {
+            if created.is_empty() && !self.adopt {
                 fs::refuse_busy_cgroup(&self.dir)?;
             }
             let available = available_controllers(&self.mount);

@@ -23,6 +23,11 @@ pub fn cases() -> Vec<Case> {
             run: linux_devices,
         },
         Case {
+            section: "config-linux.md#devices",
+            desc: "a listed device is created but not allowed by a deny-all device cgroup",
+            run: listed_device_stays_denied,
+        },
+        Case {
             section: "runtime-linux.md#dev-symbolic-links",
             desc: "/dev/fd, stdin, stdout, stderr",
             run: dev_symlinks,
@@ -116,6 +121,22 @@ fn linux_devices(ctx: &Ctx) -> CaseResult {
         { "path": "/dev/conf-fifo", "type": "p", "fileMode": 0o620, "uid": 1002, "gid": 1003 },
     ]);
     ctx.run_checks(&mut b, &id, &["linux-devices"])
+}
+
+/// linux.devices makes nodes; linux.resources.devices decides access. With
+/// CAP_SYSLOG only the device cgroup can refuse /dev/kmsg.
+fn listed_device_stays_denied(ctx: &Ctx) -> CaseResult {
+    let (mut b, id) = ctx.bundle()?;
+    b.config["linux"]["devices"] = json!([
+        { "path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o644, "uid": 0, "gid": 0 },
+    ]);
+    b.config["linux"]["resources"]["devices"] = json!([{ "allow": false, "access": "rwm" }]);
+    for set in ["bounding", "effective", "permitted"] {
+        if let Some(caps) = b.config["process"]["capabilities"][set].as_array_mut() {
+            caps.push(json!("CAP_SYSLOG"));
+        }
+    }
+    ctx.run_checks(&mut b, &id, &["open-denied:/dev/kmsg"])
 }
 
 fn dev_symlinks(ctx: &Ctx) -> CaseResult {

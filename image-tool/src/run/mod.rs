@@ -1,88 +1,208 @@
-//! The standalone run flow, the `docker run` sequence on berth's pieces:
-//! `run` pulls the image when it is missing, makes a bundle with a fresh
-//! writable layer over the shared read-only layers, and runs it with the
-//! `berth` runtime; `ps`, `logs`, `stop` and `rm` manage what `run` made.
+//! The standalone container flow, docker's model on berth's pieces: `create`
+//! makes a container (a bundle with a fresh writable layer over the shared
+//! read-only layers, its config, its record); `start` runs it with the `berth`
+//! runtime, attached or under a detached monitor; a container that exits is
+//! stopped, not removed (unless `--rm`), and starts again on its kept R/W
+//! layer; `run` is create + start. `ps`, `logs`, `stop`, `rm`, `inspect`,
+//! `exec`, `cp`, ... manage what `create` made.
 //!
-//! Each container lives in `<store>/containers/<name>/`:
+//! Each container lives in `<store>/containers/<id>/`:
 //!
 //! * `bundle/`: the overlay bundle (its R/W layer is `bundle/.berth/upper`);
-//! * `container.json`: what it was made from and how;
-//! * `log`: stdout and stderr of a detached container;
-//! * `exit`: the exit status, once it has stopped.
+//! * `container.json`: what it was made from and how ([`ContainerRecord`]);
+//! * `state.json`: its last start and exit ([`RunState`]);
+//! * `hosts`, `hostname`, `resolv.conf`: bind-mounted into it;
+//! * `log`: stdout and stderr while it runs detached;
+//! * `lock`: held by the process supervising a run of it.
 //!
-//! The runtime's state lives in `<store>/containers/.runtime` (`berth --root`).
-//! A detached container is supervised by a `berth-image` monitor process
-//! (session leader, no terminal) that runs `berth run` in the foreground with
-//! the log file as stdio, records the exit status and, with `--rm`, removes
-//! the container when it stops.
+//! `<store>/containers/.names/<name>` is a symlink to the id (names are
+//! unique; `rename` moves the link). The runtime's state lives in
+//! `<store>/containers/.runtime` (`berth --root`), under the container's id.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+pub mod checkpoint;
+pub mod cli;
+mod config;
+mod cp;
+mod create;
+mod exec;
+mod inspect;
 mod manage;
+mod network;
+mod signals;
+mod start;
+mod top;
 mod tty;
+pub mod volumes;
 
-pub use manage::{list, logs, ps, rm, status, stop, Status};
+pub use cp::cp;
+pub use create::create;
+pub use exec::{exec, ExecOptions};
+pub use inspect::inspect;
+pub use manage::{
+    kill, list, logs, pause, port, ps, rename, restart, rm, status, stop, unpause, wait, Status,
+};
+pub use start::{monitor, start, StartOptions};
+pub use top::{stats, top};
 
-use crate::bundle::{self, BundleOptions};
+use crate::net::{NetworkConfig, PortMapping};
 use crate::store::{ImageRecord, Store};
 
-/// Network of a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Network mode of a container (`--net`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Net {
+    /// Its own network namespace on the tool's bridge network (the default).
+    #[default]
+    Bridge,
     /// Its own network namespace with only a loopback interface.
     None,
     /// The host's network namespace.
     Host,
+    /// The network namespace of another (running) container.
+    Container(String),
 }
 
 impl std::str::FromStr for Net {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Net> {
         match s {
+            "bridge" | "default" => Ok(Net::Bridge),
             "none" => Ok(Net::None),
             "host" => Ok(Net::Host),
-            _ => bail!("--net {s:?}: expected none or host"),
+            _ => match s.strip_prefix("container:") {
+                Some(c) if !c.is_empty() => Ok(Net::Container(c.to_string())),
+                _ => bail!("--net {s:?}: expected bridge, none, host or container:NAME"),
+            },
         }
     }
 }
 
-/// Options of `run`.
-#[derive(Debug, Clone)]
+impl std::fmt::Display for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Net::Bridge => f.write_str("bridge"),
+            Net::None => f.write_str("none"),
+            Net::Host => f.write_str("host"),
+            Net::Container(c) => write!(f, "container:{c}"),
+        }
+    }
+}
+
+/// Options of `create` and `run` (docker's flags of the same names).
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub name: Option<String>,
     pub rm: bool,
     pub detach: bool,
     pub tty: bool,
+    /// Keep stdin attached (`-i`).
+    pub interactive: bool,
     pub net: Net,
+    /// The bridge network (default: [`NetworkConfig::from_env`]).
+    pub network: Option<NetworkConfig>,
+    /// `-p` values.
+    pub publish: Vec<String>,
     /// Replaces the image's Cmd when not empty.
     pub args: Vec<String>,
-    /// The runtime binary (runc's command line).
+    /// The runtime binary (runc's command line); empty: [`default_runtime`].
     pub runtime: PathBuf,
+    /// `-e KEY=VALUE` or `-e KEY` (taken from this environment).
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    /// `-v HOST:CTR[:ro]` or `-v NAME:CTR[:ro]`.
+    pub volumes: Vec<String>,
+    /// `--tmpfs CTR[:OPTIONS]`.
+    pub tmpfs: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub entrypoint: Option<String>,
+    pub hostname: Option<String>,
+    /// `--memory` (bytes with an optional b, k, m, g suffix).
+    pub memory: Option<String>,
+    /// `--cpus` (a decimal number of CPUs).
+    pub cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub read_only: bool,
+    pub privileged: bool,
+    /// `--device HOST[:CTR[:PERMS]]`.
+    pub devices: Vec<String>,
+    pub init: bool,
+    pub stop_signal: Option<String>,
+    /// `--label KEY=VALUE`.
+    pub labels: Vec<String>,
 }
 
-/// `containers/<name>/container.json`.
+/// A mount made for the container (for `inspect`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountRecord {
+    /// bind, volume or tmpfs.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "Source")]
+    pub source: String,
+    #[serde(rename = "Destination")]
+    pub destination: String,
+    #[serde(rename = "RW")]
+    pub rw: bool,
+}
+
+/// `containers/<id>/container.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
+    pub id: String,
     pub name: String,
     pub image: String,
     pub command: Vec<String>,
     pub created: u64,
     pub rm: bool,
-    pub detach: bool,
     pub tty: bool,
+    #[serde(default)]
+    pub interactive: bool,
     pub net: Net,
+    #[serde(default)]
+    pub network: Option<NetworkConfig>,
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+    pub hostname: String,
     pub runtime: PathBuf,
-    /// The image's StopSignal (default SIGTERM).
+    /// The stop signal (`--stop-signal`, else the image's, else SIGTERM).
     pub stop_signal: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub mounts: Vec<MountRecord>,
+}
+
+/// `containers/<id>/state.json`: the last start and its end.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunState {
+    /// Unix seconds of the last start.
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+    /// The exit status once the last run ended.
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Whether a start was detached (its output is in `log`).
+    #[serde(default)]
+    pub detached: bool,
+    /// An error that ended the last start before the container ran.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// The `berth` binary to use by default: next to this program, else `$PATH`.
@@ -102,8 +222,12 @@ fn runtime_root(store: &Store) -> PathBuf {
     containers_dir(store).join(".runtime")
 }
 
-fn container_dir(store: &Store, name: &str) -> PathBuf {
-    containers_dir(store).join(name)
+fn names_dir(store: &Store) -> PathBuf {
+    containers_dir(store).join(".names")
+}
+
+fn container_dir(store: &Store, id: &str) -> PathBuf {
+    containers_dir(store).join(id)
 }
 
 /// Container names: what runc accepts as an id, minus the dot-files used here.
@@ -120,8 +244,8 @@ pub fn validate_container_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn random_name() -> String {
-    let mut b = [0u8; 6];
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
     if fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
         .is_err()
@@ -131,7 +255,9 @@ fn random_name() -> String {
             .unwrap_or_default()
             .as_nanos() as u64
             ^ std::process::id() as u64;
-        b.copy_from_slice(&t.to_le_bytes()[..6]);
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = (t >> ((i % 8) * 8)) as u8 ^ i as u8;
+        }
     }
     hex::encode(b)
 }
@@ -149,118 +275,102 @@ fn runtime_cmd(store: &Store, runtime: &Path) -> Command {
     c
 }
 
-/// Load a container's record.
-pub fn load(store: &Store, name: &str) -> Result<ContainerRecord> {
-    validate_container_name(name)?;
-    let p = container_dir(store, name).join("container.json");
-    let data = fs::read(&p).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => anyhow!("no such container: {name}"),
-        _ => anyhow!("read {}: {e}", p.display()),
-    })?;
-    serde_json::from_slice(&data).with_context(|| format!("{}: invalid JSON", p.display()))
-}
-
-/// Make the container: directory, bundle (with its own R/W layer), config
-/// edits for the options, record. On error nothing is left.
-fn make(store: &Store, image: &ImageRecord, opts: &RunOptions) -> Result<ContainerRecord> {
-    let name = match &opts.name {
-        Some(n) => n.clone(),
-        None => random_name(),
-    };
-    validate_container_name(&name)?;
-    if opts.detach && opts.tty {
-        bail!("-t with -d is not supported: a detached container's output goes to its log (berth-image logs)");
+/// The id of the container called `name_or_id` (a name, a full id or a
+/// unique id prefix, as docker accepts).
+pub fn resolve(store: &Store, name_or_id: &str) -> Result<String> {
+    if name_or_id.is_empty() || name_or_id.contains('/') || name_or_id.starts_with('.') {
+        bail!("no such container: {name_or_id:?}");
     }
-    let cdir = container_dir(store, &name);
-    fs::create_dir_all(containers_dir(store))
-        .with_context(|| format!("create {}", containers_dir(store).display()))?;
-    match fs::create_dir(&cdir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            bail!("a container named {name} already exists (berth-image rm {name})")
-        }
-        Err(e) => return Err(e).with_context(|| format!("create {}", cdir.display())),
+    if let Ok(target) = fs::read_link(names_dir(store).join(name_or_id)) {
+        return Ok(target.to_string_lossy().into_owned());
     }
-    let made = (|| -> Result<ContainerRecord> {
-        let bdir = cdir.join("bundle");
-        let bopts = BundleOptions {
-            copy: false,
-            args: (!opts.args.is_empty()).then(|| opts.args.clone()),
-        };
-        bundle::create(store, image, &bdir, &bopts)?;
-        let cfg_path = bdir.join("config.json");
-        let mut cfg: serde_json::Value = serde_json::from_slice(
-            &fs::read(&cfg_path).with_context(|| format!("read {}", cfg_path.display()))?,
-        )?;
-        cfg["process"]["terminal"] = serde_json::json!(opts.tty);
-        cfg["hostname"] = serde_json::json!(name.chars().take(63).collect::<String>());
-        if opts.net == Net::Host {
-            if let Some(ns) = cfg["linux"]["namespaces"].as_array_mut() {
-                ns.retain(|n| n["type"] != "network");
-            }
-        }
-        let command: Vec<String> = cfg["process"]["args"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
+    if name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let matches: Vec<String> = fs::read_dir(containers_dir(store))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(name_or_id))
                     .collect()
             })
             .unwrap_or_default();
-        let stop_signal = cfg["annotations"]["org.opencontainers.image.stopSignal"]
-            .as_str()
-            .unwrap_or("SIGTERM")
-            .to_string();
-        fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)
-            .with_context(|| format!("write {}", cfg_path.display()))?;
-        let rec = ContainerRecord {
-            name: name.clone(),
-            image: image.name.clone(),
-            command,
-            created: now(),
-            rm: opts.rm,
-            detach: opts.detach,
-            tty: opts.tty,
-            net: opts.net,
-            runtime: opts.runtime.clone(),
-            stop_signal,
-        };
-        save(store, &rec)?;
-        Ok(rec)
-    })();
-    if made.is_err() {
-        let _ = remove_files(store, &name);
+        match matches.len() {
+            1 => return Ok(matches[0].clone()),
+            n if n > 1 => bail!("container id prefix {name_or_id} is ambiguous"),
+            _ => {}
+        }
     }
-    made
+    bail!("no such container: {name_or_id}")
+}
+
+/// The bundle directory of a container (for `commit`).
+pub fn bundle_dir(store: &Store, name_or_id: &str) -> Result<PathBuf> {
+    let rec = load(store, name_or_id)?;
+    Ok(container_dir(store, &rec.id).join("bundle"))
+}
+
+/// Load a container's record by name or id.
+pub fn load(store: &Store, name_or_id: &str) -> Result<ContainerRecord> {
+    let id = resolve(store, name_or_id)?;
+    load_id(store, &id).map_err(|e| match fs::metadata(container_dir(store, &id)) {
+        Err(_) => anyhow!("no such container: {name_or_id}"),
+        Ok(_) => e,
+    })
+}
+
+fn load_id(store: &Store, id: &str) -> Result<ContainerRecord> {
+    let p = container_dir(store, id).join("container.json");
+    let data = fs::read(&p).with_context(|| format!("read {}", p.display()))?;
+    serde_json::from_slice(&data).with_context(|| format!("{}: invalid JSON", p.display()))
+}
+
+fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("rename {}", tmp.display()))
 }
 
 fn save(store: &Store, rec: &ContainerRecord) -> Result<()> {
-    let dir = container_dir(store, &rec.name);
-    let tmp = dir.join("container.json.tmp");
-    fs::write(&tmp, serde_json::to_vec_pretty(rec)?)
-        .with_context(|| format!("write {}", tmp.display()))?;
-    fs::rename(&tmp, dir.join("container.json"))
-        .with_context(|| format!("rename {}", tmp.display()))
+    write_json_atomic(&container_dir(store, &rec.id).join("container.json"), rec)
 }
 
-/// Unmount and remove the bundle, then the container directory.
-fn remove_files(store: &Store, name: &str) -> Result<()> {
-    let cdir = container_dir(store, name);
+/// The container's last run (default: never started).
+pub fn run_state(store: &Store, id: &str) -> RunState {
+    fs::read(container_dir(store, id).join("state.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default()
+}
+
+fn save_run_state(store: &Store, id: &str, st: &RunState) -> Result<()> {
+    write_json_atomic(&container_dir(store, id).join("state.json"), st)
+}
+
+/// Unmount and remove the bundle, the container directory and its name.
+fn remove_files(store: &Store, rec: &ContainerRecord) -> Result<()> {
+    let cdir = container_dir(store, &rec.id);
     let bdir = cdir.join("bundle");
-    if bdir.join(bundle::STATE_DIR).join("bundle.json").exists() {
-        bundle::remove(&bdir)?;
-    } else {
+    if bdir
+        .join(crate::bundle::STATE_DIR)
+        .join("bundle.json")
+        .exists()
+    {
+        crate::bundle::remove(&bdir)?;
+    } else if crate::overlay::is_mountpoint(&bdir.join("rootfs")) {
         // A bundle that failed half-way removed itself; an unmounted rootfs
         // is all that can be there.
-        if crate::overlay::is_mountpoint(&bdir.join("rootfs")) {
-            crate::overlay::unmount(&bdir.join("rootfs"))?;
-        }
+        crate::overlay::unmount(&bdir.join("rootfs"))?;
     }
     match fs::remove_dir_all(&cdir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("remove {}", cdir.display())),
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("remove {}", cdir.display())),
     }
+    let link = names_dir(store).join(&rec.name);
+    if fs::read_link(&link).is_ok_and(|t| t == Path::new(&rec.id)) {
+        let _ = fs::remove_file(link);
+    }
+    Ok(())
 }
 
 fn exit_code(s: ExitStatus) -> i32 {
@@ -268,198 +378,33 @@ fn exit_code(s: ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + s.signal().unwrap_or(libc::SIGKILL))
 }
 
-fn record_exit(store: &Store, name: &str, code: i32) {
-    let p = container_dir(store, name).join("exit");
-    let _ = fs::write(p, format!("{code}\n"));
-}
-
-/// `berth-image run`: returns the exit status to exit with (the container's
-/// in the foreground, 0 after a detached start).
+/// `berth-image run`: create + start. Returns the exit status to exit with
+/// (the container's when attached, 0 after a detached start).
 pub fn run(store: &Store, image: &ImageRecord, opts: &RunOptions) -> Result<i32> {
-    let rec = make(store, image, opts)?;
-    let name = rec.name.clone();
-    if opts.detach {
-        let mut report = match spawn_monitor(store, &rec) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = remove_files(store, &name);
-                return Err(e);
-            }
-        };
-        // Wait until the runtime knows the container, or the monitor reports its
-        // end (a short-lived `--rm` container may be gone before it is seen).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let now = match status(store, &rec)? {
-                Status::Unknown => match monitor_report(&mut report)? {
-                    Some(code) => Status::Exited(code),
-                    None => Status::Unknown,
-                },
-                s => s,
-            };
-            match now {
-                Status::Running | Status::Created | Status::Paused => break,
-                Status::Exited(code) => {
-                    eprintln!("berth-image: container {name} exited at once with status {code}");
-                    break;
-                }
-                Status::Unknown if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Status::Unknown => bail!("container {name} did not start within 30 s"),
-            }
-        }
-        println!("{name}");
-        return Ok(0);
-    }
-    let code = if opts.tty {
-        tty::run_with_terminal(store, &rec)
-    } else {
-        run_foreground(
-            store,
-            &rec,
-            Stdio::inherit(),
-            Stdio::inherit(),
-            Stdio::inherit(),
-        )
-    };
-    let code = match code {
-        Ok(c) => c,
-        Err(e) => {
-            if rec.rm {
-                let _ = manage::force_delete(store, &rec);
-                let _ = remove_files(store, &name);
-            }
-            return Err(e);
-        }
-    };
-    record_exit(store, &name, code);
-    if rec.rm {
-        remove_files(store, &name)?;
-    }
-    Ok(code)
-}
-
-/// `berth run` in the foreground (it forwards signals, deletes the container
-/// when it stops and exits with the container's status).
-fn run_foreground(
-    store: &Store,
-    rec: &ContainerRecord,
-    stdin: Stdio,
-    stdout: Stdio,
-    stderr: Stdio,
-) -> Result<i32> {
-    let bundle = container_dir(store, &rec.name).join("bundle");
-    let mut cmd = runtime_cmd(store, &rec.runtime);
-    cmd.args(["run", "--bundle"])
-        .arg(&bundle)
-        .arg(&rec.name)
-        .stdin(stdin)
-        .stdout(stdout)
-        .stderr(stderr);
-    let status = cmd
-        .status()
-        .with_context(|| format!("run {}", rec.runtime.display()))?;
-    Ok(exit_code(status))
-}
-
-/// The fd number on which the monitor finds the write end of its report pipe.
-const REPORT_FD: i32 = 3;
-/// Tells the monitor that [`REPORT_FD`] is its report pipe.
-const REPORT_ENV: &str = "BERTH_IMAGE_MONITOR_REPORT_FD";
-
-/// Start the monitor of a detached container: this program again, as the
-/// hidden `monitor` verb, in its own session with no terminal. Returns the
-/// read end of a pipe on which the monitor writes the container's exit status
-/// when it ends (before `--rm` removes the record).
-fn spawn_monitor(store: &Store, rec: &ContainerRecord) -> Result<fs::File> {
-    let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .context("create the monitor's report pipe")?;
-    rustix::io::ioctl_fionbio(&read_end, true).context("report pipe: non-blocking")?;
-    let exe = std::env::current_exe().context("find this program")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--store")
-        .arg(store.root())
-        .arg("monitor")
-        .arg(&rec.name)
-        .env(REPORT_ENV, REPORT_FD.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let w = std::os::fd::AsRawFd::as_raw_fd(&write_end);
-    // SAFETY: setsid and dup2 are async-signal-safe; dup2 leaves the copy
-    // without FD_CLOEXEC, so the monitor inherits it.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            if libc::dup2(w, REPORT_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    // Double fork through a short-lived child so the monitor is not our child.
-    let mut child = cmd.spawn().context("start the container's monitor")?;
-    drop(write_end);
-    // The monitor detaches itself (see `monitor`); reap its first stage.
-    let _ = child.wait();
-    Ok(fs::File::from(read_end))
-}
-
-/// What the monitor reported so far: `Some(status)` once the container ended,
-/// `None` while it runs. A monitor gone without a report is an error.
-fn monitor_report(pipe: &mut fs::File) -> Result<Option<i32>> {
-    let mut text = String::new();
-    match pipe.read_to_string(&mut text) {
-        Ok(_) if text.trim().is_empty() => bail!("the container's monitor ended without a report"),
-        Ok(_) => Ok(Some(text.trim().parse().context("monitor report")?)),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(text.trim().parse().ok()),
-        Err(e) => Err(e).context("read the monitor's report"),
-    }
-}
-
-/// The hidden `monitor` verb: fork once more (so the caller can reap this
-/// process at once), then run the container with its stdio on the log file,
-/// record the exit status and honour `--rm`.
-pub fn monitor(store: &Store, name: &str) -> Result<()> {
-    let rec = load(store, name)?;
-    // SAFETY: fork in a single-threaded process; the child only continues
-    // with plain Rust code and exits.
-    match unsafe { libc::fork() } {
-        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
-        0 => {}
-        _ => return Ok(()),
-    }
-    // The report pipe, when started by `run -d`: kept from the runtime.
-    let report: Option<fs::File> = std::env::var(REPORT_ENV).ok().and_then(|v| {
-        let fd: i32 = v.parse().ok()?;
-        // SAFETY: the fd was set up for this process by `spawn_monitor`.
-        let f = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        rustix::io::fcntl_setfd(&f, rustix::io::FdFlags::CLOEXEC).ok()?;
-        Some(f)
-    });
-    std::env::remove_var(REPORT_ENV);
-    let cdir = container_dir(store, name);
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(cdir.join("log"))
-        .with_context(|| format!("open {}", cdir.join("log").display()))?;
-    let code = run_foreground(
+    let rec = create(store, image, opts)?;
+    let started = start::start_record(
         store,
         &rec,
-        Stdio::null(),
-        Stdio::from(log.try_clone()?),
-        Stdio::from(log),
-    )
-    .unwrap_or(125);
-    record_exit(store, name, code);
-    if let Some(mut f) = report {
-        let _ = std::io::Write::write_all(&mut f, format!("{code}\n").as_bytes());
+        &start::StartOptions {
+            attach: !opts.detach,
+            interactive: opts.interactive,
+        },
+    );
+    match started {
+        Ok(code) => {
+            if opts.detach {
+                println!("{}", rec.id);
+            }
+            Ok(code)
+        }
+        Err(e) => {
+            // docker leaves a created container whose start failed; with
+            // --rm it goes.
+            if rec.rm {
+                let _ = manage::force_delete(store, &rec);
+                let _ = remove_files(store, &rec);
+            }
+            Err(e)
+        }
     }
-    if rec.rm {
-        let _ = remove_files(store, name);
-    }
-    // SAFETY: leave without running anything else of the parent's state.
-    unsafe { libc::_exit(0) }
 }

@@ -88,21 +88,24 @@ fn copy_winsize(from: RawFd, to: RawFd) {
 /// `-t`: the runtime makes a pty in the container and sends its master to a
 /// console socket; this process relays between its own terminal and it.
 pub(super) fn run_with_terminal(store: &Store, rec: &ContainerRecord) -> Result<i32> {
-    let cdir = container_dir(store, &rec.name);
-    let sock_path = cdir.join("console.sock");
+    let cdir = container_dir(store, &rec.id);
+    // A socket path must fit in 108 bytes: a short name in the temp dir.
+    let sock_path = std::env::temp_dir().join(format!("berth-image-{}.sock", super::random_hex(8)));
     let listener = std::os::unix::net::UnixListener::bind(&sock_path)
         .with_context(|| format!("bind {}", sock_path.display()))?;
+    let _remove = RemoveOnDrop(sock_path.clone());
     let bundle = cdir.join("bundle");
     let mut cmd = runtime_cmd(store, &rec.runtime);
-    cmd.args(["run", "--console-socket"])
+    cmd.args(["run", "--keep", "--console-socket"])
         .arg(&sock_path)
         .arg("--bundle")
         .arg(&bundle)
-        .arg(&rec.name)
+        .arg(&rec.id)
         .stdin(Stdio::null());
     let mut child = cmd
         .spawn()
         .with_context(|| format!("run {}", rec.runtime.display()))?;
+    let _forwarder = super::signals::Forwarder::start(child.id());
     listener.set_nonblocking(true)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let conn = loop {
@@ -133,6 +136,15 @@ pub(super) fn run_with_terminal(store: &Store, rec: &ContainerRecord) -> Result<
     drop(raw);
     let status = child.wait().context("wait for the runtime")?;
     Ok(exit_code(status))
+}
+
+/// Removes a file when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
 }
 
 /// Copy stdin to the pty master and the master to stdout until the master

@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod containerd;
+pub mod fstree;
 pub mod registry;
+pub mod world;
 
 use berth_image::digest::Digest;
 use berth_image::image::{Manifest, MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST};
@@ -22,6 +25,25 @@ impl Scratch {
         let dir = tempfile::Builder::new()
             .prefix("berth-image-test-")
             .tempdir_in("/var/tmp")
+            .expect("create scratch dir");
+        Scratch {
+            path: dir.path().to_path_buf(),
+            _dir: dir,
+        }
+    }
+
+    /// A scratch directory on tmpfs (/dev/shm) when there is one: for tests that
+    /// create and delete tens of thousands of files, which this VM's disk makes take
+    /// about a millisecond each.
+    pub fn on_tmpfs() -> Scratch {
+        let base = if Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/var/tmp"
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("berth-image-test-")
+            .tempdir_in(base)
             .expect("create scratch dir");
         Scratch {
             path: dir.path().to_path_buf(),

@@ -69,6 +69,13 @@ pub struct ExecArgs {
     command: Vec<String>,
 }
 
+impl ExecArgs {
+    /// How many fds from 3 on go to the process.
+    pub fn preserve_fds(&self) -> u32 {
+        self.preserve_fds
+    }
+}
+
 fn load_process_file(path: &Path) -> anyhow::Result<Process> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("read process file {}: {e}", path.display()))?;

@@ -22,9 +22,11 @@ pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
     std::process::exit(1)
 }
 
+mod checkpoint;
 mod exec;
 mod list;
 mod manage;
+mod restore;
 mod run;
 pub mod spec;
 
@@ -54,12 +56,14 @@ pub struct Cli {
     /// Enable debug logging.
     #[arg(long, global = true)]
     debug: bool,
-    /// Manage cgroups through systemd (not supported by berth).
+    /// Manage the container's cgroup through systemd (a transient scope unit;
+    /// cgroupsPath is then "slice:prefix:name"). Only create and run read it:
+    /// a container keeps the driver it was created with.
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Accepted for runc compatibility (ignored).
-    #[arg(long, hide = true)]
-    criu: Option<String>,
+    /// The criu binary checkpoint and restore run [default: criu on PATH].
+    #[arg(long, global = true)]
+    criu: Option<PathBuf>,
     /// Accepted for runc compatibility: true, false or auto.
     #[arg(long = "rootless", id = "global_rootless", hide = true)]
     rootless: Option<String>,
@@ -151,12 +155,16 @@ enum Command {
     Features,
     /// Run a new process inside a running container.
     Exec(Box<exec::ExecArgs>),
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(checkpoint::CheckpointArgs),
+    /// Restore a container from a checkpoint, under this id.
+    Restore(restore::RestoreArgs),
     /// Management verbs over a container's cgroup: pause, resume, ps, events, update.
     #[command(flatten)]
     Manage(manage::ManageCommand),
 }
 
-fn create_opts(root: &std::path::Path, a: &CreateArgs) -> CreateOpts {
+fn create_opts(root: &std::path::Path, a: &CreateArgs, systemd_cgroup: bool) -> CreateOpts {
     CreateOpts {
         root: root.to_path_buf(),
         id: a.id.clone(),
@@ -168,6 +176,7 @@ fn create_opts(root: &std::path::Path, a: &CreateArgs) -> CreateOpts {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         pidfd_socket: a.pidfd_socket.clone(),
+        systemd_cgroup,
     }
 }
 
@@ -217,6 +226,23 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // The caller's fds go before berth opens any of its own (the log file).
+    let preserve = match &cli.command {
+        Some(Command::Create(a)) | Some(Command::Run { create: a, .. }) => a.preserve_fds,
+        Some(Command::Exec(a)) => a.preserve_fds(),
+        _ => 0,
+    };
+    let closed = match &cli.command {
+        Some(Command::Checkpoint(a)) => match a.passed_fd() {
+            Some(fd) => berth_runtime::sys::close_from_except(3, fd),
+            None => berth_runtime::sys::close_from(3),
+        },
+        _ => berth_runtime::sys::close_from(3u32.saturating_add(preserve)),
+    };
+    if let Err(e) = closed {
+        eprintln!("berth: {e}");
+        return 1;
+    }
     let format = match cli.log_format.as_str() {
         "json" => logging::Format::Json,
         "text" => logging::Format::Text,
@@ -248,16 +274,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     let Some(cmd) = &cli.command else {
         anyhow::bail!("no command given; see berth --help");
     };
-    if cli.systemd_cgroup && matches!(cmd, Command::Create(_) | Command::Run { .. }) {
-        anyhow::bail!("--systemd-cgroup: managing cgroups through systemd is not supported by berth; drop the flag to use cgroupfs");
-    }
     let root = &cli
         .root
         .clone()
         .unwrap_or_else(berth_runtime::rootless::default_state_root);
     match cmd {
         Command::Create(a) => {
-            container::create(&create_opts(root, a))?;
+            container::create(&create_opts(root, a, cli.systemd_cgroup))?;
         }
         Command::Start { id } => container::start(root, id)?,
         Command::State { id } => {
@@ -277,7 +300,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             detach,
             keep,
             ..
-        } => return run::run(&create_opts(root, create), *detach, *keep),
+        } => {
+            return run::run(
+                &create_opts(root, create, cli.systemd_cgroup),
+                *detach,
+                *keep,
+            )
+        }
         Command::List { quiet, format } => list::run(root, *quiet, format)?,
         Command::Spec { bundle, rootless } => spec::run(bundle, *rootless)?,
         Command::Features => outln!(
@@ -291,6 +320,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 255
             }))
         }
+        Command::Checkpoint(a) => return checkpoint::run(root, cli.criu.clone(), a),
+        Command::Restore(a) => return restore::run(root, cli.criu.clone(), cli.systemd_cgroup, a),
         Command::Manage(m) => return manage::dispatch(root, m),
     }
     Ok(0)

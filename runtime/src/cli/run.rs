@@ -11,8 +11,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-fn wants_terminal(opts: &CreateOpts) -> bool {
-    std::fs::read_to_string(opts.bundle.join("config.json"))
+/// Whether the bundle's config asks for a terminal (read before create, which
+/// then gets the console socket of the pty berth relays).
+pub(crate) fn config_wants_terminal(bundle: &std::path::Path) -> bool {
+    std::fs::read_to_string(bundle.join("config.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["process"]["terminal"].as_bool())
@@ -21,7 +23,7 @@ fn wants_terminal(opts: &CreateOpts) -> bool {
 
 pub fn run(opts: &CreateOpts, detach: bool, keep: bool) -> anyhow::Result<i32> {
     let mut opts = opts.clone();
-    let own_pty = wants_terminal(&opts) && opts.console_socket.is_none();
+    let own_pty = config_wants_terminal(&opts.bundle) && opts.console_socket.is_none();
     if detach {
         if own_pty {
             anyhow::bail!(
@@ -139,7 +141,12 @@ impl Drop for RawMode {
 }
 
 fn copy_winsize(master: &OwnedFd) {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: valid winsize pointers.
     unsafe {
         if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {

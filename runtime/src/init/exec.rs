@@ -14,9 +14,14 @@ use crate::error::{Context, Error, Result};
 use crate::state::Status;
 use crate::terminal::Pty;
 
-/// The exec FIFO, held as an O_PATH fd plus this process's /proc/self/fd
-/// directory from the host's /proc, so it can be opened for writing after
-/// pivot_root whatever the container mounts at /proc.
+/// The exec FIFO, held as an O_PATH fd plus the `fd` directory of this
+/// process in the container's procfs, to reopen it for writing.
+///
+/// The directory is opened after pivot_root, in the container's own /proc (a
+/// verified procfs mount): while the container is `created`, a process in it
+/// that can reach the init's fds (CAP_SYS_PTRACE) must find nothing there it
+/// could not reach anyway, least of all a directory of the host's procfs
+/// (`..` from it leads to every host process's root).
 pub struct FifoHandle {
     fifo: OwnedFd,
     fd_dir: OwnedFd,
@@ -31,15 +36,37 @@ impl FifoHandle {
             .ctx(|| format!("open {}", path.display()))
     }
 
-    pub fn from_fd(fifo: OwnedFd) -> Result<FifoHandle> {
-        let fd_dir = crate::sys::openat2(
+    /// Inside the container's root, before the process's user and
+    /// capabilities are set (its /proc/self is root's while it is non-dumpable).
+    pub fn in_container(fifo: OwnedFd) -> Result<FifoHandle> {
+        const RESOLVE_NO_XDEV: u64 = 0x01;
+        const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+        const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+        let no_proc = || {
+            Error::Config(
+                "the container has no procfs at /proc (mounts): berth needs it to wait for start"
+                    .into(),
+            )
+        };
+        let proc = crate::sys::openat2(
             libc::AT_FDCWD,
-            Path::new("/proc/self/fd"),
+            Path::new("/proc"),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|_| no_proc())?;
+        if !crate::procfs::is_procfs(proc.as_raw_fd()) {
+            return Err(no_proc());
+        }
+        let fd_dir = crate::sys::openat2(
+            proc.as_raw_fd(),
+            Path::new("self/fd"),
             libc::O_DIRECTORY | libc::O_RDONLY,
             0,
-            0,
+            RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS,
         )
-        .ctx(|| "open /proc/self/fd")?;
+        .ctx(|| "open /proc/self/fd in the container")?;
         Ok(FifoHandle { fifo, fd_dir })
     }
 

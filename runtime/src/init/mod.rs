@@ -147,14 +147,17 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
         .fifo
         .take()
         .ok_or_else(|| Error::Init("exec fifo already taken".into()))?;
-    let fifo = exec::FifoHandle::from_fd(fifo_fd)?;
     if mount_ns {
         rootfs::enter(&root, a.no_pivot)?;
     } else {
         rootfs::chroot_into(&root)?;
     }
     drop(root);
+    if fresh_dev(spec) {
+        rootfs::devices::reopen_stdio_null()?;
+    }
     rootfs::finalize(spec, a.rootfs)?;
+    let fifo = exec::FifoHandle::in_container(fifo_fd)?;
 
     crate::procattrs::apply_personality(linux)?;
     crate::procattrs::apply_memory_policy(linux)?;
@@ -162,6 +165,20 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
     exec::final_setup(a, pty)?;
     a.channel.send(&Msg::Created)?;
     exec::wait_and_exec(a, prepared, fifo)
+}
+
+/// Whether /dev is made by the runtime (a mount that is not a bind of a host
+/// directory), so its /dev/null is the container's own.
+fn fresh_dev(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        m.destination() == std::path::Path::new("/dev")
+            && m.typ().as_deref() != Some("bind")
+            && !m
+                .options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind")
+    })
 }
 
 /// A fresh session keyring named after the container, as runc does (errors are

@@ -71,7 +71,12 @@ fn all_hierarchies() -> Vec<Hierarchy> {
 
 /// This process's cgroup path in the hierarchy whose options are `opts` ("" = v2).
 fn own_path(opts: &str, v2: bool) -> String {
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    cgroup_path_of("self", opts, v2)
+}
+
+/// The cgroup path of process `pid` ("self" or a number) in a hierarchy.
+fn cgroup_path_of(pid: &str, opts: &str, v2: bool) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
         let (_, ctrls, path) = (
@@ -161,17 +166,9 @@ pub fn mount_v1(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
         Some("mode=755"),
     )
     .ctx(|| format!("mount tmpfs on {}", dest.display()))?;
-    for h in &hs {
-        let name = h
-            .mountpoint
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if name.is_empty() || (h.v2 && name != "unified") {
-            continue;
-        }
+    for (name, h) in v1_parts(hs) {
         let sub = dest.join(&name);
-        mount_one(ctx, h, &sub, o)?;
+        mount_one(ctx, &h, &sub, o)?;
         if name.contains(',') {
             let dir = reopen(ctx.root, dest)?;
             let dirfd = crate::sys::openat2(
@@ -207,14 +204,53 @@ pub fn mount_v1(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
 }
 
 pub fn mount_v2(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
-    let hs = host_hierarchies(&ctx.root.path);
-    let h = hs
+    mount_one(ctx, &v2_hierarchy(&ctx.root.path), m.destination(), o)
+}
+
+/// The hierarchies a v1 `cgroup` mount shows, by the name of their
+/// directory under it (`cpu,cpuacct`, `memory`, ..., `unified`).
+fn v1_parts(hs: Vec<Hierarchy>) -> Vec<(String, Hierarchy)> {
+    hs.into_iter()
+        .filter_map(|h| {
+            let name = h
+                .mountpoint
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (!name.is_empty() && (!h.v2 || name == "unified")).then_some((name, h))
+        })
+        .collect()
+}
+
+fn v2_hierarchy(rootfs: &Path) -> Hierarchy {
+    host_hierarchies(rootfs)
         .into_iter()
         .find(|h| h.v2 && h.mountpoint == Path::new("/sys/fs/cgroup"))
         .unwrap_or(Hierarchy {
             mountpoint: "/sys/fs/cgroup/unified".into(),
             options: String::new(),
             v2: true,
-        });
-    mount_one(ctx, &h, m.destination(), o)
+        })
+}
+
+/// The bind mounts that a cgroup mount at `dest` (type `cgroup` or
+/// `cgroup2`, without a cgroup namespace) is made of, as (destination in the
+/// container, host directory): the host directory is the cgroup of process
+/// `pid` in each hierarchy, as the init saw its own when the mounts were made.
+/// CRIU takes these as external mounts.
+pub fn bind_layout(dest: &Path, typ: &str, rootfs: &Path, pid: i32) -> Vec<(PathBuf, PathBuf)> {
+    let pid = pid.to_string();
+    let source = |h: &Hierarchy| {
+        h.mountpoint
+            .join(cgroup_path_of(&pid, &h.options, h.v2).trim_start_matches('/'))
+    };
+    let hs = host_hierarchies(rootfs);
+    if typ == "cgroup" && hs.iter().any(|h| !h.v2) {
+        return v1_parts(hs)
+            .into_iter()
+            .map(|(name, h)| (dest.join(name), source(&h)))
+            .collect();
+    }
+    let h = v2_hierarchy(rootfs);
+    vec![(dest.to_path_buf(), source(&h))]
 }

@@ -219,3 +219,30 @@ pub fn symlinks(root: &Root, with_pts: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// Inside the new root: stdio fds that are a null device (the host's
+/// /dev/null a detached caller passed) are replaced by the container's own
+/// /dev/null, as runc's reOpenDevNull does. An open file on a host mount is
+/// outside the container's mount namespace: CRIU could not checkpoint it.
+pub fn reopen_stdio_null() -> Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .ctx(|| "open the container's /dev/null")?;
+    let ours = nix::sys::stat::fstat(null.as_raw_fd()).ctx(|| "stat /dev/null")?;
+    for fd in 0..3 {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        let is_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == ours.st_rdev;
+        if is_null && (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino) {
+            // SAFETY: dup3 onto a stdio fd number; both fds are valid.
+            if unsafe { libc::dup3(null.as_raw_fd(), fd, 0) } < 0 {
+                return Err(std::io::Error::last_os_error())
+                    .ctx(|| format!("replace fd {fd} with the container's /dev/null"));
+            }
+        }
+    }
+    Ok(())
+}

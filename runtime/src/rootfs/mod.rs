@@ -279,6 +279,7 @@ pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
     nix::unistd::fchdir(dir_fd(root)?.as_raw_fd())
         .ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
     if no_pivot {
+        hide_outer_proc_and_sys(rootfs)?;
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
             .ctx(|| "move rootfs to /")?;
         nix::unistd::chroot(".").ctx(|| "chroot into rootfs")?;
@@ -365,6 +366,50 @@ fn unescape_mountinfo(field: &str) -> PathBuf {
         }
     }
     PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
+}
+
+/// Without pivot_root the mounts outside the rootfs stay in the container's
+/// mount namespace, under the moved root. A whole procfs or sysfs among them
+/// makes the kernel's "already fully visible" check pass, which lets a user
+/// namespace created in the container mount a fresh, unmasked one. So each
+/// of them is detached (made a slave first, so the host keeps its own), or,
+/// where that is not allowed (mounts locked by a user namespace), covered
+/// with an empty tmpfs, as runc does.
+fn hide_outer_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read mountinfo")?;
+    for m in berth_cgroups::mountinfo::entries(&text) {
+        if m.root != "/"
+            || !matches!(m.fs_type.as_str(), "proc" | "sysfs")
+            || m.mount_point.starts_with(rootfs)
+        {
+            continue;
+        }
+        let p = m.mount_point.as_path();
+        match mount(
+            None::<&str>,
+            p,
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            // Already gone with a parent detached before it.
+            Err(nix::errno::Errno::ENOENT) => continue,
+            r => r.ctx(|| format!("make {} a slave mount", p.display()))?,
+        }
+        match umount2(p, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => mount(
+                Some("tmpfs"),
+                p,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0,mode=0"),
+            )
+            .ctx(|| format!("cover {} with an empty tmpfs", p.display()))?,
+            Err(e) => return Err(e).ctx(|| format!("detach {}", p.display())),
+        }
+    }
+    Ok(())
 }
 
 fn dir_fd(root: &Root) -> Result<OwnedFd> {

@@ -10,6 +10,17 @@ pub fn mountinfo_lines() -> Vec<String> {
         .collect()
 }
 
+/// The mountinfo lines that belong to one test: those naming its sandbox
+/// directory (as mount point, root or source) or one of its container ids.
+/// Other mounts come and go on a busy machine and are not the test's to count.
+pub fn test_mount_lines(dir: &Path, ids: &[&str]) -> Vec<String> {
+    let dir = dir.display().to_string();
+    mountinfo_lines()
+        .into_iter()
+        .filter(|l| l.contains(&dir) || ids.iter().any(|id| !id.is_empty() && l.contains(id)))
+        .collect()
+}
+
 /// Mount points (field 5) of the test process's mount namespace, unescaped.
 pub fn mount_points() -> Vec<String> {
     mountinfo_lines()
@@ -86,9 +97,9 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    /// Assert the host is back to this baseline: same number of mounts (and
-    /// none under the sandbox), no cgroup directories, no state directory, no
-    /// process of the test. Polls briefly, since a killed process may take a
+    /// Assert the host is back to this baseline: the same mounts naming the
+    /// sandbox or the container (and none under the sandbox), no cgroup
+    /// directories, no state directory, no process of the test. Polls briefly, since a killed process may take a
     /// moment to go away.
     #[track_caller]
     pub fn assert_clean(&self, sb: &Sandbox) {
@@ -107,8 +118,8 @@ impl Baseline {
 
     fn problems(&self, sb: &Sandbox) -> Vec<String> {
         let mut p = Vec::new();
-        let now = mountinfo_lines();
-        if now.len() != self.mount_lines.len() {
+        let now = test_mount_lines(&sb.dir, &[&self.id]);
+        if now != self.mount_lines {
             let added: Vec<&String> = now
                 .iter()
                 .filter(|l| !self.mount_lines.contains(l))
@@ -119,7 +130,7 @@ impl Baseline {
                 .filter(|l| !now.contains(l))
                 .collect();
             p.push(format!(
-                "mountinfo has {} lines, baseline {}; added {added:?}; removed {removed:?}",
+                "the test's mountinfo lines: {} now, {} before; added {added:?}; removed {removed:?}",
                 now.len(),
                 self.mount_lines.len()
             ));

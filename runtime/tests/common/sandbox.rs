@@ -11,6 +11,9 @@ pub struct Sandbox {
     pub host: PathBuf,
     pub tag: String,
     pub bundle: Bundle,
+    /// The runtime binary the test's commands run (cleanup always uses the
+    /// build's own, [`berth_bin`]).
+    pub bin: PathBuf,
     ids: std::sync::Mutex<Vec<String>>,
     seq: AtomicUsize,
 }
@@ -36,9 +39,23 @@ impl Sandbox {
             host,
             tag,
             bundle,
+            bin: PathBuf::from(berth_bin()),
             ids: std::sync::Mutex::new(Vec::new()),
             seq: AtomicUsize::new(0),
         }
+    }
+
+    /// A sandbox whose commands run a private copy of the berth binary
+    /// (`<dir>/bin/berth`): attacks on the runtime binary aim at the copy.
+    pub fn with_private_binary(prefix: &str) -> Sandbox {
+        let mut sb = Sandbox::new(prefix);
+        let bin = sb.dir.join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let copy = bin.join("berth");
+        std::fs::copy(berth_bin(), &copy).expect("copy the berth binary");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        sb.bin = copy;
+        sb
     }
 
     /// Another bundle in this sandbox (same host dir and tag).
@@ -55,7 +72,12 @@ impl Sandbox {
 
     /// A `berth --root <root> ARGS` command, tagged, stdin from /dev/null.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(berth_bin());
+        self.cmd_with(&self.bin, args)
+    }
+
+    /// As [`Sandbox::cmd`], running the binary `bin`.
+    pub fn cmd_with(&self, bin: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(bin);
         c.arg("--root")
             .arg(&self.root)
             .args(args)
@@ -92,7 +114,7 @@ impl Sandbox {
     /// `berth delete --force ID` for cleanup: output discarded, bounded by
     /// [`COMMAND_TIMEOUT`] (killed after), never panics.
     pub fn force_delete_quietly(&self, id: &str) {
-        let mut c = self.cmd(&["delete", "--force", id]);
+        let mut c = self.cmd_with(Path::new(berth_bin()), &["delete", "--force", id]);
         c.stdout(Stdio::null()).stderr(Stdio::null());
         if let Ok(mut child) = c.spawn() {
             let mut done = false;
@@ -196,7 +218,7 @@ impl Sandbox {
     pub fn baseline(&self, id: &str) -> Baseline {
         Baseline {
             id: id.to_string(),
-            mount_lines: mountinfo_lines(),
+            mount_lines: test_mount_lines(&self.dir, &[id]),
             cgroups: cgroup_dirs(id),
             state_dir: self.root.join(id).exists(),
         }
@@ -215,7 +237,8 @@ impl Drop for Sandbox {
         if let Ok(rd) = std::fs::read_dir(&self.root) {
             ids.extend(
                 rd.flatten()
-                    .filter_map(|e| e.file_name().to_str().map(str::to_string)),
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .filter(|n| !n.starts_with('@')),
             );
         }
         ids.sort();

@@ -59,6 +59,8 @@ impl Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+pub mod stream;
+
 /// `e` and its sources, joined with ": ".
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -331,6 +333,44 @@ impl Cri {
             timeout: timeout_secs,
         };
         self.call("ExecSync", async move { c.exec_sync(req).await })
+    }
+
+    /// The streaming URL for port-forwarding into pod `pod_id` (to `ports`).
+    pub fn port_forward(&mut self, pod_id: &str, ports: &[i32]) -> Result<String> {
+        let mut c = self.runtime.clone();
+        let req = api::PortForwardRequest {
+            pod_sandbox_id: pod_id.into(),
+            port: ports.to_vec(),
+        };
+        self.call("PortForward", async move { c.port_forward(req).await })
+            .map(|r| r.url)
+    }
+
+    /// The streaming URL for attaching to container `id`'s process.
+    pub fn attach(&mut self, id: &str, stdin: bool, stdout: bool, stderr: bool) -> Result<String> {
+        let mut c = self.runtime.clone();
+        let req = api::AttachRequest {
+            container_id: id.into(),
+            stdin,
+            tty: false,
+            stdout,
+            stderr,
+        };
+        self.call("Attach", async move { c.attach(req).await })
+            .map(|r| r.url)
+    }
+
+    /// Asks the runtime to reopen container `id`'s log file (after the
+    /// kubelet rotated it).
+    pub fn reopen_container_log(&mut self, id: &str) -> Result<()> {
+        let mut c = self.runtime.clone();
+        let req = api::ReopenContainerLogRequest {
+            container_id: id.into(),
+        };
+        self.call("ReopenContainerLog", async move {
+            c.reopen_container_log(req).await
+        })
+        .map(|_| ())
     }
 
     pub fn list_images(&mut self) -> Result<Vec<api::Image>> {

@@ -4,6 +4,9 @@
 //! berth-crictl [--socket PATH] version|info|images|pods|ps
 //! berth-crictl [--socket PATH] inspect|inspectp|stats CONTAINER_OR_POD_ID
 //! berth-crictl [--socket PATH] exec CONTAINER_ID CMD [ARG...]
+//! berth-crictl [--socket PATH] runp NAME CGROUP_PARENT [HANDLER]
+//! berth-crictl [--socket PATH] create POD_ID POD_NAME CGROUP_PARENT NAME IMAGE CMD...
+//! berth-crictl [--socket PATH] start|stop|rm|stopp|rmp ID
 //! ```
 //! Answers are printed as JSON; `exec` prints the command's output and exits
 //! with its status.
@@ -15,9 +18,13 @@ use std::time::Duration;
 
 use berth_cri_client::Cri;
 
+mod pod;
+
 const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
 const USAGE: &str = "usage: berth-crictl [--socket PATH] \
-    version|info|images|pods|ps|inspect ID|inspectp ID|stats ID|exec ID CMD [ARG...]";
+    version|info|images|pods|ps|inspect ID|inspectp ID|stats ID|exec ID CMD [ARG...]|\
+    runp NAME CGROUP_PARENT [HANDLER]|create POD_ID POD_NAME CGROUP_PARENT NAME IMAGE CMD...|\
+    start ID|stop ID|rm ID|stopp ID|rmp ID";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -32,6 +39,12 @@ fn main() -> ExitCode {
 fn json<T: serde::Serialize>(v: &T) -> Result<ExitCode, String> {
     let s = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
     println!("{s}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the id a verb made or acted on.
+fn done(id: String) -> Result<ExitCode, String> {
+    println!("{id}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -53,7 +66,8 @@ fn run(mut args: Vec<String>) -> Result<ExitCode, String> {
             .ok_or_else(|| format!("{verb} needs an id\n{USAGE}"))
     };
     let known = [
-        "version", "info", "images", "pods", "ps", "inspect", "inspectp", "stats", "exec",
+        "version", "info", "images", "pods", "ps", "inspect", "inspectp", "stats", "exec", "runp",
+        "create", "start", "stop", "rm", "stopp", "rmp",
     ];
     if !known.contains(&verb.as_str()) {
         return Err(format!("unknown command {verb:?}\n{USAGE}"));
@@ -69,6 +83,13 @@ fn run(mut args: Vec<String>) -> Result<ExitCode, String> {
         "inspect" => json(&cri.container_status(&id()?).map_err(e)?),
         "inspectp" => json(&cri.pod_sandbox_status(&id()?).map_err(e)?),
         "stats" => json(&cri.container_stats(&id()?).map_err(e)?),
+        "runp" => done(pod::run_pod(&mut cri, &args[1..])?),
+        "create" => done(pod::create_container(&mut cri, &args[1..])?),
+        "start" => done(cri.start_container(&id()?).map_err(e).map(|_| id())??),
+        "stop" => done(cri.stop_container(&id()?, 10).map_err(e).map(|_| id())??),
+        "rm" => done(cri.remove_container(&id()?).map_err(e).map(|_| id())??),
+        "stopp" => done(cri.stop_pod_sandbox(&id()?).map_err(e).map(|_| id())??),
+        "rmp" => done(cri.remove_pod_sandbox(&id()?).map_err(e).map(|_| id())??),
         _ => {
             let id = id()?;
             let cmd: Vec<&str> = args[2..].iter().map(String::as_str).collect();

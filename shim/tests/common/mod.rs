@@ -2,6 +2,11 @@
 //! namespace under /tmp, the shim and berth (from this target dir) on its PATH,
 //! and a busybox image built by berth-image. Dropping it removes everything it
 //! made, containers, mounts and cgroups included, also when a test failed.
+//!
+//! Which containerd: the host's (Debian 12: 1.6, config version 2), or the
+//! one in the directory `BERTH_TEST_CONTAINERD` names (containerd, ctr and
+//! containerd-shim-runc-v2; scripts/unstable-peers.sh unpacks 2.1 from Debian
+//! unstable), with the config version its major version reads (3 for 2.x).
 
 #![allow(dead_code)]
 
@@ -49,7 +54,7 @@ pub struct Containerd {
 pub fn root_with_tools(tools: &[&str]) -> bool {
     // SAFETY: getuid has no preconditions.
     if unsafe { libc::getuid() } != 0 {
-        eprintln!("skipped: needs root");
+        berth_testsupport::skip("root", "needs root");
         return false;
     }
     for tool in tools {
@@ -59,15 +64,74 @@ pub fn root_with_tools(tools: &[&str]) -> bool {
             .map(|o| !o.status.success())
             .unwrap_or(true)
         {
-            eprintln!("skipped: {tool} not installed (scripts/install-deps.sh)");
+            berth_testsupport::skip(
+                tool,
+                &format!("{tool} not installed (scripts/install-deps.sh)"),
+            );
             return false;
         }
     }
     true
 }
 
+/// The containerd under test: its directory (`None`: the host's, on PATH)
+/// and major version.
+pub struct Flavor {
+    pub dir: Option<PathBuf>,
+    pub major: u32,
+    /// `containerd --version`'s version field.
+    pub version: String,
+}
+
+/// The containerd the tests run (`BERTH_TEST_CONTAINERD`, else the host's).
+pub fn flavor() -> &'static Flavor {
+    static FLAVOR: std::sync::OnceLock<Flavor> = std::sync::OnceLock::new();
+    FLAVOR.get_or_init(|| {
+        let dir = std::env::var_os("BERTH_TEST_CONTAINERD").map(PathBuf::from);
+        let containerd = tool_in(&dir, "containerd");
+        let out = Command::new(&containerd)
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", containerd.display()));
+        // "containerd github.com/containerd/containerd/v2 2.1.9+ds1 …"
+        let text = String::from_utf8_lossy(&out.stdout);
+        let version = text.split_whitespace().nth(2).unwrap_or("").to_string();
+        let major = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("no version in {text:?}"));
+        Flavor {
+            dir,
+            major,
+            version,
+        }
+    })
+}
+
+fn tool_in(dir: &Option<PathBuf>, tool: &str) -> PathBuf {
+    match dir {
+        Some(d) => d.join(tool),
+        None => PathBuf::from(tool),
+    }
+}
+
+/// `containerd` or `ctr` of the containerd under test.
+pub fn containerd_tool(tool: &str) -> PathBuf {
+    tool_in(&flavor().dir, tool)
+}
+
 fn can_run() -> bool {
-    root_with_tools(&["containerd", "ctr"])
+    if let Some(dir) = &flavor().dir {
+        assert!(
+            dir.join("containerd").exists(),
+            "BERTH_TEST_CONTAINERD={}: no containerd there (scripts/unstable-peers.sh)",
+            dir.display()
+        );
+    }
+    let containerd = containerd_tool("containerd");
+    let ctr = containerd_tool("ctr");
+    root_with_tools(&[containerd.to_str().unwrap(), ctr.to_str().unwrap()])
 }
 
 /// Whether this process may lower an oom_score_adj (CAP_SYS_RESOURCE, 24,
@@ -100,10 +164,22 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// containerd's PATH: the shim and berth first, then the containerd under test
+/// (its runc shim and runc), then the directory of `BERTH_CRIU` (the CRIU
+/// scripts/criu.sh builds, for checkpoint/restore), then the rest.
 fn path_env(bin_dir: &Path) -> String {
+    let mut path = bin_dir.display().to_string();
+    if let Some(d) = &flavor().dir {
+        path = format!("{path}:{}", d.display());
+    }
+    if let Some(d) = std::env::var("BERTH_CRIU")
+        .ok()
+        .and_then(|c| Path::new(&c).parent().map(Path::to_path_buf))
+    {
+        path = format!("{path}:{}", d.display());
+    }
     format!(
-        "{}:{}",
-        bin_dir.display(),
+        "{path}:{}",
         std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
     )
 }
@@ -115,7 +191,14 @@ impl Containerd {
     }
 
     pub fn start() -> Containerd {
-        Self::start_with(false)
+        Self::start_with(false, false)
+    }
+
+    /// [`Containerd::start`] at debug log level (containerd then starts its
+    /// shims with `-debug`, and their debug lines reach containerd's log),
+    /// where the tests can run.
+    pub fn start_debug_if_possible() -> Option<Containerd> {
+        can_run().then(|| Self::start_with(false, true))
     }
 
     /// [`Containerd::start_cri`] where the tests can run, else `None` (skipped).
@@ -129,10 +212,10 @@ impl Containerd {
     /// configs from `<dir>/cni` (none: pods use the host network).
     /// The busybox and pause images are in the `k8s.io` namespace.
     pub fn start_cri() -> Containerd {
-        Self::start_with(true)
+        Self::start_with(true, false)
     }
 
-    fn start_with(cri: bool) -> Containerd {
+    fn start_with(cri: bool, debug: bool) -> Containerd {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
@@ -156,43 +239,18 @@ impl Containerd {
             dir,
             _serial: serial,
         };
-        let plugins = if cri {
+        if cri {
             fs::create_dir_all(c.dir.join("cni")).unwrap();
-            format!(
-                "[plugins.\"io.containerd.grpc.v1.cri\"]\n\
-                 \x20 sandbox_image = \"{PAUSE_IMAGE}\"\n\
-                 \x20 stream_server_address = \"127.0.0.1\"\n\
-                 \x20 stream_server_port = \"0\"\n\
-                 \x20 restrict_oom_score_adj = {restrict_oom}\n\
-                 \x20 [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n\
-                 \x20   snapshotter = \"overlayfs\"\n\
-                 \x20   default_runtime_name = \"runc\"\n\
-                 \x20   [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n\
-                 \x20     runtime_type = \"io.containerd.runc.v2\"\n\
-                 \x20   [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.berth]\n\
-                 \x20     runtime_type = \"{BERTH_RUNTIME}\"\n\
-                 \x20 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n\
-                 \x20   bin_dir = \"/usr/lib/cni\"\n\
-                 \x20   conf_dir = \"{d}/cni\"\n",
-                d = c.dir.display(),
-                restrict_oom = !has_cap_sys_resource()
-            )
-        } else {
-            "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".to_string()
-        };
+        }
         let config = c.dir.join("config.toml");
-        fs::write(
-            &config,
-            format!(
-                "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
-                 [grpc]\n  address = \"{a}\"\n[ttrpc]\n  address = \"{a}.ttrpc\"\n{plugins}",
-                d = c.dir.display(),
-                a = address.display()
-            ),
-        )
-        .unwrap();
+        let restrict_oom = cri && !has_cap_sys_resource();
+        let mut text = c.config_text(restrict_oom);
+        if debug {
+            text.push_str("[debug]\n  level = \"debug\"\n");
+        }
+        fs::write(&config, text).unwrap();
         let log = fs::File::create(c.dir.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
+        let child = Command::new(containerd_tool("containerd"))
             .arg("--config")
             .arg(&config)
             .env("PATH", path_env(&c.bin_dir))
@@ -205,6 +263,83 @@ impl Containerd {
         c.wait_ready();
         c.import_busybox();
         c
+    }
+
+    /// containerd's config: private root, state and sockets; with CRI a
+    /// `berth` runtime handler (the default stays runc), the sandbox image
+    /// [`PAUSE_IMAGE`], no stream server port of its own and CNI configs from
+    /// `<dir>/cni`; without CRI its plugins disabled. Config version 2 for
+    /// containerd 1.x, 3 for 2.x (where the CRI settings moved to the
+    /// `io.containerd.cri.v1.runtime` and `.images` plugins).
+    fn config_text(&self, restrict_oom: bool) -> String {
+        let d = self.dir.display();
+        let a = self.address.display();
+        // Top-level keys (disabled_plugins) go before the first table.
+        let head = |version: u32, disabled: &[&str]| {
+            let disabled: Vec<String> = disabled.iter().map(|p| format!("\"{p}\"")).collect();
+            format!(
+                "version = {version}\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+                 disabled_plugins = [{}]\n\
+                 [grpc]\n  address = \"{a}\"\n[ttrpc]\n  address = \"{a}.ttrpc\"\n",
+                disabled.join(", ")
+            )
+        };
+        if flavor().major < 2 {
+            if self.cri {
+                let plugins = format!(
+                    "[plugins.\"io.containerd.grpc.v1.cri\"]\n\
+                     \x20 sandbox_image = \"{PAUSE_IMAGE}\"\n\
+                     \x20 stream_server_address = \"127.0.0.1\"\n\
+                     \x20 stream_server_port = \"0\"\n\
+                     \x20 restrict_oom_score_adj = {restrict_oom}\n\
+                     \x20 [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n\
+                     \x20   snapshotter = \"overlayfs\"\n\
+                     \x20   default_runtime_name = \"runc\"\n\
+                     \x20   [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n\
+                     \x20     runtime_type = \"io.containerd.runc.v2\"\n\
+                     \x20   [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.berth]\n\
+                     \x20     runtime_type = \"{BERTH_RUNTIME}\"\n\
+                     \x20 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n\
+                     \x20   bin_dir = \"/usr/lib/cni\"\n\
+                     \x20   conf_dir = \"{d}/cni\"\n"
+                );
+                return format!("{}{plugins}", head(2, &[]));
+            }
+            return head(2, &["io.containerd.grpc.v1.cri"]);
+        }
+        // 2.x: NRI is on by default and would listen on the machine-wide
+        // /var/run/nri/nri.sock; the opt plugin's directory is made private.
+        let mut disabled = vec!["io.containerd.nri.v1.nri"];
+        if !self.cri {
+            disabled.push("io.containerd.grpc.v1.cri");
+        }
+        let mut text = format!(
+            "{}[plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n",
+            head(3, &disabled)
+        );
+        if self.cri {
+            text.push_str(&format!(
+                "[plugins.\"io.containerd.grpc.v1.cri\"]\n\
+                 \x20 stream_server_address = \"127.0.0.1\"\n\
+                 \x20 stream_server_port = \"0\"\n\
+                 [plugins.\"io.containerd.cri.v1.images\"]\n\
+                 \x20 snapshotter = \"overlayfs\"\n\
+                 \x20 [plugins.\"io.containerd.cri.v1.images\".pinned_images]\n\
+                 \x20   sandbox = \"{PAUSE_IMAGE}\"\n\
+                 [plugins.\"io.containerd.cri.v1.runtime\"]\n\
+                 \x20 restrict_oom_score_adj = {restrict_oom}\n\
+                 \x20 [plugins.\"io.containerd.cri.v1.runtime\".containerd]\n\
+                 \x20   default_runtime_name = \"runc\"\n\
+                 \x20   [plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc]\n\
+                 \x20     runtime_type = \"io.containerd.runc.v2\"\n\
+                 \x20   [plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.berth]\n\
+                 \x20     runtime_type = \"{BERTH_RUNTIME}\"\n\
+                 \x20 [plugins.\"io.containerd.cri.v1.runtime\".cni]\n\
+                 \x20   bin_dirs = [\"/usr/lib/cni\"]\n\
+                 \x20   conf_dir = \"{d}/cni\"\n"
+            ));
+        }
+        text
     }
 
     fn wait_ready(&self) {
@@ -286,11 +421,16 @@ impl Containerd {
         fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
     }
 
+    /// The last `n` lines of containerd's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        tail(&self.log(), n)
+    }
+
     /// `ctr --address A -n NS ARGS` with stdin from /dev/null.
     pub fn ctr_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("timeout");
         cmd.args(["-k", "10", CTR_TIMEOUT])
-            .arg("ctr")
+            .arg(containerd_tool("ctr"))
             .arg("--address")
             .arg(&self.address)
             .args(["-n", &self.ns])
@@ -487,6 +627,14 @@ fn kill(pid: u32, sig: i32) {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test's output is shown only when it failed.
+            eprintln!(
+                "containerd {} log (last 300 lines):\n{}",
+                flavor().version,
+                tail(&self.log(), 300)
+            );
+        }
         // Containers first, through containerd, while it runs.
         let ids =
             String::from_utf8_lossy(&self.ctr(&["containers", "ls", "-q"]).stdout).into_owned();

@@ -62,7 +62,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         let names: Vec<&str> = CHECKS.iter().map(|(n, _)| *n).collect();
-        println!("usage: runtimetest [all | file:PATH=CONTENT | absent:PATH | erofs:PATH | mounted:PATH | {}]...", names.join(" | "));
+        println!("usage: runtimetest [all | file:PATH=CONTENT | absent:PATH | open-denied:PATH | erofs:PATH | mounted:PATH | {}]...", names.join(" | "));
         return;
     }
     let mut tap = Tap::new();
@@ -91,6 +91,8 @@ fn main() {
             fscheck::file_content(&mut tap, spec);
         } else if let Some(path) = name.strip_prefix("absent:") {
             fscheck::absent(&mut tap, path);
+        } else if let Some(path) = name.strip_prefix("open-denied:") {
+            fscheck::open_denied(&mut tap, path);
         } else if name == "all" {
             for (_, check) in CHECKS {
                 check(&mut tap, &config);

@@ -419,6 +419,20 @@ pub fn absent(tap: &mut Tap, path: &str) {
     tap.check(&format!("{path} absent"), result);
 }
 
+/// Opening the device at the path for reading must fail with EPERM (the
+/// device cgroup's answer): the node exists, access is denied.
+pub fn open_denied(tap: &mut Tap, path: &str) {
+    let result = match fs::symlink_metadata(path) {
+        Err(e) => Err(format!("lstat {path}: {e} (the node should exist)")),
+        Ok(_) => match fs::File::open(path) {
+            Ok(_) => Err(format!("{path} opened")),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(()),
+            Err(e) => Err(format!("open {path}: {e} (expected EPERM)")),
+        },
+    };
+    tap.check(&format!("opening {path} is denied (EPERM)"), result);
+}
+
 /// Creating a file at the path must fail with EROFS.
 pub fn erofs(tap: &mut Tap, path: &str) {
     tap.check(

@@ -106,6 +106,7 @@ pub fn namespaces(tap: &mut Tap, linux: &Value) {
 fn uname() -> Result<libc::utsname, String> {
     // SAFETY: utsname is plain data; uname fills it.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid utsname to fill.
     if unsafe { libc::uname(&mut u) } != 0 {
         return Err(format!("uname: {}", std::io::Error::last_os_error()));
     }
