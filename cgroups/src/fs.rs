@@ -319,7 +319,7 @@ pub(crate) fn poll_until(limit: Duration, mut check: impl FnMut() -> Result<bool
 pub(crate) fn refuse_busy_cgroup(dir: &Path) -> Result<()> {
     if has_procs(dir)? {
         return Err(CgroupError::Invalid(format!(
-            "cgroup {} already exists and has processes; refusing to share it",
+            "container's cgroup is not empty: {} already has processes; refusing to share it",
             dir.display()
         )));
     }
@@ -333,7 +333,7 @@ pub(crate) fn refuse_busy_cgroup(dir: &Path) -> Result<()> {
     };
     if frozen {
         return Err(CgroupError::Invalid(format!(
-            "cgroup {} already exists and is frozen",
+            "container's cgroup unexpectedly frozen: {} already exists and is frozen",
             dir.display()
         )));
     }

@@ -10,9 +10,10 @@ use crate::error::{Error, Result};
 
 fn to_set(
     names: Option<&HashSet<oci_spec::runtime::Capability>>,
-    field: &str,
-) -> Result<CapsHashSet> {
+    supported: &CapsHashSet,
+) -> CapsHashSet {
     let mut out = CapsHashSet::new();
+    let mut unavailable = Vec::new();
     for c in names.into_iter().flatten() {
         let name = c.to_string();
         let name = if name.starts_with("CAP_") {
@@ -21,17 +22,62 @@ fn to_set(
             format!("CAP_{name}")
         };
         match Capability::from_str(&name) {
-            Ok(cap) => {
+            Ok(cap) if supported.contains(&cap) => {
                 out.insert(cap);
             }
-            Err(_) => {
-                return Err(Error::Config(format!(
-                    "field process.capabilities.{field}: unknown capability {name}"
-                )))
-            }
+            _ => unavailable.push(name),
         }
     }
-    Ok(out)
+    if !unavailable.is_empty() {
+        warn_ignored(&unavailable);
+    }
+    out
+}
+
+/// runc's warning for capability names it cannot use.
+fn warn_ignored(names: &[String]) {
+    let mut names = names.to_vec();
+    names.sort();
+    names.dedup();
+    crate::logging::warn(&format!(
+        "ignoring unknown or unavailable capabilities: [{}]",
+        names.join(" ")
+    ));
+}
+
+/// Remove the names no capability is known by from the five sets of a
+/// `process.capabilities` JSON object, with runc's warning: an unknown name
+/// is ignored, not a configuration error.
+pub fn drop_unknown(capabilities: &mut serde_json::Value) {
+    let mut unknown = Vec::new();
+    let Some(obj) = capabilities.as_object_mut() else {
+        return;
+    };
+    for set in [
+        "bounding",
+        "effective",
+        "inheritable",
+        "permitted",
+        "ambient",
+    ] {
+        if let Some(list) = obj.get_mut(set).and_then(|v| v.as_array_mut()) {
+            list.retain(|v| {
+                let known =
+                    serde_json::from_value::<oci_spec::runtime::Capability>(v.clone()).is_ok();
+                if !known {
+                    unknown.push(
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    );
+                }
+                known
+            });
+        }
+    }
+    if !unknown.is_empty() {
+        warn_ignored(&unknown);
+    }
 }
 
 /// The parsed sets, ready to apply.
@@ -44,12 +90,16 @@ pub struct Sets {
 }
 
 pub fn parse(c: &LinuxCapabilities) -> Result<Sets> {
+    // What this kernel knows (probed with prctl: /proc may not be mounted).
+    let supported = caps::runtime::thread_all_supported();
+    let inheritable = to_set(c.inheritable().as_ref(), &supported);
+    let ambient = to_set(c.ambient().as_ref(), &supported);
     Ok(Sets {
-        bounding: to_set(c.bounding().as_ref(), "bounding")?,
-        effective: to_set(c.effective().as_ref(), "effective")?,
-        permitted: to_set(c.permitted().as_ref(), "permitted")?,
-        inheritable: to_set(c.inheritable().as_ref(), "inheritable")?,
-        ambient: to_set(c.ambient().as_ref(), "ambient")?,
+        bounding: to_set(c.bounding().as_ref(), &supported),
+        effective: to_set(c.effective().as_ref(), &supported),
+        permitted: to_set(c.permitted().as_ref(), &supported),
+        inheritable,
+        ambient,
     })
 }
 
@@ -83,11 +133,27 @@ pub fn apply_sets(s: &Sets) -> Result<()> {
     caps::set(None, CapSet::Inheritable, &s.inheritable).map_err(|e| err("inheritable", e))?;
     caps::set(None, CapSet::Permitted, &s.permitted).map_err(|e| err("permitted", e))?;
     caps::set(None, CapSet::Effective, &s.effective).map_err(|e| err("effective", e))?;
-    caps::clear(None, CapSet::Ambient).ok();
-    for cap in &s.ambient {
-        // Ambient capabilities must be permitted and inheritable; the kernel refuses others.
-        if s.permitted.contains(cap) && s.inheritable.contains(cap) {
-            caps::raise(None, CapSet::Ambient, *cap).map_err(|e| err("ambient", e))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| err("ambient", e))?;
+    // One by one; one the kernel refuses (not permitted or not inheritable)
+    // is skipped with a warning, as runc does.
+    let mut ambient: Vec<Capability> = s.ambient.iter().copied().collect();
+    ambient.sort_by_key(|c| c.index());
+    for cap in ambient {
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap.index() as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+        if r != 0 {
+            crate::logging::warn(&format!(
+                "can't raise ambient capability {cap}: {}",
+                crate::sys::errno_text(nix::errno::Errno::last())
+            ));
         }
     }
     Ok(())

@@ -34,6 +34,17 @@ pub enum Msg {
     SeccompFd,
     /// parent → init: the listener has the fd (init may close its copy).
     SeccompFdSent,
+    /// init → parent: open the `index`th mount's source in the runtime's
+    /// mount namespace (the container cannot reach it); the parent answers
+    /// `MountSource` and the fd of a detached tree, or `Error`.
+    OpenMountSource { index: usize },
+    /// parent → init: the detached tree follows (SCM_RIGHTS).
+    MountSource,
+    /// init → parent: idmap the detached tree that follows (SCM_RIGHTS) as
+    /// the `index`th mount asks; the parent answers `Idmapped` or `Error`.
+    IdmapMount { index: usize },
+    /// parent → init: the tree is idmapped.
+    Idmapped,
     /// init → parent: the container is created; init now waits for `start`.
     Created,
     /// either way: a fatal error, with the reason.
@@ -73,19 +84,49 @@ impl Channel {
                 return Ok(());
             }
             let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e).ctx(|| "send to init channel");
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // The peer is gone; what it said before it went is the error
+                // worth reporting.
+                Some(libc::EPIPE) | Some(libc::ECONNRESET) => {
+                    if let Some(reason) = self.pending_error() {
+                        return Err(Error::Init(reason));
+                    }
+                    return Err(e).ctx(|| "send to init channel");
+                }
+                _ => return Err(e).ctx(|| "send to init channel"),
+            }
+        }
+    }
+
+    /// The reason in an error message the peer left before it closed its end.
+    fn pending_error(&self) -> Option<String> {
+        loop {
+            match self.recv_flags(libc::MSG_DONTWAIT) {
+                Ok(Some(Msg::Error(reason))) => return Some(reason),
+                Ok(Some(_)) => continue,
+                _ => return None,
             }
         }
     }
 
     /// Receive one message; `None` when the peer closed its end (it exited).
     pub fn recv(&self) -> Result<Option<Msg>> {
+        self.recv_flags(0)
+    }
+
+    fn recv_flags(&self, flags: i32) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             // SAFETY: valid buffer.
-            let r =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let r = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    flags,
+                )
+            };
             if r == 0 {
                 return Ok(None);
             }
@@ -95,8 +136,13 @@ impl Channel {
                 return Ok(Some(msg));
             }
             let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e).ctx(|| "receive from init channel");
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // A peer that exited without reading our last message resets
+                // the connection; the kernel reports that once, ahead of the
+                // messages the peer sent before (its error among them).
+                Some(libc::ECONNRESET) => continue,
+                _ => return Err(e).ctx(|| "receive from init channel"),
             }
         }
     }

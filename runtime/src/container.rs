@@ -29,6 +29,8 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// `--pidfd-socket`: receives a pidfd of the container's init.
+    pub pidfd_socket: Option<PathBuf>,
     /// `--systemd-cgroup`: the cgroup is a systemd scope unit.
     pub systemd_cgroup: bool,
 }
@@ -96,6 +98,9 @@ struct CreateGuard {
     dir: Option<ContainerDir>,
     pid: Option<i32>,
     cgroup: Option<Box<dyn CgroupManager>>,
+    /// The rootfs of a container without a mount namespace, whose mounts
+    /// land in the runtime's own namespace.
+    shared_mounts: Option<PathBuf>,
 }
 
 impl Drop for CreateGuard {
@@ -107,6 +112,9 @@ impl Drop for CreateGuard {
         if let Some(cg) = &self.cgroup {
             let _ = cg.kill_all(libc::SIGKILL);
             destroy_cgroup(cg.as_ref());
+        }
+        if let Some(rootfs) = &self.shared_mounts {
+            crate::rootfs::detach_mounts_below(rootfs);
         }
         if let Some(d) = self.dir.take() {
             let _ = d.remove();
@@ -130,6 +138,11 @@ pub(crate) fn destroy_cgroup(cg: &dyn CgroupManager) {
 
 /// `berth create`: returns the init's pid with the container `created`.
 pub fn create(opts: &CreateOpts) -> Result<i32> {
+    crate::logging::debug(&format!(
+        "create {}: bundle {}",
+        opts.id,
+        opts.bundle.display()
+    ));
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
     let text = std::fs::read_to_string(bundle.join("config.json")).map_err(|e| {
@@ -143,6 +156,15 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     let linux = spec.linux().as_ref().expect("validated");
     if let Some(p) = spec.process() {
         crate::procattrs::check(p, Some(linux))?;
+    }
+    if opts.no_pivot {
+        if let Some(p) = linux.rootfs_propagation() {
+            if crate::rootfs::propagation_flag(p)?.contains(nix::mount::MsFlags::MS_PRIVATE) {
+                return Err(Error::Config(format!(
+                    "field linux.rootfsPropagation: {p}: rootfsPropagation of [r]private is not safe without pivot_root"
+                )));
+            }
+        }
     }
     let plan = Plan::from_linux(linux);
     crate::state::validate_id(&opts.id)?;
@@ -180,6 +202,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         dir: Some(dir),
         pid: None,
         cgroup: None,
+        shared_mounts: (!plan.has(LinuxNamespaceType::Mount)).then(|| rootfs.clone()),
     };
     let dir = guard.dir.as_ref().expect("set");
 
@@ -293,6 +316,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         child
     };
     guard.pid = Some(pid);
+    crate::logging::debug(&format!("create {}: init pid {pid}", opts.id));
     state.pid = pid;
     state.pid_start_time = crate::sys::proc_start_time(pid)
         .map(|(t, _)| t)
@@ -347,6 +371,28 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
                 }
                 parent_end.send(&Msg::SeccompFdSent)?;
             }
+            Msg::OpenMountSource { index } => {
+                match crate::rootfs::idmap::open_source(&spec, index) {
+                    Ok(fd) => {
+                        parent_end.send(&Msg::MountSource)?;
+                        parent_end.send_fd(&fd)?;
+                    }
+                    Err(e) => {
+                        let _ = parent_end.send(&Msg::Error(e.to_string()));
+                        return Err(e);
+                    }
+                }
+            }
+            Msg::IdmapMount { index } => {
+                let tree = parent_end.recv_fd()?;
+                match crate::rootfs::idmap::apply(&spec, index, &tree) {
+                    Ok(()) => parent_end.send(&Msg::Idmapped)?,
+                    Err(e) => {
+                        let _ = parent_end.send(&Msg::Error(e.to_string()));
+                        return Err(e);
+                    }
+                }
+            }
             Msg::Created => break,
             m => return Err(Error::Init(format!("unexpected message from init: {m:?}"))),
         }
@@ -372,9 +418,14 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, pid)?;
     }
+    if let Some(sock) = &opts.pidfd_socket {
+        crate::pidfd::send(sock, pid)?;
+    }
     guard.pid = None;
     guard.cgroup = None;
     guard.dir = None;
+    guard.shared_mounts = None;
+    crate::logging::debug(&format!("create {}: created", opts.id));
     Ok(pid)
 }
 
@@ -496,8 +547,13 @@ fn run_runtime_hooks(spec: &Spec, state: &State) -> Result<()> {
         return Ok(());
     };
     let json = state.hook_json();
-    crate::hooks::run_all(h.prestart().as_ref(), &json, "prestart")?;
-    crate::hooks::run_all(h.create_runtime().as_ref(), &json, "createRuntime")
+    // In the bundle directory, as runc (which works from there) runs them.
+    let place = crate::hooks::Place {
+        cwd: Some(&state.bundle),
+        default_env: None,
+    };
+    crate::hooks::run_all(h.prestart().as_ref(), &json, "prestart", place)?;
+    crate::hooks::run_all(h.create_runtime().as_ref(), &json, "createRuntime", place)
 }
 
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
@@ -537,6 +593,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             )))
         }
     }
+    crate::logging::debug(&format!("start {id}: releasing init pid {}", state.pid));
     let reply = release_init(&dir, &state)?;
     let _ = std::fs::remove_file(dir.fifo_path());
     if reply != b"0" {
@@ -611,30 +668,57 @@ pub fn state(root: &Path, id: &str) -> Result<State> {
     dir.load_current()
 }
 
-/// `berth kill`.
+/// `berth kill`: signal the init, or with `all` every process of the
+/// container's cgroup. As runc: a container without its own pid namespace
+/// has an init like any other process, so SIGKILL goes to every process
+/// (also once the init is gone); signal 0 only checks the init is alive; a
+/// stopped container is "not running", which `all` does not make an error.
 pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     let dir = ContainerDir::open(root, id)?;
     let state = dir.load_current()?;
+    let own_pid_ns = load_spec_copy(&dir).is_none_or(|s| has_own_pid_namespace(&s));
+    if signal == libc::SIGKILL && !own_pid_ns {
+        let cg = cgroup_manager(&state)?;
+        cg.kill_all(signal)?;
+        if state.status == Status::Paused {
+            let _ = cg.thaw();
+        }
+        return Ok(());
+    }
     if matches!(state.status, Status::Stopped) {
+        if all {
+            return Ok(());
+        }
         return Err(Error::WrongState(format!(
-            "cannot kill container \"{id}\": it is not running"
+            "cannot kill container \"{id}\": container not running"
         )));
     }
     if all {
         let cg = cgroup_manager(&state)?;
-        if state.status == Status::Paused && signal == libc::SIGKILL {
-            cg.kill_all(signal)?;
-            let _ = cg.thaw();
-            return Ok(());
-        }
         cg.kill_all(signal)?;
+        if state.status == Status::Paused && signal == libc::SIGKILL {
+            let _ = cg.thaw();
+        }
         return Ok(());
     }
-    nix::sys::signal::kill(
-        Pid::from_raw(state.pid),
-        Signal::try_from(signal).map_err(|_| Error::Other(format!("invalid signal {signal}")))?,
-    )
-    .ctx(|| format!("signal {signal} to container \"{id}\" (pid {})", state.pid))
+    // SAFETY: plain kill(2); the pid was checked against its start time.
+    if unsafe { libc::kill(state.pid, signal) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .ctx(|| format!("signal {signal} to container \"{id}\" (pid {})", state.pid));
+    }
+    Ok(())
+}
+
+/// Whether the container has a pid namespace of its own (a new one, not
+/// shared with the host or joined by path).
+fn has_own_pid_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+        })
 }
 
 /// `berth delete`.
@@ -661,7 +745,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             )))
         }
     }
+    crate::logging::debug(&format!("delete {id}: status {}", state.status));
     let spec = load_spec_copy(&dir);
+    if spec.as_ref().is_some_and(|s| !has_mount_namespace(s)) {
+        crate::rootfs::detach_mounts_below(&state.rootfs);
+    }
     if let Ok(cg) = cgroup_manager(&state) {
         let _ = cg.kill_all(libc::SIGKILL);
         let _ = cg.thaw();
@@ -673,6 +761,14 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         crate::hooks::run_all_warn(h.poststop().as_ref(), &state.hook_json(), "poststop");
     }
     Ok(())
+}
+
+/// Whether the config gives the container a mount namespace of its own.
+fn has_mount_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Mount))
 }
 
 /// SIGKILL the init and everything in its cgroup, and wait until it is gone.

@@ -37,8 +37,14 @@ pub enum Error {
     /// `Cgroup`.
     #[error("{0}")]
     Criu(crate::criu::CriuError),
-    #[error("hook {path}: {msg}")]
-    Hook { path: String, msg: String },
+    /// runc's words for it, which its clients and tests match.
+    #[error("error running {kind} hook #{index}: {path}: {msg}")]
+    Hook {
+        kind: String,
+        index: usize,
+        path: String,
+        msg: String,
+    },
     /// An error reported by the container's init process.
     #[error("{0}")]
     Init(String),

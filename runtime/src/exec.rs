@@ -8,6 +8,7 @@
 //! and execs. Errors come back over a CLOEXEC channel, so its EOF means the
 //! exec happened.
 
+use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,114 @@ pub struct ExecOpts {
     pub console_fd: Option<RawFd>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Start the process even when the container is paused (it runs once
+    /// the container is resumed).
+    pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroup paths below the container's cgroup, keyed by
+    /// controller (`""`: every hierarchy), from [`parse_sub_cgroups`].
+    pub sub_cgroups: BTreeMap<String, String>,
+    /// `--pidfd-socket`: receives a pidfd of the new process.
+    pub pidfd_socket: Option<PathBuf>,
+}
+
+/// Parse `--cgroup` arguments as runc does: one `PATH` (every hierarchy; the
+/// only form on cgroup v2) or any number of `CONTROLLER[,CONTROLLER]:PATH`.
+pub fn parse_sub_cgroups(args: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        match a.split_once(':') {
+            Some((ctrls, path)) => {
+                for c in ctrls.split(',') {
+                    if c.is_empty() {
+                        return Err(Error::Config(format!(
+                            "invalid --cgroup argument: {a} (empty <controller> prefix)"
+                        )));
+                    }
+                    if out.insert(c.to_string(), path.to_string()).is_some() {
+                        return Err(Error::Config(format!(
+                            "invalid --cgroup argument(s): controller {c} specified multiple times"
+                        )));
+                    }
+                }
+            }
+            None if args.len() == 1 => {
+                out.insert(String::new(), a.clone());
+            }
+            None => {
+                return Err(Error::Config(format!(
+                    "invalid --cgroup argument: {a} (missing <controller>: prefix)"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The existing sub-cgroup directories the process joins after the
+/// container's cgroup: each must lie below the container's directory of its
+/// hierarchy.
+fn sub_cgroup_dirs(
+    cgroup: &dyn berth_cgroups::CgroupManager,
+    subs: &BTreeMap<String, String>,
+) -> Result<Vec<PathBuf>> {
+    if subs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let paths = cgroup.paths();
+    let mut dirs = Vec::new();
+    let mut resolve = |base: &Path, sub: &str| -> Result<()> {
+        let joined = lexically_below(base, sub)
+            .ok_or_else(|| Error::Config(format!("--cgroup {sub}: is not a sub cgroup path")))?;
+        if !joined.is_dir() {
+            return Err(Error::Config(format!(
+                "--cgroup {sub}: {} does not exist (the sub-cgroup must be made first)",
+                joined.display()
+            )));
+        }
+        dirs.push(joined);
+        Ok(())
+    };
+    if let Some(sub) = subs.get("") {
+        for dir in paths.values() {
+            resolve(dir, sub)?;
+        }
+        return Ok(dirs);
+    }
+    for (ctrl, sub) in subs {
+        let dir = paths
+            .iter()
+            .find(|(key, _)| key.split(',').any(|c| c == ctrl))
+            .map(|(_, d)| d)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "--cgroup {ctrl}:{sub}: the container has no {ctrl} cgroup"
+                ))
+            })?;
+        resolve(dir, sub)?;
+    }
+    dirs.sort();
+    dirs.dedup();
+    Ok(dirs)
+}
+
+/// `base/sub` cleaned lexically, if it stays below `base` (and is not `base`).
+fn lexically_below(base: &Path, sub: &str) -> Option<PathBuf> {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in Path::new(sub).components() {
+        match c {
+            std::path::Component::Normal(n) => parts.push(n),
+            std::path::Component::ParentDir => {
+                parts.pop()?;
+            }
+            _ => {}
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let mut p = base.to_path_buf();
+    p.extend(parts);
+    Some(p)
 }
 
 /// The container's config as saved by `create`.
@@ -91,15 +200,16 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     let state = dir.load_current()?;
     match state.status {
         Status::Running | Status::Created => {}
+        Status::Paused if opts.ignore_paused => {}
         Status::Paused => {
             return Err(Error::WrongState(format!(
-                "cannot exec in container \"{}\": it is paused",
-                opts.id
-            )))
+            "container \"{}\": cannot exec in a paused container (use --ignore-paused to override)",
+            opts.id
+        )))
         }
         Status::Stopped => {
             return Err(Error::WrongState(format!(
-                "cannot exec in container \"{}\": it is stopped",
+                "container \"{}\": cannot exec in a stopped container",
                 opts.id
             )))
         }
@@ -157,7 +267,30 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         &CHILD_ORDER[..]
     };
     let late = open_namespaces(state.pid, late_kinds)?;
+    // A container without a mount namespace of its own shares ours, chrooted
+    // into its rootfs: the process goes into the same root.
+    let shared_mount_root = if linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount)
+    {
+        None
+    } else {
+        let p = format!("/proc/{}/root", state.pid);
+        Some(
+            crate::sys::openat2(
+                libc::AT_FDCWD,
+                Path::new(&p),
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                0,
+            )
+            .ctx(|| format!("open {p}"))?,
+        )
+    };
     let cgroup = crate::container::cgroup_manager(&state)?;
+    let sub_dirs = sub_cgroup_dirs(cgroup.as_ref(), &opts.sub_cgroups)?;
     let console = match (&opts.console_socket, opts.console_fd) {
         (_, Some(fd)) if terminal => Some(crate::container::dup_fd(fd)?),
         (Some(p), _) if terminal => Some(crate::terminal::connect(p)?),
@@ -184,10 +317,13 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             let r = child_main(
                 &child_end,
                 cgroup.as_ref(),
+                &sub_dirs,
                 process,
                 linux,
                 &late,
+                shared_mount_root.as_ref(),
                 console,
+                opts.console_fd.is_some(),
                 seccomp.as_ref(),
                 opts.preserve_fds,
             );
@@ -220,6 +356,9 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             in_unified,
         })
         .map_err(fail)?;
+    // From here on the process only sets itself up; the state lock would keep
+    // `resume` (for --ignore-paused), `state` and `delete` waiting for it.
+    drop(dir);
     loop {
         match parent_end.recv().map_err(fail)? {
             None => break,
@@ -243,8 +382,12 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             }
         }
     }
+    crate::logging::debug(&format!("exec {}: process pid {child}", opts.id));
     if let Some(pf) = &opts.pid_file {
         crate::sys::write_atomic(pf, child.to_string().as_bytes())?;
+    }
+    if let Some(sock) = &opts.pidfd_socket {
+        crate::pidfd::send(sock, child)?;
     }
     Ok(child)
 }
@@ -295,10 +438,13 @@ fn protect_runtime_binary(
 fn child_main(
     ch: &channel::Channel,
     cgroup: &dyn berth_cgroups::CgroupManager,
+    sub_cgroups: &[PathBuf],
     process: &Process,
     linux: &oci_spec::runtime::Linux,
     namespaces: &[(LinuxNamespaceType, OwnedFd)],
+    shared_mount_root: Option<&OwnedFd>,
     console: Option<OwnedFd>,
+    relayed_console: bool,
     seccomp: Option<&crate::seccomp::Compiled>,
     preserve_fds: u32,
 ) -> Result<std::convert::Infallible> {
@@ -324,19 +470,36 @@ fn child_main(
         }
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
+    for dir in sub_cgroups {
+        std::fs::write(dir.join("cgroup.procs"), "0")
+            .ctx(|| format!("join sub-cgroup {}", dir.display()))?;
+    }
+    crate::procattrs::reset_affinity_unless_initial(process)?;
     for (t, fd) in namespaces {
         setns(*t, fd)?;
+    }
+    if let Some(root) = shared_mount_root {
+        nix::unistd::fchdir(root.as_raw_fd()).ctx(|| "chdir to the container's root")?;
+        nix::unistd::chroot(".").ctx(|| "chroot into the container's root")?;
+        nix::unistd::chdir("/").ctx(|| "chdir /")?;
     }
     let pty = match &console {
         Some(sock) => {
             let root = crate::rootfs::paths::Root::open(Path::new("/"))?;
             let pty = crate::terminal::open_in_root(&root)?;
+            crate::terminal::give_to(&pty, process.user().uid())?;
             if let Some(b) = process.console_size() {
                 crate::terminal::set_size(
                     pty.master.as_raw_fd(),
                     b.height() as u16,
                     b.width() as u16,
                 )?;
+            }
+            if relayed_console {
+                // `berth exec -t` relays this terminal itself (see
+                // `terminal::clear_onlcr`); the process may write before the
+                // relay has the master.
+                crate::terminal::clear_onlcr(std::os::fd::AsFd::as_fd(&pty.slave))?;
             }
             crate::terminal::send_master(sock.as_raw_fd(), &pty.master)?;
             Some(pty)
@@ -345,6 +508,7 @@ fn child_main(
     };
     drop(console);
     crate::procattrs::apply_personality(linux)?;
+    crate::procattrs::apply_memory_policy(linux)?;
     let install = |ch: &channel::Channel| crate::init::install_seccomp_with(seccomp, ch);
     let prepared = crate::init::setup_exec_process(process, &mut || install(ch))?;
     if let Some(p) = &pty {
@@ -362,8 +526,8 @@ fn child_main(
         install(ch)?;
     }
     let e = prepared.exec();
-    Err(Error::Config(format!(
-        "field process.args[0]: exec {}: {e}",
+    Err(Error::Other(format!(
+        "unable to start container process: exec: \"{}\": {e}",
         prepared.path_lossy()
     )))
 }

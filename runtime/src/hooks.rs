@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,11 +11,23 @@ use oci_spec::runtime::Hook;
 
 use crate::error::{Error, Result};
 
-/// Run one hook to completion.
-pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
+/// Where a kind of hook runs, as runc runs it: the directory (the bundle
+/// for the runtime's hooks, the rootfs for createContainer; otherwise the
+/// caller's) and the environment of a hook that sets none (startContainer
+/// gets the process's).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Place<'a> {
+    pub cwd: Option<&'a Path>,
+    pub default_env: Option<&'a [String]>,
+}
+
+/// Run one hook (the `index`th of its kind) to completion.
+pub fn run(hook: &Hook, state_json: &[u8], kind: &str, index: usize, place: Place) -> Result<()> {
     let path = hook.path().display().to_string();
     let err = |msg: String| Error::Hook {
-        path: format!("{path} ({kind})"),
+        kind: kind.to_string(),
+        index,
+        path: path.clone(),
         msg,
     };
     let args = hook.args().clone().unwrap_or_default();
@@ -24,10 +37,17 @@ pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
     }
     cmd.args(args.iter().skip(1));
     cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
+    let env = match hook.env() {
+        Some(e) if !e.is_empty() => e.as_slice(),
+        _ => place.default_env.unwrap_or(&[]),
+    };
+    for kv in env {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }
+    }
+    if let Some(d) = place.cwd {
+        cmd.current_dir(d);
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -83,17 +103,22 @@ pub fn run(hook: &Hook, state_json: &[u8], kind: &str) -> Result<()> {
 }
 
 /// Run every hook in order, stopping at the first failure.
-pub fn run_all(hooks: Option<&Vec<Hook>>, state_json: &[u8], kind: &str) -> Result<()> {
-    for h in hooks.into_iter().flatten() {
-        run(h, state_json, kind)?;
+pub fn run_all(
+    hooks: Option<&Vec<Hook>>,
+    state_json: &[u8],
+    kind: &str,
+    place: Place,
+) -> Result<()> {
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        run(h, state_json, kind, i, place)?;
     }
     Ok(())
 }
 
 /// Run every hook; failures only produce warnings (poststart, poststop).
 pub fn run_all_warn(hooks: Option<&Vec<Hook>>, state_json: &[u8], kind: &str) {
-    for h in hooks.into_iter().flatten() {
-        if let Err(e) = run(h, state_json, kind) {
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        if let Err(e) = run(h, state_json, kind, i, Place::default()) {
             crate::logging::warn(&e.to_string());
         }
     }

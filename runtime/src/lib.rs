@@ -9,6 +9,7 @@ pub mod channel;
 pub mod checkpoint;
 pub mod container;
 pub mod criu;
+pub mod env;
 pub mod error;
 pub mod exe_seal;
 pub mod exec;
@@ -18,8 +19,10 @@ pub mod init;
 pub mod logging;
 pub mod manage;
 pub mod namespaces;
+pub mod pidfd;
 pub mod procattrs;
 pub mod procfs;
+pub mod program;
 pub mod restore;
 pub mod rlimits;
 pub mod rootfs;
@@ -35,4 +38,4 @@ pub mod user;
 pub use error::{Error, Result};
 
 /// The OCI runtime-spec version this runtime implements.
-pub const OCI_VERSION: &str = "1.2.0";
+pub const OCI_VERSION: &str = "1.3.0";

@@ -1,10 +1,15 @@
-//! `--log FILE --log-format text|json --debug`. JSON lines are runc's
-//! (`{"level":"error","msg":"...","time":"..."}`): containerd and podman read the
-//! last error from that file.
+//! `--log FILE --log-format text|json --debug`. Lines are runc's (logrus'):
+//! text `time="..." level=error msg="..."` or JSON
+//! `{"level":"error","msg":"...","time":"..."}`: containerd and podman read
+//! the last error from the log file.
+//!
+//! The file is opened (made if missing) when logging starts, as runc does,
+//! and kept open: processes forked from here (the container's init) log
+//! through the same descriptor wherever they are.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -13,19 +18,49 @@ pub enum Format {
 }
 
 struct Config {
-    file: Option<PathBuf>,
+    file: Option<Mutex<std::fs::File>>,
     format: Format,
     debug: bool,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
+/// Start logging; with `file`, open it for appending (made if missing).
 pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
+    let file = file.and_then(|p| {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+        {
+            Ok(f) => Some(Mutex::new(f)),
+            Err(e) => {
+                eprintln!("berth: open log file {}: {e}", p.display());
+                None
+            }
+        }
+    });
     let _ = CONFIG.set(Config {
         file,
         format,
         debug,
     });
+}
+
+/// A logrus-style line.
+fn line(format: Format, level: &str, msg: &str) -> String {
+    match format {
+        Format::Json => {
+            let v =
+                serde_json::json!({"level": level, "msg": msg, "time": crate::sys::rfc3339_now()});
+            format!("{v}\n")
+        }
+        Format::Text => format!(
+            "time=\"{}\" level={level} msg=\"{}\"\n",
+            crate::sys::rfc3339_now(),
+            msg.replace('\\', "\\\\").replace('"', "\\\"")
+        ),
+    }
 }
 
 fn emit(level: &str, msg: &str) {
@@ -38,38 +73,21 @@ fn emit(level: &str, msg: &str) {
     if level == "debug" && !c.debug {
         return;
     }
-    let line = match c.format {
-        Format::Json => {
-            let v =
-                serde_json::json!({"level": level, "msg": msg, "time": crate::sys::rfc3339_now()});
-            format!("{v}\n")
-        }
-        Format::Text => format!(
-            "time=\"{}\" level={level} msg=\"{}\"\n",
-            crate::sys::rfc3339_now(),
-            msg.replace('"', "\\\"")
-        ),
-    };
     match &c.file {
-        Some(path) => {
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                let _ = f.write_all(line.as_bytes());
+        Some(f) => {
+            if let Ok(mut f) = f.lock() {
+                let _ = f.write_all(line(c.format, level, msg).as_bytes());
             }
             if level == "error" || level == "warning" {
                 eprintln!("berth: {msg}");
             }
         }
-        None => {
-            if c.format == Format::Json {
-                let _ = std::io::stderr().write_all(line.as_bytes());
-            } else {
-                eprintln!("berth: {msg}");
-            }
+        // Without a file: JSON lines, or (with --debug, as runc does) text
+        // lines, on stderr; otherwise a plain message.
+        None if c.format == Format::Json || c.debug => {
+            let _ = std::io::stderr().write_all(line(c.format, level, msg).as_bytes());
         }
+        None => eprintln!("berth: {msg}"),
     }
 }
 
@@ -83,4 +101,9 @@ pub fn warn(msg: &str) {
 
 pub fn debug(msg: &str) {
     emit("debug", msg);
+}
+
+/// Whether debug lines are written (to skip building their text otherwise).
+pub fn debug_enabled() -> bool {
+    CONFIG.get().is_some_and(|c| c.debug)
 }

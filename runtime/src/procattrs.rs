@@ -85,9 +85,27 @@ pub fn check(process: &Process, linux: Option<&Linux>) -> Result<()> {
             }
         }
         if let Some(m) = l.memory_policy() {
-            if let Some(n) = m.nodes() {
-                parse_cpu_list(n)
-                    .map_err(|e| Error::Config(format!("field linux.memoryPolicy.nodes: {e}")))?;
+            let nodes = match m.nodes().as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+                Some(n) => parse_cpu_list(n)
+                    .map_err(|e| {
+                        Error::Config(format!(
+                            "invalid memory policy nodes: field linux.memoryPolicy.nodes \"{n}\": {e}"
+                        ))
+                    })?
+                    .iter()
+                    .map(|w| w.count_ones())
+                    .sum(),
+                None => 0,
+            };
+            if matches!(
+                m.mode(),
+                MemoryPolicyModeType::MpolDefault | MemoryPolicyModeType::MpolLocal
+            ) && nodes != 0
+            {
+                return Err(Error::Config(format!(
+                    "field linux.memoryPolicy: {:?}: mode requires 0 nodes but got {nodes}",
+                    m.mode()
+                )));
             }
         }
     }
@@ -157,6 +175,31 @@ pub fn apply_initial_affinity(process: &Process) -> Result<()> {
         Some(l) => set_affinity(l, "process.execCPUAffinity.initial"),
         None => Ok(()),
     }
+}
+
+/// Without `execCPUAffinity.initial`, a process joining the container does
+/// not keep the affinity of the runtime that started it (`taskset -c 0 berth
+/// exec ...`): it may run on every CPU, which the kernel narrows to the
+/// cgroup's cpuset. Called once the process is in the container's cgroup.
+pub fn reset_affinity_unless_initial(process: &Process) -> Result<()> {
+    if process
+        .exec_cpu_affinity()
+        .as_ref()
+        .is_some_and(|a| a.initial().is_some())
+    {
+        return Ok(());
+    }
+    // Every CPU number the kernel supports (CONFIG_NR_CPUS is at most 8192).
+    let all = [u64::MAX; 8192 / 64];
+    // SAFETY: the mask buffer is all.len() * 8 bytes long.
+    let r = unsafe { libc::syscall(libc::SYS_sched_setaffinity, 0, all.len() * 8, all.as_ptr()) };
+    if r != 0 {
+        return Err(Error::Other(format!(
+            "reset the CPU affinity: sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
 }
 
 /// Everything but the initial affinity, in the container's namespaces, while

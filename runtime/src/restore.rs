@@ -337,17 +337,26 @@ fn on_notify(
     match script {
         // The namespaces exist, nothing runs yet: the hooks that configure
         // them (networking) run now, with the restored init's pid.
-        "setup-namespaces" =>
-        {
+        "setup-namespaces" => {
             #[allow(deprecated)]
             if let Some(h) = spec.hooks().as_ref() {
                 let mut s = state.clone();
                 s.pid = pid;
                 s.status = Status::Created;
                 let json = s.hook_json();
-                crate::hooks::run_all(h.prestart().as_ref(), &json, "prestart")
+                // In the bundle directory, as create runs them.
+                let place = crate::hooks::Place {
+                    cwd: Some(&s.bundle),
+                    default_env: None,
+                };
+                crate::hooks::run_all(h.prestart().as_ref(), &json, "prestart", place)
                     .and_then(|_| {
-                        crate::hooks::run_all(h.create_runtime().as_ref(), &json, "createRuntime")
+                        crate::hooks::run_all(
+                            h.create_runtime().as_ref(),
+                            &json,
+                            "createRuntime",
+                            place,
+                        )
                     })
                     .map_err(|e| e.to_string())?;
             }

@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 
 pub fn parse(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        // 0 only checks that the container is alive (`kill ID 0`).
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         return Err(Error::Other(format!("invalid signal number {n}")));
@@ -54,6 +55,9 @@ mod tests {
         assert_eq!(parse("10").unwrap(), 10);
         assert_eq!(parse("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
         assert!(parse("NOPE").is_err());
-        assert!(parse("0").is_err());
+        // 0 checks that the container is alive (`kill ID 0`, as runc).
+        assert_eq!(parse("0").unwrap(), 0);
+        assert!(parse("65").is_err());
+        assert!(parse("-1").is_err());
     }
 }

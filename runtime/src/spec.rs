@@ -16,12 +16,79 @@ pub fn parse(text: &str) -> Result<Spec> {
     // The plain deserializer first: it is the only code a valid config runs
     // through (the path-tracking one is a second, larger copy of the serde
     // code, and paging it in would cost every `create` time and memory).
-    let spec: Spec = match serde_json::from_str(text) {
+    let mut spec: Spec = match serde_json::from_str(text) {
         Ok(s) => s,
-        Err(_) => return Err(parse_error(text)),
+        Err(_) => parse_lenient(text)?,
     };
     check_version(spec.version())?;
+    explicit_zero_pids_limit(text, &mut spec);
     Ok(spec)
+}
+
+/// `linux.resources.pids.limit: 0` written out means "no new task" (runc's
+/// head writes pids.max 1, as systemd cannot take 0), while a missing limit
+/// leaves pids.max alone; the typed config cannot tell the two apart.
+fn explicit_zero_pids_limit(text: &str, spec: &mut Spec) {
+    let zero = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.pids().as_ref())
+        .is_some_and(|p| p.limit() == 0);
+    if !zero {
+        return;
+    }
+    let written = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .is_some_and(|v| v.pointer("/linux/resources/pids/limit").is_some());
+    if !written {
+        return;
+    }
+    if let Some(r) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+    {
+        let mut pids = oci_spec::runtime::LinuxPids::default();
+        pids.set_limit(1);
+        r.set_pids(Some(pids));
+    }
+}
+
+/// What runc reads that the typed config would refuse, made readable: unknown
+/// capability names are dropped (with runc's warning) and scheduler flags
+/// under the runtime spec's names (`SCHED_FLAG_RESET_ON_FORK`,
+/// `SCHED_FLAG_DL_OVERRUN`) take the names the typed config knows.
+pub fn normalize_process(process: &mut serde_json::Value) {
+    if let Some(c) = process.get_mut("capabilities") {
+        crate::capabilities::drop_unknown(c);
+    }
+    if let Some(flags) = process
+        .pointer_mut("/scheduler/flags")
+        .and_then(|f| f.as_array_mut())
+    {
+        for f in flags {
+            let renamed = match f.as_str() {
+                Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+                Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+                _ => continue,
+            };
+            *f = serde_json::Value::String(renamed.into());
+        }
+    }
+}
+
+/// The slow path for a config the typed parser refused: unknown capability
+/// names are dropped with runc's warning (they are not an error), then the
+/// config is parsed again; anything else still wrong is reported by field.
+#[cold]
+fn parse_lenient(text: &str) -> Result<Spec> {
+    let mut v: serde_json::Value = serde_json::from_str(text).map_err(|_| parse_error(text))?;
+    if let Some(p) = v.get_mut("process") {
+        normalize_process(p);
+    }
+    let cleaned = v.to_string();
+    serde_json::from_str(&cleaned).map_err(|_| parse_error(&cleaned))
 }
 
 /// Re-parse an invalid config with path tracking, for an error naming the field.
@@ -33,6 +100,16 @@ fn parse_error(text: &str) -> Error {
         let inner = e.into_inner();
         if path.is_empty() || path == "." || path == "?" || inner.is_syntax() || inner.is_eof() {
             Error::Config(format!("invalid JSON: {inner}"))
+        } else if path.starts_with("linux.memoryPolicy") {
+            // runc's words, which its clients and tests match.
+            let what = if path.contains(".flags") {
+                "invalid memory policy flag"
+            } else if path.ends_with(".mode") || inner.to_string().contains("`mode`") {
+                "invalid memory policy mode"
+            } else {
+                "invalid memory policy"
+            };
+            Error::Config(format!("{what}: field {path}: {inner}"))
         } else {
             Error::Config(format!("field {path}: {inner}"))
         }
@@ -170,9 +247,22 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         }
     }
     if !have(LinuxNamespaceType::Mount) {
-        return Err(Error::Config(
-            "field linux.namespaces: berth requires a mount namespace".into(),
-        ));
+        // The container then shares the runtime's mount namespace: what would
+        // change that namespace's own mounts is refused.
+        if spec
+            .root()
+            .as_ref()
+            .is_some_and(|r| r.readonly() == Some(true))
+        {
+            return Err(Error::Config(
+                "field root.readonly: a read-only root needs a mount namespace (without one, the root is a directory of the runtime's own mounts)".into(),
+            ));
+        }
+        if linux.rootfs_propagation().is_some() {
+            return Err(Error::Config(
+                "field linux.rootfsPropagation: needs a mount namespace (without one it would change the runtime's own mounts)".into(),
+            ));
+        }
     }
     let userns = have(LinuxNamespaceType::User);
     if !userns
@@ -213,6 +303,10 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         return Err(Error::Config(
             "field linux.timeOffsets: set without a new time namespace".into(),
         ));
+    }
+    crate::rootfs::idmap::check(spec)?;
+    if let Some(p) = linux.rootfs_propagation() {
+        crate::rootfs::propagation_flag(p)?;
     }
     for (k, _) in linux.sysctl().iter().flatten() {
         crate::rootfs::sysctl::check_namespaced(k, linux)?;

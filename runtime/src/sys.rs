@@ -130,6 +130,17 @@ pub fn openat2(
     }
 }
 
+/// An errno's message as Go (and so runc, and the clients matching runc's
+/// errors) prints it: "permission denied", "operation not permitted".
+pub fn errno_text(e: Errno) -> String {
+    let text = e.desc();
+    let mut c = text.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => text.to_string(),
+    }
+}
+
 /// The /proc/self/fd path of an fd, used to mount onto or from an exact object.
 pub fn fd_path(fd: &impl AsRawFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())

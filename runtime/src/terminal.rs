@@ -175,3 +175,25 @@ pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
     }
     Ok(())
 }
+
+/// Clear ONLCR on a pty: Linux ptys start with it set, which turns every "\n"
+/// the container writes into "\r\n" on its way through a relay (runc clears
+/// it on the terminals it relays as well).
+pub fn clear_onlcr(fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    let mut t = nix::sys::termios::tcgetattr(fd).ctx(|| "tcgetattr on the pty")?;
+    t.output_flags.remove(nix::sys::termios::OutputFlags::ONLCR);
+    nix::sys::termios::tcsetattr(fd, nix::sys::termios::SetArg::TCSANOW, &t)
+        .ctx(|| "tcsetattr on the pty")
+}
+
+/// Give the pty to the process user, keeping its group (tty, from devpts'
+/// `gid=` option): the terminal becomes the process's stdio only after it
+/// has dropped root.
+pub fn give_to(pty: &Pty, uid: u32) -> Result<()> {
+    nix::unistd::fchown(
+        pty.slave.as_raw_fd(),
+        Some(nix::unistd::Uid::from_raw(uid)),
+        None,
+    )
+    .ctx(|| format!("give the pty to uid {uid}"))
+}

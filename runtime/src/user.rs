@@ -65,3 +65,36 @@ pub fn apply_umask(u: &User) {
         mask as libc::mode_t,
     ));
 }
+
+/// Give the process's stdio to its user before it becomes that user (as runc
+/// does), keeping each one's group: a terminal made by the runtime (owned by
+/// root, group tty) or a pipe must be usable by a non-root process. /dev/null
+/// is left alone, and so is whatever cannot be changed (an owner or group not
+/// mapped in a user namespace, a read-only /dev).
+pub fn give_stdio_to(uid: u32) -> Result<()> {
+    let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
+    for fd in 0..3 {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        if st.st_mode & libc::S_IFMT == libc::S_IFCHR && Some(st.st_rdev) == null {
+            continue;
+        }
+        if st.st_uid == uid {
+            continue;
+        }
+        // SAFETY: fchown on a descriptor number; no memory is involved.
+        if unsafe { libc::fchown(fd, uid, st.st_gid) } != 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINVAL) | Some(libc::EPERM) | Some(libc::EROFS) => continue,
+                _ => {
+                    return Err(Error::Other(format!(
+                        "give stdio fd {fd} to uid {uid}: {e}"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -153,21 +153,6 @@ fn missing_rootfs() {
 }
 
 #[test]
-fn missing_mount_namespace() {
-    let mut sb = Sandbox::new("bad-mntns");
-    sb.bundle.sh(MARK);
-    let ns: Vec<_> = sb.bundle.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "mount")
-        .cloned()
-        .collect();
-    sb.bundle.set("/linux/namespaces", json!(ns));
-    create_fails(&sb, &["linux.namespaces"]);
-}
-
-#[test]
 fn terminal_without_console_socket() {
     let mut sb = Sandbox::new("bad-tty");
     sb.bundle.sh(MARK);
@@ -357,6 +342,113 @@ fn closed_stdout_ends_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{out:?}");
+}
+
+/// An init that fails at its first step (a negative oomScoreAdj without
+/// CAP_SYS_RESOURCE) may exit before the runtime's next message reaches it;
+/// the runtime must still report the init's own error, never the broken
+/// channel ("Connection reset by peer", "Broken pipe"). Repeated, since the
+/// race goes either way.
+/// capability(7) number of CAP_SYS_RESOURCE.
+const CAP_SYS_RESOURCE: libc::c_ulong = 24;
+
+#[test]
+fn init_failure_reaches_the_caller_as_its_own_message() {
+    let mut sb = Sandbox::new("bad-oomneg");
+    sb.bundle.sh(MARK);
+    sb.bundle.set("/process/oomScoreAdj", json!(-500));
+    sb.bundle.save();
+    for _ in 0..20 {
+        let id = sb.id("bad");
+        let base = sb.baseline(&id);
+        let mut cmd = sb.cmd(&["create", "--bundle", &sb.bundle_arg(), &id]);
+        // Without CAP_SYS_RESOURCE a negative score cannot be set.
+        // SAFETY: prctl in the child between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                if libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_RESOURCE, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let o = sb.run_cmd(cmd, "berth create (oomScoreAdj -500)");
+        o.expect_fail(&["oomScoreAdj"]);
+        for bad in ["Connection reset", "Broken pipe"] {
+            assert!(!o.stderr.contains(bad), "{o:?}");
+        }
+        base.assert_clean(&sb);
+    }
+}
+
+/// A cgroup in every hierarchy named `/<name>` (v1) or the unified one,
+/// removed (its processes killed first) when dropped.
+struct OwnCgroup(String);
+
+impl OwnCgroup {
+    fn dirs(&self) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join(&self.0))
+            .filter(|p| p.is_dir())
+            .collect()
+    }
+}
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        for d in self.dirs() {
+            let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: plain kill(2) of a process in the test's own cgroup.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+        }
+        wait_until(POLL_TIMEOUT, || {
+            self.dirs()
+                .into_iter()
+                .all(|d| std::fs::remove_dir(&d).is_ok() || !d.exists())
+        });
+    }
+}
+
+/// `create` into a cgroup that already holds processes, or that is frozen,
+/// is refused with runc's words (a frozen cgroup would freeze the init).
+#[test]
+fn busy_or_frozen_cgroup_is_refused() {
+    let mut sb = Sandbox::new("bad-cgbusy");
+    let cg = OwnCgroup(format!("berth-test-{}", sb.tag));
+    sb.bundle
+        .set("/linux/cgroupsPath", json!(format!("/{}", cg.0)));
+    sb.bundle.sh("exec sleep 1000");
+    let first = sb.id("first");
+    let _c = sb.started(&first);
+    let second = sb.id("second");
+    sb.create(&second)
+        .expect_fail(&["container's cgroup is not empty"]);
+    assert!(sb.state(&second).is_none());
+    assert_eq!(
+        sb.status(&first),
+        "running",
+        "the refused create touched the first container"
+    );
+    drop(_c);
+
+    let frozen = OwnCgroup(format!("berth-test-frozen-{}", sb.tag));
+    let freezer = std::path::Path::new("/sys/fs/cgroup/freezer").join(&frozen.0);
+    std::fs::create_dir(&freezer).unwrap();
+    std::fs::write(freezer.join("freezer.state"), "FROZEN").unwrap();
+    sb.bundle
+        .set("/linux/cgroupsPath", json!(format!("/{}", frozen.0)));
+    let id = sb.id("third");
+    sb.create(&id)
+        .expect_fail(&["container's cgroup unexpectedly frozen"]);
+    assert!(sb.state(&id).is_none());
+    drop(frozen);
+    drop(cg);
 }
 
 /// `--systemd-cgroup` with a cgroupfs-style path: refused before anything is

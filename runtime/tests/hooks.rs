@@ -253,3 +253,70 @@ fn failing_poststop_hook_is_only_a_warning() {
     }
     base.assert_clean(&sb);
 }
+
+/// Hooks run where runc runs them: prestart and createRuntime in the bundle
+/// directory, createContainer in the rootfs (before pivot_root),
+/// startContainer in the process's cwd; a startContainer hook without an env
+/// of its own gets the process's (HOME included).
+#[test]
+fn hooks_cwd_and_start_container_env_as_runc() {
+    let mut sb = Sandbox::new("hk-cwd");
+    let h = sb.host.display().to_string();
+    for (kind, dir) in [
+        ("prestart", h.clone()),
+        ("createRuntime", h.clone()),
+        ("createContainer", h.clone()),
+    ] {
+        let hk = hook(&sb, &format!("pwd > {dir}/{kind}.cwd"));
+        sb.bundle.set(&format!("/hooks/{kind}"), json!([hk]));
+    }
+    sb.bundle.set(
+        "/hooks/startContainer",
+        json!([{"path": "/bin/sh", "args": ["sh", "-c", "pwd > /host/startContainer.cwd; env > /host/startContainer.env"]}]),
+    );
+    sb.bundle.set(
+        "/process/env",
+        json!([
+            "PATH=/bin",
+            "ONE=two",
+            "FOO=bar",
+            format!("{TAG_VAR}={}", sb.tag)
+        ]),
+    );
+    sb.bundle.set("/process/cwd", json!("/tmp"));
+    sb.bundle.args(&["true"]);
+    let id = sb.id("c");
+    sb.bundle.save();
+    let _c = sb.guard(&id);
+    sb.berth(&["run", "--bundle", &sb.bundle_arg(), &id])
+        .expect_ok();
+    let read =
+        |f: &str| std::fs::read_to_string(sb.host.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let bundle = sb.bundle.dir.canonicalize().unwrap().display().to_string();
+    assert_eq!(read("prestart.cwd").trim(), bundle);
+    assert_eq!(read("createRuntime.cwd").trim(), bundle);
+    assert_eq!(
+        read("createContainer.cwd").trim(),
+        format!("{bundle}/rootfs")
+    );
+    assert_eq!(read("startContainer.cwd").trim(), "/tmp");
+    let env = read("startContainer.env");
+    for kv in ["ONE=two", "FOO=bar", "PATH=/bin", "HOME=/"] {
+        assert!(env.lines().any(|l| l == kv), "{kv} missing: {env}");
+    }
+}
+
+/// A failing hook is named as runc names it ("error running KIND hook #N:").
+#[test]
+fn failing_hook_is_named_with_its_kind_and_index() {
+    let mut sb = Sandbox::new("hk-index");
+    sb.bundle.set(
+        "/hooks/createRuntime",
+        json!([{"path": "/bin/true"}, {"path": "/bin/false"}]),
+    );
+    let id = sb.id("c");
+    let base = sb.baseline(&id);
+    sb.create(&id)
+        .expect_fail(&["error running createRuntime hook #1:"]);
+    base.assert_clean(&sb);
+}

@@ -627,3 +627,74 @@ fn concurrent_create_with_one_id_makes_one_container() {
         .unwrap_or_default();
     assert_eq!(procs.lines().count(), 1, "cgroup.procs: {procs:?}");
 }
+
+/// `kill ID 0` only checks that the container is alive (runc's "container
+/// not running" once it is not); `kill -a` of a stopped container is no error.
+#[test]
+fn kill_zero_checks_alive_and_kill_all_of_a_stopped_container_is_fine() {
+    let mut sb = Sandbox::new("lc-kill0");
+    sb.bundle.sh("exec sleep 1000");
+    let id = sb.id("c");
+    let _c = sb.started(&id);
+    sb.berth(&["kill", &id, "0"]).expect_ok();
+    assert_eq!(sb.status(&id), "running");
+    sb.berth(&["kill", &id, "KILL"]).expect_ok();
+    sb.wait_status(&id, "stopped");
+    sb.berth(&["kill", &id, "0"])
+        .expect_fail(&["container not running"]);
+    sb.berth(&["kill", "-a", &id, "0"]).expect_ok();
+    sb.berth(&["kill", "--all", &id, "KILL"]).expect_ok();
+    sb.berth(&["delete", &id]).expect_ok();
+}
+
+/// Without its own pid namespace, a container's init is not special: `kill
+/// KILL` kills every process of its cgroup (also once the init is gone), and
+/// `delete` works afterwards.
+#[test]
+fn kill_without_pid_namespace_reaches_every_process() {
+    for kill_init_first in [false, true] {
+        let mut sb = Sandbox::new("lc-killnopid");
+        sb.bundle.without_namespace("pid").sh("exec sleep 1000");
+        let id = sb.id("c");
+        let base = sb.baseline(&id);
+        {
+            let c = sb.started(&id);
+            let init = c.pid();
+            let pidfile = sb.dir.join("exec.pid");
+            let mut others = Vec::new();
+            for _ in 0..3 {
+                sb.berth(&[
+                    "exec",
+                    "-d",
+                    "--pid-file",
+                    pidfile.to_str().unwrap(),
+                    &id,
+                    "sleep",
+                    "1000",
+                ])
+                .expect_ok();
+                others.push(
+                    std::fs::read_to_string(&pidfile)
+                        .unwrap()
+                        .trim()
+                        .parse::<i32>()
+                        .unwrap(),
+                );
+            }
+            if kill_init_first {
+                // SAFETY: plain kill(2) of the container's init.
+                unsafe { libc::kill(init, libc::SIGKILL) };
+                sb.wait_status(&id, "stopped");
+                assert!(others.iter().all(|p| alive(*p)));
+            }
+            sb.berth(&["kill", &id, "KILL"]).expect_ok();
+            assert!(
+                wait_until(POLL_TIMEOUT, || others.iter().all(|p| !alive(*p))),
+                "kill KILL left processes of the container (init killed first: {kill_init_first})"
+            );
+            sb.wait_status(&id, "stopped");
+            sb.berth(&["delete", &id]).expect_ok();
+        }
+        base.assert_clean(&sb);
+    }
+}

@@ -33,7 +33,9 @@ fn env_is_exactly_the_configured_one() {
     let out = run_ok(&sb);
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort();
-    let mut want = vec!["PATH=/bin", "FOO=bar baz", "EMPTY=", tag.as_str()];
+    // HOME is added from the container's /etc/passwd ("/" without an entry),
+    // as runc does.
+    let mut want = vec!["PATH=/bin", "FOO=bar baz", "EMPTY=", tag.as_str(), "HOME=/"];
     want.sort();
     // berth's own environment (CARGO_*, HOME, ...) must not leak in.
     assert_eq!(lines, want, "container env: {out}");
@@ -178,15 +180,126 @@ fn capabilities_for_a_non_root_user_via_ambient() {
     }
 }
 
+/// Unknown capability names are ignored with runc's warning; the known ones
+/// still apply.
 #[test]
-fn unknown_capability_fails_create() {
+fn unknown_capability_is_ignored_with_a_warning() {
     let mut sb = Sandbox::new("pr-badcap");
-    sb.bundle
-        .set("/process/capabilities", json!({"bounding": ["CAP_NOPE"]}));
+    let set = json!(["CAP_KILL", "CAP_NOPE"]);
+    sb.bundle.set(
+        "/process/capabilities",
+        json!({"bounding": set, "effective": set, "permitted": set}),
+    );
+    sb.bundle.args(&["cat", "/proc/self/status"]);
     let id = sb.id("p");
     let base = sb.baseline(&id);
-    sb.create(&id).expect_fail(&["CAP_NOPE"]);
+    sb.bundle.save();
+    let o = sb.berth(&["run", "--bundle", &sb.bundle_arg(), &id]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("ignoring unknown or unavailable capabilities: [CAP_NOPE]"),
+        "{o:?}"
+    );
+    assert_eq!(caps(&o.stdout, "CapEff"), CAP_KILL, "{o:?}");
     base.assert_clean(&sb);
+}
+
+/// An ambient capability the kernel refuses (not inheritable, or not
+/// permitted) is skipped with runc's per-capability warning; the others are
+/// raised.
+#[test]
+fn unraisable_ambient_capability_is_skipped_with_a_warning() {
+    let mut sb = Sandbox::new("pr-ambwarn");
+    let set = json!(["CAP_KILL", "CAP_CHOWN"]);
+    sb.bundle.set(
+        "/process/capabilities",
+        json!({"bounding": set, "effective": set, "permitted": set,
+               "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL", "CAP_CHOWN"]}),
+    );
+    sb.bundle.args(&["cat", "/proc/self/status"]);
+    let id = sb.id("p");
+    let base = sb.baseline(&id);
+    sb.bundle.save();
+    let o = sb.berth(&["run", "--bundle", &sb.bundle_arg(), &id]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("can't raise ambient capability CAP_CHOWN: operation not permitted"),
+        "{o:?}"
+    );
+    assert!(!o.stderr.contains("CAP_KILL"), "{o:?}");
+    assert_eq!(caps(&o.stdout, "CapAmb"), CAP_KILL, "{o:?}");
+    base.assert_clean(&sb);
+}
+
+/// HOME comes from the container's /etc/passwd for the process user when
+/// process.env lacks it or sets it empty ("/" for a user without an entry);
+/// a non-empty HOME is kept; a repeated variable keeps its last value.
+#[test]
+fn home_from_the_containers_passwd_and_last_value_wins() {
+    let mut sb = Sandbox::new("pr-home");
+    std::fs::write(
+        sb.bundle.rootfs().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
+    )
+    .unwrap();
+    sb.bundle.sh("echo \"HOME=$HOME\"");
+    let cases: [(u32, &[&str], &str); 6] = [
+        (0, &[], "HOME=/root"),
+        (1000, &[], "HOME=/home/user"),
+        (2000, &[], "HOME=/"),
+        (0, &["HOME="], "HOME=/root"),
+        (0, &["HOME=/override"], "HOME=/override"),
+        (0, &["HOME=/override", "HOME="], "HOME=/root"),
+    ];
+    for (uid, extra, want) in cases {
+        let mut env = vec!["PATH=/bin".to_string(), format!("{TAG_VAR}={}", sb.tag)];
+        env.extend(extra.iter().map(|s| s.to_string()));
+        sb.bundle.set("/process/env", json!(env));
+        sb.bundle
+            .set("/process/user", json!({"uid": uid, "gid": uid}));
+        assert_eq!(run_ok(&sb).trim(), want, "uid {uid}, env {extra:?}");
+    }
+    // Duplicates: only the last ONE, once; HOME added once.
+    sb.bundle.set(
+        "/process/env",
+        json!(["ONE=two", "ONE=three", "PATH=/bin", "HOME="]),
+    );
+    sb.bundle.set("/process/user", json!({"uid": 0, "gid": 0}));
+    sb.bundle.args(&["env"]);
+    let out = run_ok(&sb);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["HOME=/root", "ONE=three", "PATH=/bin"], "{out}");
+}
+
+/// A program that exists but cannot be executed, a directory, a missing path
+/// and a name not on $PATH fail `create` with the words runc uses (clients map
+/// "permission denied" and "is a directory" to 126, the others to 127).
+#[test]
+fn unexecutable_programs_fail_with_runcs_words() {
+    let mut sb = Sandbox::new("pr-noexec");
+    std::fs::write(sb.bundle.rootfs().join("etc/data"), "x").unwrap();
+    let cases: [(&str, &str); 4] = [
+        ("/etc/data", "exec: \"/etc/data\": permission denied"),
+        ("/etc", "exec: \"/etc\": is a directory"),
+        (
+            "/no/such",
+            "exec: \"/no/such\": stat /no/such: no such file or directory",
+        ),
+        (
+            "no-such-program",
+            "exec: \"no-such-program\": executable file not found in $PATH",
+        ),
+    ];
+    for (prog, words) in cases {
+        sb.bundle.args(&[prog]);
+        let id = sb.id("p");
+        let base = sb.baseline(&id);
+        sb.create(&id).expect_fail(&[words]);
+        base.assert_clean(&sb);
+    }
 }
 
 #[test]
@@ -433,4 +546,98 @@ fn sigpipe_is_not_ignored_in_the_container() {
         0,
         "SIGPIPE ignored: {out:?}"
     );
+}
+
+/// The CPUs this test process may run on (`Cpus_allowed_list`).
+fn own_cpus() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    field(&status, "Cpus_allowed_list").to_string()
+}
+
+/// Pin the command's process (berth) to CPU 0, as `taskset -c 0` would.
+fn pinned_to_cpu0(cmd: &mut std::process::Command) {
+    // SAFETY: sched_setaffinity in the child between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Without execCPUAffinity, neither the container's program nor an exec'd
+/// process inherits the affinity of the berth that started it: both may run
+/// on every CPU (as runc resets it).
+#[test]
+fn cpu_affinity_of_the_caller_is_not_inherited() {
+    let all = own_cpus();
+    assert_ne!(
+        all, "0",
+        "this test needs at least two CPUs to tell a reset affinity from CPU 0"
+    );
+    let mut sb = Sandbox::new("pr-affinity");
+    sb.bundle
+        .sh("grep Cpus_allowed_list /proc/self/status; exec sleep 1000");
+    let id = sb.id("p");
+    sb.bundle.save();
+    let mut cmd = sb.cmd(&["run", "-d", "--bundle", &sb.bundle_arg(), &id]);
+    pinned_to_cpu0(&mut cmd);
+    let _c = sb.guard(&id);
+    sb.run_cmd(cmd, "berth run -d (pinned)").expect_ok();
+    let pid = sb.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert_eq!(field(&status, "Cpus_allowed_list"), all, "init: {status}");
+    let mut cmd = sb.cmd(&[
+        "exec",
+        &id,
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/self/status",
+    ]);
+    pinned_to_cpu0(&mut cmd);
+    let o = sb.run_cmd(cmd, "berth exec (pinned)");
+    o.expect_ok();
+    assert_eq!(field(&o.stdout, "Cpus_allowed_list"), all, "exec: {o:?}");
+}
+
+/// A terminal `berth run` and `berth exec -t` make for themselves: the pty
+/// does not turn "\n" into "\r\n" (ONLCR cleared, as runc does), and it
+/// belongs to the process user (group tty, from devpts' gid=5).
+#[test]
+fn own_terminal_keeps_newlines_and_belongs_to_the_user() {
+    let mut sb = Sandbox::new("pr-ttyown");
+    sb.bundle.set("/process/terminal", json!(true));
+    sb.bundle
+        .set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    sb.bundle
+        .sh("printf 'one\\ntwo\\n'; stat -c owner=%u:%g $(tty)");
+    let id = sb.id("p");
+    let base = sb.baseline(&id);
+    sb.bundle.save();
+    let o = sb.berth(&["run", "--bundle", &sb.bundle_arg(), &id]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(!o.stdout.contains('\r'), "ONLCR left on: {:?}", o.stdout);
+    assert!(o.stdout.starts_with("one\ntwo\n"), "{:?}", o.stdout);
+    assert!(o.stdout.contains("owner=1000:5"), "{:?}", o.stdout);
+    base.assert_clean(&sb);
+
+    sb.bundle.set("/process/terminal", json!(false));
+    sb.bundle.sh("exec sleep 1000");
+    let id = sb.id("p");
+    let _c = sb.started(&id);
+    let o = sb.berth(&[
+        "exec",
+        "-t",
+        &id,
+        "sh",
+        "-c",
+        "printf 'one\\ntwo\\n'; stat -c owner=%u:%g $(tty)",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(!o.stdout.contains('\r'), "ONLCR left on: {:?}", o.stdout);
+    assert!(o.stdout.contains("owner=1000:5"), "{:?}", o.stdout);
 }

@@ -301,6 +301,7 @@ impl World {
     }
 
     /// Processes carrying this world's tag in their environment.
+    /// Live (non-zombie) processes carrying this world's tag.
     fn tagged_processes(&self) -> Vec<i32> {
         let needle = format!("{TAG_VAR}={}", self.tag);
         let mut v = Vec::new();
@@ -308,6 +309,13 @@ impl World {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
             };
+            // A killed process waiting to be reaped by whoever inherited it
+            // runs nothing any more: only live ones count.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3));
+            if matches!(state, None | Some("Z") | Some("X")) {
+                continue;
+            }
             let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
             if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
                 v.push(pid);

@@ -13,6 +13,11 @@ pub fn cases() -> Vec<Case> {
             run: default_devices,
         },
         Case {
+            section: "config-linux.md#default-devices",
+            desc: "without a /dev tmpfs, the defaults replace what the rootfs has at their paths",
+            run: default_devices_without_dev_tmpfs,
+        },
+        Case {
             section: "config-linux.md#devices",
             desc: "char, block and fifo devices with mode/uid/gid",
             run: linux_devices,
@@ -68,6 +73,21 @@ pub fn cases() -> Vec<Case> {
             run: |c| propagation(c, "shared"),
         },
         Case {
+            section: "config-linux.md#rootfs-mount-propagation",
+            desc: "rootfsPropagation unbindable",
+            run: |c| propagation(c, "unbindable"),
+        },
+        Case {
+            section: "config-linux.md#rootfs-mount-propagation",
+            desc: "rootfsPropagation rshared",
+            run: |c| propagation(c, "rshared"),
+        },
+        Case {
+            section: "config-linux.md#rootfs-mount-propagation",
+            desc: "rootfsPropagation rslave",
+            run: |c| propagation(c, "rslave"),
+        },
+        Case {
             section: "config-linux.md#cgroups-path",
             desc: "process is in linux.cgroupsPath",
             run: cgroups_path,
@@ -77,6 +97,19 @@ pub fn cases() -> Vec<Case> {
 
 fn default_devices(ctx: &Ctx) -> CaseResult {
     let (mut b, id) = ctx.bundle()?;
+    ctx.run_checks(&mut b, &id, &["default-devices"])
+}
+
+fn default_devices_without_dev_tmpfs(ctx: &Ctx) -> CaseResult {
+    let (mut b, id) = ctx.bundle()?;
+    if let Some(m) = b.config["mounts"].as_array_mut() {
+        m.retain(|m| m["destination"] != "/dev");
+    }
+    let dev = b.rootfs().join("dev");
+    fs::create_dir_all(&dev).map_err(|e| e.to_string())?;
+    for name in ["null", "zero", "tty"] {
+        fs::write(dev.join(name), "not a device").map_err(|e| e.to_string())?;
+    }
     ctx.run_checks(&mut b, &id, &["default-devices"])
 }
 

@@ -46,6 +46,16 @@ pub fn cases() -> Vec<Case> {
         },
         Case {
             section: "config.md#mounts",
+            desc: "rshared bind under a shared rootfsPropagation: a mount made inside reaches the host",
+            run: rshared_bind,
+        },
+        Case {
+            section: "config.md#mounts",
+            desc: "uidMappings/gidMappings on a bind mount: files show the mapped owner",
+            run: idmapped_bind,
+        },
+        Case {
+            section: "config.md#mounts",
             desc: "destination through an absolute symlink stays inside the rootfs",
             run: symlink_absolute,
         },
@@ -92,6 +102,105 @@ impl Drop for HostMount {
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
     }
+}
+
+impl HostMount {
+    /// A tmpfs in a peer group of its own.
+    fn shared_tmpfs(at: &Path) -> Result<Self, NotPassed> {
+        let m = HostMount::tmpfs(at)?;
+        let target = CString::new(at.display().to_string()).map_err(|e| e.to_string())?;
+        for flag in [libc::MS_PRIVATE, libc::MS_SHARED] {
+            // SAFETY: a valid path; no source, type or data.
+            let rc = unsafe {
+                libc::mount(
+                    std::ptr::null(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    flag,
+                    std::ptr::null(),
+                )
+            };
+            if rc != 0 {
+                return Err(NotPassed::Skip(format!(
+                    "cannot make a host tmpfs shared: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// Mount points in the runner's mount namespace, from /proc/self/mountinfo.
+fn host_mount_points() -> Vec<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .collect()
+}
+
+fn rshared_bind(ctx: &Ctx) -> CaseResult {
+    let (mut b, id) = ctx.bundle()?;
+    let src = b.dir.join("bidi");
+    let _m = HostMount::shared_tmpfs(&src)?;
+    b.config["linux"]["rootfsPropagation"] = json!("shared");
+    let caps = json!(["CAP_SYS_ADMIN"]);
+    b.config["process"]["capabilities"] =
+        json!({"bounding": caps, "effective": caps, "permitted": caps});
+    bind_mount(&mut b, &src, "/mnt/bidi", &["rbind", "rshared"]);
+    b.set_args(&[
+        "/bin/sh",
+        "-c",
+        "mkdir -p /mnt/bidi/sub && mount -t tmpfs tmpfs /mnt/bidi/sub && /runtimetest mounted:/mnt/bidi/sub",
+    ]);
+    b.write()?;
+    let sub = src.join("sub");
+    let made = {
+        let _g = ctx.guard(&id);
+        let out = ctx.runtime.run(&b.dir, &id);
+        crate::suite::verdict(&b.stdout(), out.code(), &b.stderr())?;
+        host_mount_points().contains(&sub.display().to_string())
+    };
+    if made {
+        let c = CString::new(sub.display().to_string()).map_err(|e| e.to_string())?;
+        // SAFETY: c is a valid path.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+    ensure(
+        made,
+        "the mount made inside the container did not reach the host",
+    )
+}
+
+fn idmapped_bind(ctx: &Ctx) -> CaseResult {
+    let (mut b, id) = ctx.bundle()?;
+    let src = b.dir.join("idmap-src");
+    fs::create_dir_all(&src).map_err(|e| e.to_string())?;
+    fs::write(src.join("f"), "x").map_err(|e| e.to_string())?;
+    std::os::unix::fs::chown(src.join("f"), Some(0), Some(0)).map_err(|e| e.to_string())?;
+    let map = |host: u32| json!([{ "containerID": 0, "hostID": host, "size": 65536 }]);
+    b.push_mount(json!({
+        "destination": "/mnt/idmap", "type": "bind", "source": src.display().to_string(),
+        "options": ["bind"], "uidMappings": map(4242), "gidMappings": map(4343)
+    }));
+    b.set_args(&[
+        "/bin/sh",
+        "-c",
+        "stat -c %u:%g /mnt/idmap/f > /hostdir/owner && /runtimetest mounted:/mnt/idmap",
+    ]);
+    b.write()?;
+    let _g = ctx.guard(&id);
+    let out = ctx.runtime.run(&b.dir, &id);
+    crate::suite::verdict(&b.stdout(), out.code(), &b.stderr())?;
+    let owner = fs::read_to_string(b.host().join("owner")).unwrap_or_default();
+    ensure(
+        owner.trim() == "4242:4343",
+        format!(
+            "the file shows owner {:?}, not the mapped 4242:4343",
+            owner.trim()
+        ),
+    )
 }
 
 /// host source dir `src` with a file `f` and a tmpfs submount `sub` holding `sub/g`.

@@ -41,6 +41,11 @@ pub fn cases() -> Vec<Case> {
         },
         Case {
             section: "config-linux.md#namespaces",
+            desc: "no mount namespace: the runtime's is kept, chrooted into the rootfs, no mount left after delete",
+            run: no_mount_namespace,
+        },
+        Case {
+            section: "config-linux.md#namespaces",
             desc: "join a network namespace by path",
             run: join_netns,
         },
@@ -88,6 +93,33 @@ fn only(ctx: &Ctx, extra: &str) -> CaseResult {
         }
     }
     ctx.run_checks(&mut b, &id, &["namespaces"])
+}
+
+fn no_mount_namespace(ctx: &Ctx) -> CaseResult {
+    let (mut b, id) = ctx.bundle()?;
+    b.set_namespaces(&["pid", "network", "ipc", "uts"]);
+    b.config["root"]["readonly"] = json!(false);
+    if let Some(l) = b.config["linux"].as_object_mut() {
+        l.remove("rootfsPropagation");
+    }
+    let result = ctx.run_checks(
+        &mut b,
+        &id,
+        &["namespaces", "file:/etc/group=root:x:0:\nuser:x:1000:"],
+    );
+    let rootfs = b.rootfs().display().to_string();
+    let left: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| mp.starts_with(&format!("{rootfs}/")))
+        .map(str::to_string)
+        .collect();
+    result?;
+    crate::suite::ensure(
+        left.is_empty(),
+        format!("mounts left in the runtime's namespace: {left:?}"),
+    )
 }
 
 fn ns_file(spec_type: &str) -> &str {

@@ -4,7 +4,9 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use berth_runtime::exec::{self, ExecOpts};
-use oci_spec::runtime::{Capability, Process};
+use std::collections::HashSet;
+
+use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
@@ -50,6 +52,16 @@ pub struct ExecArgs {
     /// Pass this many extra fds (from 3 on) to the process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u32,
+    /// Run the process in an existing sub-cgroup of the container:
+    /// [CONTROLLER[,CONTROLLER]:]PATH (the controller prefix on cgroup v1).
+    #[arg(long)]
+    cgroup: Vec<String>,
+    /// Allow exec in a paused container (the process starts once it is resumed).
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    /// Unix socket that receives a pidfd of the new process.
+    #[arg(long = "pidfd-socket")]
+    pidfd_socket: Option<PathBuf>,
     /// Container id.
     id: String,
     /// Command and arguments.
@@ -67,8 +79,16 @@ impl ExecArgs {
 fn load_process_file(path: &Path) -> anyhow::Result<Process> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("read process file {}: {e}", path.display()))?;
-    let de = &mut serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("process file {}: {e}", path.display()))?;
+    // `user` may be left out (runc runs the process as 0:0 then); unknown
+    // capability names are ignored with a warning.
+    if let Some(obj) = v.as_object_mut() {
+        obj.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    berth_runtime::spec::normalize_process(&mut v);
+    serde_path_to_error::deserialize(v).map_err(|e| {
         anyhow::anyhow!(
             "process file {}: field {}: {}",
             path.display(),
@@ -92,12 +112,9 @@ fn build_process(root: &Path, a: &ExecArgs) -> anyhow::Result<Process> {
     p.set_args(Some(a.command.clone()));
     p.set_terminal(Some(a.tty));
     p.set_console_size(None);
+    // Appended: the last value of a name wins when the process starts.
     let mut env = p.env().clone().unwrap_or_default();
-    for kv in &a.env {
-        let key = kv.split('=').next().unwrap_or("");
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(kv.clone());
-    }
+    env.extend(a.env.iter().cloned());
     p.set_env(Some(env));
     if let Some(c) = &a.cwd {
         p.set_cwd(c.clone());
@@ -122,7 +139,9 @@ fn build_process(root: &Path, a: &ExecArgs) -> anyhow::Result<Process> {
     }
     if !a.additional_gids.is_empty() {
         let mut user = p.user().clone();
-        user.set_additional_gids(Some(a.additional_gids.clone()));
+        let mut gids = user.additional_gids().clone().unwrap_or_default();
+        gids.extend(a.additional_gids.iter().copied());
+        user.set_additional_gids(Some(gids));
         p.set_user(user);
     }
     if a.no_new_privs {
@@ -135,35 +154,49 @@ fn build_process(root: &Path, a: &ExecArgs) -> anyhow::Result<Process> {
         p.set_apparmor_profile(Some(l.clone()));
     }
     if !a.cap.is_empty() {
-        let mut caps = p.capabilities().clone().unwrap_or_default();
-        for c in &a.cap {
-            let name = if c.starts_with("CAP_") {
-                c.clone()
-            } else {
-                format!("CAP_{}", c.to_uppercase())
-            };
-            let cap: Capability = serde_json::from_value(serde_json::Value::String(name))
-                .map_err(|_| anyhow::anyhow!("--cap {c}: unknown capability"))?;
-            for set in [
-                caps.bounding().clone(),
-                caps.effective().clone(),
-                caps.permitted().clone(),
-            ]
-            .iter()
-            .enumerate()
-            {
-                let mut s = set.1.clone().unwrap_or_default();
-                s.insert(cap);
-                match set.0 {
-                    0 => caps.set_bounding(Some(s)),
-                    1 => caps.set_effective(Some(s)),
-                    _ => caps.set_permitted(Some(s)),
-                };
-            }
-        }
-        p.set_capabilities(Some(caps));
+        p.set_capabilities(Some(with_added_caps(
+            p.capabilities().clone().unwrap_or_default(),
+            &a.cap,
+        )));
     }
     Ok(p)
+}
+
+/// `--cap` names added to the bounding, effective and permitted sets, and to
+/// the ambient set when the config has an inheritable set (runc's rule: an
+/// ambient capability must also be inheritable, and `--cap` never adds
+/// inheritable ones). Unknown names are ignored with a warning, as runc does.
+fn with_added_caps(mut caps: LinuxCapabilities, names: &[String]) -> LinuxCapabilities {
+    let mut unknown = Vec::new();
+    let add = |set: &Option<HashSet<Capability>>, cap: Capability| {
+        let mut s = set.clone().unwrap_or_default();
+        s.insert(cap);
+        Some(s)
+    };
+    for c in names {
+        let name = if c.starts_with("CAP_") {
+            c.clone()
+        } else {
+            format!("CAP_{}", c.to_uppercase())
+        };
+        let Ok(cap) = serde_json::from_value::<Capability>(serde_json::Value::String(name)) else {
+            unknown.push(c.clone());
+            continue;
+        };
+        caps.set_bounding(add(caps.bounding(), cap));
+        caps.set_effective(add(caps.effective(), cap));
+        caps.set_permitted(add(caps.permitted(), cap));
+        if caps.inheritable().is_some() {
+            caps.set_ambient(add(caps.ambient(), cap));
+        }
+    }
+    if !unknown.is_empty() {
+        berth_runtime::logging::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            unknown.join(" ")
+        ));
+    }
+    caps
 }
 
 pub fn run(root: &Path, a: &ExecArgs) -> anyhow::Result<i32> {
@@ -181,6 +214,9 @@ pub fn run(root: &Path, a: &ExecArgs) -> anyhow::Result<i32> {
         console_fd: None,
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+        sub_cgroups: exec::parse_sub_cgroups(&a.cgroup)?,
+        pidfd_socket: a.pidfd_socket.clone(),
     };
     if a.detach {
         exec::exec(&opts)?;

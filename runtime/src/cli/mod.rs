@@ -39,7 +39,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
-    about = "berth: a runc-compatible OCI container runtime",
+    about = "a runc-compatible OCI container runtime",
     disable_version_flag = true
 )]
 pub struct Cli {
@@ -94,6 +94,9 @@ pub struct CreateArgs {
     /// Pass this many extra fds (from 3 on) to the container.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u32,
+    /// Unix socket that receives a pidfd of the container's init.
+    #[arg(long = "pidfd-socket")]
+    pidfd_socket: Option<PathBuf>,
     /// Container id.
     id: String,
 }
@@ -151,7 +154,7 @@ enum Command {
     /// Print what this runtime supports, as JSON.
     Features,
     /// Run a new process inside a running container.
-    Exec(exec::ExecArgs),
+    Exec(Box<exec::ExecArgs>),
     /// Checkpoint a running container with CRIU.
     Checkpoint(checkpoint::CheckpointArgs),
     /// Restore a container from a checkpoint, under this id.
@@ -172,18 +175,56 @@ fn create_opts(root: &std::path::Path, a: &CreateArgs, systemd_cgroup: bool) -> 
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        pidfd_socket: a.pidfd_socket.clone(),
         systemd_cgroup,
     }
 }
 
-pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            return code;
+/// Help in runc's layout (its clients and tests read the first lines).
+const HELP_TEMPLATE: &str = "\
+NAME:
+   {name} - {about}
+
+USAGE:
+   {usage}
+
+{all-args}{after-help}";
+
+/// The command line with runc's help layout on every verb ("berth VERB -
+/// ..."; clap's own name for a verb would be "berth-VERB").
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+        .help_template(HELP_TEMPLATE)
+        .mut_subcommands(|c| {
+            let verb = c.get_name().to_string();
+            c.help_template(HELP_TEMPLATE.replace("{name}", &format!("berth {verb}")))
+        })
+}
+
+/// Parse the arguments; an unknown verb has "no help topic", as with runc.
+fn parse() -> Result<Cli, i32> {
+    use clap::FromArgMatches;
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    parsed.map_err(|e| {
+        if e.kind() == clap::error::ErrorKind::InvalidSubcommand {
+            if let Some(v) = e.get(clap::error::ContextKind::InvalidSubcommand) {
+                eprintln!("berth: No help topic for '{v}' (see berth --help)");
+                return 1;
+            }
         }
+        let code = if e.use_stderr() { 1 } else { 0 };
+        let _ = e.print();
+        code
+    })
+}
+
+pub fn main() -> i32 {
+    let cli = match parse() {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     // The caller's fds go before berth opens any of its own (the log file).
     let preserve = match &cli.command {
@@ -213,8 +254,9 @@ pub fn main() -> i32 {
     logging::init(cli.log.clone(), format, cli.debug);
     if cli.version {
         outln!(
-            "berth version {}\nspec: {}",
+            "berth version {}\ncommit: {}\nspec: {}",
             env!("CARGO_PKG_VERSION"),
+            env!("BERTH_COMMIT"),
             berth_runtime::OCI_VERSION
         );
         return 0;
@@ -271,7 +313,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             "{}",
             serde_json::to_string_pretty(&berth_runtime::features::document())?
         ),
-        Command::Exec(a) => return exec::run(root, a),
+        // runc's exec exits 255 when the runtime, not the process, failed.
+        Command::Exec(a) => {
+            return Ok(exec::run(root, a).unwrap_or_else(|e| {
+                logging::error(&format!("exec failed: {e:#}"));
+                255
+            }))
+        }
         Command::Checkpoint(a) => return checkpoint::run(root, cli.criu.clone(), a),
         Command::Restore(a) => return restore::run(root, cli.criu.clone(), cli.systemd_cgroup, a),
         Command::Manage(m) => return manage::dispatch(root, m),

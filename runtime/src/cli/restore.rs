@@ -68,6 +68,7 @@ pub fn run(
             no_new_keyring: false,
             preserve_fds: 0,
             systemd_cgroup: false,
+            pidfd_socket: None,
         },
         criu: Criu::new(criu),
         flags: a.criu.flags()?,

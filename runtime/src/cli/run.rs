@@ -98,7 +98,9 @@ pub(crate) fn recv_master(sock: &OwnedFd) -> anyhow::Result<OwnedFd> {
         if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
             if let Some(fd) = fds.first() {
                 // SAFETY: the fd was just received and is ours.
-                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+                let master = unsafe { OwnedFd::from_raw_fd(*fd) };
+                berth_runtime::terminal::clear_onlcr(master.as_fd())?;
+                return Ok(master);
             }
         }
     }

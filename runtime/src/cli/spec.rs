@@ -35,7 +35,7 @@ pub fn default_spec(rootless: bool) -> Value {
         ],
         "linux": {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
                 "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
@@ -43,6 +43,14 @@ pub fn default_spec(rootless: bool) -> Value {
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }
     });
+    // As runc: a cgroup namespace only where the host is cgroup v2 alone
+    // (runc's own tests add one on v1 hosts, and a duplicate is an error).
+    if berth_cgroups::detect().ok() == Some(berth_cgroups::Mode::Unified) {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("array")
+            .push(json!({"type": "cgroup"}));
+    }
     if rootless {
         to_rootless(
             &mut s,

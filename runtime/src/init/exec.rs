@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::runtime::Process;
 
@@ -13,8 +13,6 @@ use crate::channel::Msg;
 use crate::error::{Context, Error, Result};
 use crate::state::Status;
 use crate::terminal::Pty;
-
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The exec FIFO, held as an O_PATH fd plus the `fd` directory of this
 /// process in the container's procfs, to reopen it for writing.
@@ -108,32 +106,6 @@ fn cstr(s: &[u8], what: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::Config(format!("{what} contains a NUL byte")))
 }
 
-fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
-    let is_exec =
-        |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
-    if arg0.contains('/') {
-        let p = PathBuf::from(arg0);
-        if is_exec(&p) {
-            return Ok(p);
-        }
-        return Err(Error::Config(format!("field process.args[0]: \"{arg0}\": executable file not found or not executable in the container")));
-    }
-    let path = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
-    for dir in path.split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
-        let cand = Path::new(dir).join(arg0);
-        if is_exec(&cand) {
-            return Ok(cand);
-        }
-    }
-    Err(Error::Config(format!(
-        "field process.args[0]: \"{arg0}\": executable file not found in $PATH"
-    )))
-}
-
 pub fn prepare(a: &InitArgs, process: &Process) -> Result<Prepared> {
     setup_process(process, &mut || install_seccomp(a))
 }
@@ -153,19 +125,15 @@ pub(crate) fn setup_process(
     if args.is_empty() {
         return Err(Error::Config("field process.args: empty".into()));
     }
-    let env = process.env().clone().unwrap_or_default();
-    let exe = find_executable(&args[0], &env)?;
-    let prepared = Prepared {
-        path: cstr(exe.as_os_str().as_bytes(), "process.args[0]")?,
-        argv: args
-            .iter()
-            .map(|a| cstr(a.as_bytes(), "process.args"))
-            .collect::<Result<_>>()?,
-        envp: env
-            .iter()
-            .map(|e| cstr(e.as_bytes(), "process.env"))
-            .collect::<Result<_>>()?,
-    };
+    let env = crate::env::prepare(process.env().as_deref(), process.user().uid())?;
+    let argv = args
+        .iter()
+        .map(|a| cstr(a.as_bytes(), "process.args"))
+        .collect::<Result<_>>()?;
+    let envp = env
+        .iter()
+        .map(|e| cstr(e.as_bytes(), "process.env"))
+        .collect::<Result<_>>()?;
     crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
     nix::unistd::chdir(process.cwd()).map_err(|e| {
         Error::Config(format!(
@@ -189,13 +157,21 @@ pub(crate) fn setup_process(
         crate::capabilities::apply_bounding(c)?;
     }
     nix::sys::prctl::set_keepcaps(true).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
+    crate::user::give_stdio_to(process.user().uid())?;
     crate::user::apply(process.user())?;
     nix::sys::prctl::set_keepcaps(false).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
     if let Some(c) = &caps {
         crate::capabilities::apply_sets(c)?;
     }
     crate::user::apply_umask(process.user());
-    Ok(prepared)
+    // Looked up as the process's user, with its capabilities (as runc does),
+    // so that a program it may not execute fails `create`.
+    let exe = crate::program::look_up(&args[0], crate::env::path_of(&env))?;
+    Ok(Prepared {
+        path: cstr(exe.as_os_str().as_bytes(), "process.args[0]")?,
+        argv,
+        envp,
+    })
 }
 
 impl Prepared {
@@ -303,10 +279,21 @@ pub fn wait_and_exec(
     drop(fifo);
     a.state.status = Status::Created;
     if let Some(h) = a.spec.hooks().as_ref() {
+        // In the process's cwd (set already) and, for a hook without an env
+        // of its own, with the process's environment (runc's way).
+        let env: Vec<String> = prepared
+            .envp
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
         if let Err(e) = crate::hooks::run_all(
             h.start_container().as_ref(),
             &a.state.hook_json(),
             "startContainer",
+            crate::hooks::Place {
+                cwd: None,
+                default_env: Some(&env),
+            },
         ) {
             write_all(&w, e.to_string().as_bytes());
             // SAFETY: end the init.

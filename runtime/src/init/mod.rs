@@ -106,6 +106,7 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
         }
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
+    crate::procattrs::reset_affinity_unless_initial(process)?;
     if a.plan.creates(LinuxNamespaceType::Cgroup) {
         crate::namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
     }
@@ -120,13 +121,19 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
         set_domainname(d)?;
     }
 
-    let root = rootfs::prepare_root(spec, a.rootfs)?;
+    let mount_ns = a.plan.has(LinuxNamespaceType::Mount);
+    let root = if mount_ns {
+        rootfs::prepare_root(spec, a.rootfs)?
+    } else {
+        rootfs::paths::Root::open(a.rootfs)?
+    };
     let userns = a.plan.involves_user();
     let ctx = MountCtx {
         root: &root,
         cgroupns: a.plan.has(LinuxNamespaceType::Cgroup),
         userns,
         mount_label: linux.mount_label().as_deref(),
+        runtime: Some(&a.channel),
     };
     rootfs::mount_all(spec, &root, &ctx, userns)?;
     let pty = setup_terminal(a, &root)?;
@@ -140,12 +147,16 @@ fn container_setup(a: &mut InitArgs) -> Result<std::convert::Infallible> {
         .fifo
         .take()
         .ok_or_else(|| Error::Init("exec fifo already taken".into()))?;
-    rootfs::enter(&root, a.no_pivot)?;
+    if mount_ns {
+        rootfs::enter(&root, a.no_pivot)?;
+    } else {
+        rootfs::chroot_into(&root)?;
+    }
     drop(root);
     if fresh_dev(spec) {
         rootfs::devices::reopen_stdio_null()?;
     }
-    rootfs::finalize(spec)?;
+    rootfs::finalize(spec, a.rootfs)?;
     let fifo = exec::FifoHandle::in_container(fifo_fd)?;
 
     crate::procattrs::apply_personality(linux)?;
@@ -200,6 +211,7 @@ fn setup_terminal(a: &mut InitArgs, root: &Root) -> Result<Option<crate::termina
         Error::Config("field process.terminal: true, but no --console-socket was given".into())
     })?;
     let pty = crate::terminal::open_in_root(root)?;
+    crate::terminal::give_to(&pty, process.user().uid())?;
     if let Some(sz) = process.console_size() {
         crate::terminal::set_size(
             pty.master.as_raw_fd(),
@@ -233,9 +245,14 @@ fn run_creation_hooks(a: &mut InitArgs) -> Result<()> {
         }
     }
     a.state.status = Status::Creating;
+    // In the rootfs, as runc runs them.
     crate::hooks::run_all(
         hooks.create_container().as_ref(),
         &a.state.hook_json(),
         "createContainer",
+        crate::hooks::Place {
+            cwd: Some(a.rootfs),
+            default_env: None,
+        },
     )
 }

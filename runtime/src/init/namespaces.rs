@@ -69,7 +69,13 @@ pub fn enter_via_intermediate(a: &InitArgs) -> Result<()> {
     unshare(flags)?;
     if plan.creates(LinuxNamespaceType::Time) {
         if let Some(linux) = a.spec.linux().as_ref() {
-            crate::namespaces::write_time_offsets(linux)?;
+            // /proc/self files of a non-dumpable process belong to the host's
+            // root, which this user namespace does not map: be dumpable just
+            // for the write (nothing of the container runs yet).
+            nix::sys::prctl::set_dumpable(true).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
+            let written = crate::namespaces::write_time_offsets(linux);
+            nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
+            written?;
         }
     }
     // SAFETY: single-threaded process; the child only continues the init setup.

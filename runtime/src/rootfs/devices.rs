@@ -68,8 +68,31 @@ pub fn from_spec(d: &LinuxDevice, index: usize) -> Result<Dev> {
     })
 }
 
-/// Create one device node inside the rootfs. `replace`: remove an existing entry first.
-pub fn create(root: &Root, dev: &Dev, userns: bool, replace: bool) -> Result<()> {
+/// What to do with an entry already at a device's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Remove it and make the node (`linux.devices`: the mode and owner asked for).
+    Replace,
+    /// Keep it if it already is that device; otherwise replace it (the
+    /// spec's default devices must be there, whatever the image put at
+    /// their paths).
+    KeepIfSameDevice,
+}
+
+/// Whether the entry `name` in `dir` is the character or block device `dev`.
+fn is_same_device(dir: &impl AsRawFd, name: &std::ffi::OsStr, dev: &Dev) -> bool {
+    nix::sys::stat::fstatat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .is_ok_and(|st| {
+        st.st_mode & libc::S_IFMT == dev.typ.bits() && st.st_rdev == makedev(dev.major, dev.minor)
+    })
+}
+
+/// Create one device node inside the rootfs.
+pub fn create(root: &Root, dev: &Dev, userns: bool, existing: Existing) -> Result<()> {
     let parent = dev.path.parent().unwrap_or(Path::new("/dev"));
     let name = dev
         .path
@@ -91,14 +114,21 @@ pub fn create(root: &Root, dev: &Dev, userns: bool, replace: bool) -> Result<()>
     )
     .is_ok();
     if exists {
-        if !replace {
+        if existing == Existing::KeepIfSameDevice && is_same_device(&dir, name, dev) {
             return Ok(());
         }
-        let _ = nix::unistd::unlinkat(
+        // Removed also where the host's node will be bound: a symlink left
+        // there would send the bind elsewhere in the rootfs.
+        if let Err(e) = nix::unistd::unlinkat(
             Some(dir.as_raw_fd()),
             name,
             nix::unistd::UnlinkatFlags::NoRemoveDir,
-        );
+        ) {
+            return Err(Error::Path {
+                path: dev.path.clone(),
+                msg: format!("remove what the rootfs has there to make the device: {e}"),
+            });
+        }
     }
     if userns && dev.typ != SFlag::S_IFIFO {
         // mknod is not allowed in a user namespace: bind the host's node instead.

@@ -2,14 +2,17 @@
 //! `mounts[]`, devices, masked and read-only paths, then pivot_root.
 
 pub mod cgroupfs;
+pub mod copyup;
 pub mod devices;
+pub mod idmap;
 pub mod mounts;
 pub mod options;
 pub mod paths;
+pub mod remount;
 pub mod sysctl;
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
@@ -20,15 +23,21 @@ use mounts::MountCtx;
 use options::{RecAttr, MOUNT_ATTR_RDONLY};
 use paths::{fstat, is_dir, Kind, Root};
 
-fn propagation_flag(name: &str) -> Result<MsFlags> {
+/// runc's `rootfsPropagation` values: the plain ones apply to the root mount
+/// only, the `r` ones to every mount below it too.
+pub fn propagation_flag(name: &str) -> Result<MsFlags> {
     Ok(match name {
-        "shared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        "slave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "private" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "unbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
         other => {
             return Err(Error::Config(format!(
-                "field linux.rootfsPropagation: unknown value \"{other}\""
+                "field linux.rootfsPropagation: unknown value \"{other}\" (rootfsPropagation={other} is not supported)"
             )))
         }
     })
@@ -42,9 +51,15 @@ pub fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<Root> {
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).ctx(|| "set propagation of /")?;
-    // pivot_root refuses shared mounts: make the mount holding the rootfs private
-    // first, so the bind below is private too.
-    make_parent_private(rootfs)?;
+    // pivot_root refuses shared mounts, and an unbindable one cannot be bound:
+    // make the mount holding the rootfs private (a slave under a slave
+    // propagation, so the host's mounts still reach it) before the bind.
+    let parent = if prop.contains(MsFlags::MS_SLAVE) {
+        MsFlags::MS_SLAVE
+    } else {
+        MsFlags::MS_PRIVATE
+    };
+    make_parent(rootfs, parent)?;
     mount(
         Some(rootfs),
         rootfs,
@@ -56,7 +71,7 @@ pub fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<Root> {
     Root::open(rootfs)
 }
 
-fn make_parent_private(rootfs: &Path) -> Result<()> {
+fn make_parent(rootfs: &Path, propagation: MsFlags) -> Result<()> {
     let info =
         std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
     let mut best: Option<&str> = None;
@@ -70,19 +85,14 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
         }
     }
     if let Some(mp) = best {
-        let shared = info.lines().any(|l| {
+        let needs_change = info.lines().any(|l| {
+            let head = l.split(" - ").next().unwrap_or("");
             l.split_whitespace().nth(4) == Some(mp)
-                && l.split(" - ").next().unwrap_or("").contains("shared:")
+                && (head.contains("shared:") || head.contains("unbindable"))
         });
-        if shared {
-            mount(
-                None::<&str>,
-                mp,
-                None::<&str>,
-                MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .ctx(|| format!("make {mp} private"))?;
+        if needs_change {
+            mount(None::<&str>, mp, None::<&str>, propagation, None::<&str>)
+                .ctx(|| format!("set propagation of {mp} ({propagation:?})"))?;
         }
     }
     Ok(())
@@ -90,26 +100,30 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
 
 /// Step 2: `mounts[]`, devices and /dev symlinks.
 pub fn mount_all(spec: &Spec, root: &Root, ctx: &MountCtx, userns: bool) -> Result<()> {
-    let mut dev_fresh = false;
+    let mut dev_bind = false;
     let mut with_pts = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         mounts::mount_entry(ctx, m, i)?;
-        let dest = m.destination();
+        let dest = mounts::strip_root(&root.path, m.destination());
         let bind = m.typ().as_deref() == Some("bind")
             || m.options()
                 .iter()
                 .flatten()
                 .any(|o| o == "bind" || o == "rbind");
-        if dest == Path::new("/dev") && !bind {
-            dev_fresh = true;
+        if dest == Path::new("/dev") && bind {
+            dev_bind = true;
         }
         if dest == Path::new("/dev/pts") {
             with_pts = true;
         }
     }
-    let _ = dev_fresh;
+    // A /dev bound from elsewhere is used as it is (as runc does): making
+    // nodes in it would change the directory it comes from.
+    if dev_bind {
+        return Ok(());
+    }
     for d in devices::defaults() {
-        devices::create(root, &d, userns, false)?;
+        devices::create(root, &d, userns, devices::Existing::KeepIfSameDevice)?;
     }
     let linux = spec.linux().as_ref();
     for (i, d) in linux
@@ -119,24 +133,60 @@ pub fn mount_all(spec: &Spec, root: &Root, ctx: &MountCtx, userns: bool) -> Resu
         .enumerate()
     {
         let dev = devices::from_spec(d, i)?;
-        devices::create(root, &dev, userns, true)?;
+        devices::create(root, &dev, userns, devices::Existing::Replace)?;
     }
     devices::symlinks(root, with_pts)?;
     Ok(())
+}
+
+/// Whether `fd` is the null character device (1:3).
+fn is_null_device(fd: &impl AsRawFd) -> bool {
+    fstat(fd).is_ok_and(|st| {
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == nix::sys::stat::makedev(1, 3)
+    })
 }
 
 /// The host's /dev/null, verified to really be the null device (1:3), held as an
 /// fd so nothing in the container can substitute it (CVE-2025-31133).
 pub fn host_devnull() -> Result<OwnedFd> {
     let f = std::fs::File::open("/dev/null").ctx(|| "open host /dev/null")?;
-    let st = fstat(&f).ctx(|| "stat host /dev/null")?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != nix::sys::stat::makedev(1, 3) {
+    if !is_null_device(&f) {
         return Err(Error::Other(
             "host /dev/null is not the null character device 1:3; refusing to mask paths with it"
                 .into(),
         ));
     }
     Ok(OwnedFd::from(f))
+}
+
+/// Bind the null device over `target`: the host's, or, where the host's
+/// mount cannot be bound (`rootfsPropagation: runbindable` makes every mount
+/// of the namespace unbindable), the container's own /dev/null once it is
+/// verified, through its fd, to be the null device.
+fn bind_null(root: &Root, host_null: &OwnedFd, target: &OwnedFd, what: &str) -> Result<()> {
+    let bind = |src: &OwnedFd| {
+        mount(
+            Some(fd_path(src).as_str()),
+            fd_path(target).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    match bind(host_null) {
+        Err(nix::errno::Errno::EINVAL) => {
+            let own = root
+                .open_path(Path::new("/dev/null"), libc::O_NOFOLLOW)
+                .ok()
+                .filter(is_null_device)
+                .ok_or_else(|| Error::Path {
+                    path: what.into(),
+                    msg: "the host's /dev/null cannot be bound here and the container's is not the null device".into(),
+                })?;
+            bind(&own).ctx(|| format!("mask {what} with /dev/null"))
+        }
+        r => r.ctx(|| format!("mask {what} with /dev/null")),
+    }
 }
 
 /// Step 3: maskedPaths (files get /dev/null, directories an empty read-only tmpfs)
@@ -177,14 +227,7 @@ pub fn mask_and_protect(spec: &Spec, root: &Root) -> Result<()> {
                 )
                 .ctx(|| format!("mask directory {p}"))?;
             } else {
-                mount(
-                    Some(fd_path(&null).as_str()),
-                    fd_path(&fd).as_str(),
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .ctx(|| format!("mask {p} with /dev/null"))?;
+                bind_null(root, &null, &fd, p)?;
             }
         }
     }
@@ -241,10 +284,23 @@ pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
             .ctx(|| "move rootfs to /")?;
         nix::unistd::chroot(".").ctx(|| "chroot into rootfs")?;
     } else {
+        let old_root = crate::sys::openat2(
+            libc::AT_FDCWD,
+            Path::new("/"),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+            0,
+            0,
+        )
+        .ctx(|| "open the old root")?;
         nix::unistd::pivot_root(".", ".")
             .ctx(|| format!("pivot_root into {}", rootfs.display()))?;
-        // The old root is now stacked on top of "."; detach it without
-        // propagating the unmount to the host.
+        // The old root is now stacked on top of the new one. Work on it
+        // through its own directory: "." may still be the new root, whose
+        // mounts (binds that must stay in the host's peer groups) the
+        // propagation change below must not touch.
+        nix::unistd::fchdir(old_root.as_raw_fd()).ctx(|| "chdir to the old root")?;
+        drop(old_root);
+        // Detach the old root without propagating the unmount to the host.
         mount(
             None::<&str>,
             ".",
@@ -257,6 +313,59 @@ pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
     }
     nix::unistd::chdir("/").ctx(|| "chdir /")?;
     Ok(())
+}
+
+/// Without a mount namespace of its own the container stays in the runtime's
+/// (runtime-spec config-linux.md#namespaces): it is only chrooted into its
+/// rootfs; nothing of that namespace's mount table is moved or changed.
+pub fn chroot_into(root: &Root) -> Result<()> {
+    nix::unistd::fchdir(dir_fd(root)?.as_raw_fd())
+        .ctx(|| format!("chdir to rootfs {}", root.path.display()))?;
+    nix::unistd::chroot(".").ctx(|| "chroot into rootfs")?;
+    nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    Ok(())
+}
+
+/// Detach every mount strictly below `rootfs` in this mount namespace,
+/// deepest first: what a container without a mount namespace of its own
+/// mounted into its rootfs, which nothing else would take away.
+pub fn detach_mounts_below(rootfs: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut below: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|mp| mp.starts_with(rootfs) && mp != rootfs)
+        .collect();
+    below.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    below.dedup();
+    for mp in below {
+        // A path is fine here: the rootfs is the runtime's, not the container's
+        // view, and MNT_DETACH never follows into the mount it removes.
+        let _ = umount2(&mp, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW);
+    }
+}
+
+/// A mount point as mountinfo escapes it (octal for space, tab, newline, backslash).
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
 }
 
 /// Without pivot_root the mounts outside the rootfs stay in the container's
@@ -314,8 +423,46 @@ fn dir_fd(root: &Root) -> Result<OwnedFd> {
     .ctx(|| "open rootfs")
 }
 
-/// Step 5 (inside the new root): read-only root and the final propagation.
-pub fn finalize(spec: &Spec) -> Result<()> {
+/// The tmpfs mounts and /dev made writable for the setup (see
+/// `mounts::read_only_later`) become read-only when their options ask for it.
+fn remount_read_only(spec: &Spec, rootfs: &Path) -> Result<()> {
+    for m in spec.mounts().iter().flatten() {
+        let o = match options::parse(m.options().as_deref().unwrap_or(&[])) {
+            Ok(o) => o,
+            Err(_) => continue,
+        };
+        let typ = m.typ().as_deref().unwrap_or("");
+        let dest = mounts::strip_root(rootfs, m.destination());
+        if !o.flags.contains(MsFlags::MS_RDONLY) || o.is_bind() || typ == "bind" {
+            continue;
+        }
+        if !mounts::read_only_later(typ, &dest) {
+            continue;
+        }
+        let per_mount = o.flags
+            & (MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC
+                | MsFlags::MS_NOATIME
+                | MsFlags::MS_NODIRATIME
+                | MsFlags::MS_RELATIME
+                | MsFlags::MS_STRICTATIME);
+        mount(
+            None::<&str>,
+            &dest,
+            None::<&str>,
+            per_mount | MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .ctx(|| format!("remount {} read-only", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// Step 5 (inside the new root): read-only mounts and root, and the final
+/// propagation.
+pub fn finalize(spec: &Spec, rootfs: &Path) -> Result<()> {
+    remount_read_only(spec, rootfs)?;
     if spec
         .root()
         .as_ref()

@@ -54,37 +54,6 @@ pub fn setattr(fd: &impl AsRawFd, rec: RecAttr, recursive: bool, what: &Path) ->
     Ok(())
 }
 
-/// The per-mount attributes (non-recursive) a plain flag set asks for.
-fn flags_as_attr(o: &MountOptions) -> RecAttr {
-    use options::*;
-    let mut a = RecAttr::default();
-    let pairs = [
-        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
-        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
-        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
-        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
-        (MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
-        (MsFlags::from_bits_retain(256), MOUNT_ATTR_NOSYMFOLLOW),
-    ];
-    for (f, attr) in pairs {
-        if o.flags.contains(f) {
-            a.set |= attr;
-        } else if o.cleared.contains(f) {
-            a.clr |= attr;
-        }
-    }
-    if o.flags.contains(MsFlags::MS_NOATIME) {
-        a.clr |= MOUNT_ATTR__ATIME;
-        a.set |= MOUNT_ATTR_NOATIME;
-    } else if o.flags.contains(MsFlags::MS_STRICTATIME) {
-        a.clr |= MOUNT_ATTR__ATIME;
-        a.set |= MOUNT_ATTR_STRICTATIME;
-    } else if o.flags.contains(MsFlags::MS_RELATIME) {
-        a.clr |= MOUNT_ATTR__ATIME;
-    }
-    a
-}
-
 /// Context handed to the mount code.
 pub struct MountCtx<'a> {
     pub root: &'a Root,
@@ -94,10 +63,23 @@ pub struct MountCtx<'a> {
     pub userns: bool,
     /// SELinux mount label, if any.
     pub mount_label: Option<&'a str>,
+    /// The channel to the runtime, which opens mount sources the container
+    /// cannot reach and idmaps mounts (see `idmap`).
+    pub runtime: Option<&'a crate::channel::Channel>,
+}
+
+/// `dest` relative to the container's root: a destination given as a path
+/// inside the rootfs (`<rootfs>/mnt`, as runc's own tests write them) means
+/// the same place as `/mnt`, as with runc.
+pub fn strip_root(root: &Path, dest: &Path) -> PathBuf {
+    match dest.strip_prefix(root) {
+        Ok(rest) => Path::new("/").join(rest),
+        Err(_) => dest.to_path_buf(),
+    }
 }
 
 pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<()> {
-    let dest = m.destination();
+    let dest = &strip_root(&ctx.root.path, m.destination());
     let field = || format!("mounts[{index}] ({})", dest.display());
     let o = options::parse(m.options().as_deref().unwrap_or(&[]))
         .map_err(|e| Error::Config(format!("field {}: {e}", field())))?;
@@ -107,78 +89,223 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<()> {
         "cgroup2" => return super::cgroupfs::mount_v2(ctx, m, &o),
         _ => {}
     }
-    let bind = o.is_bind() || typ == "bind";
-    if bind {
-        let src = m.source().as_ref().ok_or_else(|| {
-            Error::Config(format!(
-                "field {}.source: a bind mount needs a source",
-                field()
-            ))
-        })?;
-        let meta = std::fs::metadata(src).map_err(|e| {
-            Error::Config(format!("field {}.source: {}: {e}", field(), src.display()))
-        })?;
-        let target = ctx
-            .root
-            .ensure(dest, if meta.is_dir() { Kind::Dir } else { Kind::File })?;
-        let flags = MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC);
-        mount(
-            Some(src.as_path()),
-            fd_path(&target).as_str(),
-            None::<&str>,
-            flags,
-            None::<&str>,
-        )
-        .ctx(|| format!("bind mount {} on {}", src.display(), dest.display()))?;
-        let mounted = reopen(ctx.root, dest)?;
-        setattr(&mounted, flags_as_attr(&o), false, dest)?;
-        finish(ctx.root, &mounted, &o, dest)
+    if o.is_bind() || typ == "bind" {
+        bind_entry(ctx, m, index, &o, dest, &field)
     } else {
-        if matches!(typ, "proc" | "sysfs") {
-            refuse_symlink(ctx.root, dest)?;
-        }
-        let target = ctx.root.ensure(dest, Kind::Dir)?;
-        if !fstat(&target).map(|s| is_dir(&s)).unwrap_or(false) {
-            return Err(Error::Path {
-                path: dest.into(),
-                msg: format!("mount destination for {typ} is not a directory"),
-            });
-        }
-        let source = m
-            .source()
-            .as_ref()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| typ.to_string());
-        let mut data = o.data.clone();
-        if let (Some(label), true) = (
-            ctx.mount_label,
-            matches!(typ, "tmpfs" | "devpts" | "mqueue"),
-        ) {
-            if !label.is_empty() {
-                if !data.is_empty() {
-                    data.push(',');
-                }
-                data.push_str(&format!("context=\"{label}\""));
-            }
-        }
-        let flags = o.flags & !(MsFlags::MS_REC);
-        mount(
-            Some(source.as_str()),
-            fd_path(&target).as_str(),
-            Some(typ),
-            flags,
-            (!data.is_empty()).then_some(data.as_str()),
-        )
-        .ctx(|| {
-            format!(
-                "mount {typ} on {} (options {:?})",
-                dest.display(),
-                m.options().as_deref().unwrap_or(&[])
-            )
-        })?;
-        let mounted = reopen(ctx.root, dest)?;
-        finish(ctx.root, &mounted, &o, dest)
+        fs_entry(ctx, m, &o, typ, dest)
     }
+}
+
+/// Where a bind mount comes from: the source itself, or a detached copy of
+/// it (a tree the runtime opened, or one to be idmapped).
+enum BindSource {
+    Path(OwnedFd),
+    Tree(OwnedFd),
+}
+
+impl BindSource {
+    fn fd(&self) -> &OwnedFd {
+        match self {
+            BindSource::Path(fd) | BindSource::Tree(fd) => fd,
+        }
+    }
+}
+
+/// Ask the runtime for something on the channel and wait for its answer.
+fn ask_runtime(
+    ctx: &MountCtx,
+    msg: &crate::channel::Msg,
+    what: &str,
+) -> Result<crate::channel::Msg> {
+    let ch = ctx
+        .runtime
+        .ok_or_else(|| Error::Init(format!("{what}: no channel to the runtime")))?;
+    ch.send(msg)?;
+    ch.expect(what)
+}
+
+/// Open a bind source: directly, or (in a user namespace, where the
+/// container's root may not reach a host directory) as a tree the runtime
+/// opens. An idmapped mount is always a detached tree, idmapped by the runtime.
+fn open_bind_source(
+    ctx: &MountCtx,
+    m: &Mount,
+    index: usize,
+    o: &MountOptions,
+    src: &Path,
+    field: &dyn Fn() -> String,
+) -> Result<BindSource> {
+    use crate::channel::Msg;
+    let not_found = |e: nix::errno::Errno| {
+        Error::Config(format!(
+            "field {}.source: {}: {}",
+            field(),
+            src.display(),
+            std::io::Error::from(e)
+        ))
+    };
+    let recursive = o.flags.contains(MsFlags::MS_REC);
+    let from_runtime = |e: nix::errno::Errno| -> Result<OwnedFd> {
+        if !(ctx.userns && matches!(e, nix::errno::Errno::EACCES | nix::errno::Errno::EPERM)) {
+            return Err(not_found(e));
+        }
+        match ask_runtime(
+            ctx,
+            &Msg::OpenMountSource { index },
+            "opening a mount source",
+        )? {
+            Msg::MountSource => ctx.runtime.expect("asked above").recv_fd(),
+            other => Err(Error::Init(format!("unexpected message {other:?}"))),
+        }
+    };
+    if super::idmap::requested(m, o).is_none() {
+        return match crate::sys::openat2(libc::AT_FDCWD, src, libc::O_PATH, 0, 0) {
+            Ok(fd) => Ok(BindSource::Path(fd)),
+            Err(e) => from_runtime(e).map(BindSource::Tree),
+        };
+    }
+    let tree = match super::idmap::open_tree(src, recursive) {
+        Ok(t) => t,
+        Err(e) => from_runtime(e)?,
+    };
+    let ch = ctx
+        .runtime
+        .ok_or_else(|| Error::Init("idmapped mount: no channel to the runtime".into()))?;
+    ch.send(&Msg::IdmapMount { index })?;
+    ch.send_fd(&tree)?;
+    match ch.expect("idmapping a mount")? {
+        Msg::Idmapped => Ok(BindSource::Tree(tree)),
+        other => Err(Error::Init(format!("unexpected message {other:?}"))),
+    }
+}
+
+/// A bind mount: the source is opened first, bound from its fd (or its
+/// detached tree attached), and the requested flags applied to the new
+/// mount (see `remount`).
+fn bind_entry(
+    ctx: &MountCtx,
+    m: &Mount,
+    index: usize,
+    o: &MountOptions,
+    dest: &Path,
+    field: &dyn Fn() -> String,
+) -> Result<()> {
+    let src = m.source().as_ref().ok_or_else(|| {
+        Error::Config(format!(
+            "field {}.source: a bind mount needs a source",
+            field()
+        ))
+    })?;
+    let source = open_bind_source(ctx, m, index, o, src, field)?;
+    let is_dir_src = fstat(source.fd()).map(|st| is_dir(&st)).unwrap_or(false);
+    let target = ctx
+        .root
+        .ensure(dest, if is_dir_src { Kind::Dir } else { Kind::File })?;
+    match &source {
+        BindSource::Path(src_fd) => {
+            let flags = MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC);
+            mount(
+                Some(fd_path(src_fd).as_str()),
+                fd_path(&target).as_str(),
+                None::<&str>,
+                flags,
+                None::<&str>,
+            )
+            .ctx(|| format!("bind mount {} on {}", src.display(), dest.display()))?;
+        }
+        BindSource::Tree(tree) => super::idmap::attach(tree, &target, dest)?,
+    }
+    let mounted = reopen(ctx.root, dest)?;
+    super::remount::apply(&mounted, source.fd(), o, src, dest)?;
+    finish(ctx.root, &mounted, o, dest)
+}
+
+/// Whether a mount of `typ` at `dest` is made writable first and made
+/// read-only only once the container's filesystem is complete (devices go
+/// into /dev, tmpcopyup fills a tmpfs), as runc does.
+pub fn read_only_later(typ: &str, dest: &Path) -> bool {
+    typ == "tmpfs" || dest == Path::new("/dev")
+}
+
+/// A new filesystem (tmpfs, proc, sysfs, devpts, mqueue, overlay, ...).
+fn fs_entry(ctx: &MountCtx, m: &Mount, o: &MountOptions, typ: &str, dest: &Path) -> Result<()> {
+    if matches!(typ, "proc" | "sysfs") {
+        refuse_symlink(ctx.root, dest, typ)?;
+    }
+    let tmpfs = typ == "tmpfs";
+    // What a tmpfs covers: its mode becomes the tmpfs' default mode, and
+    // tmpcopyup copies its contents (read through this fd once covered).
+    let covered = if tmpfs {
+        ctx.root
+            .open_file(dest, libc::O_RDONLY | libc::O_DIRECTORY)
+            .ok()
+    } else {
+        None
+    };
+    let target = ctx.root.ensure(dest, Kind::Dir)?;
+    if !fstat(&target).map(|s| is_dir(&s)).unwrap_or(false) {
+        return Err(Error::Path {
+            path: dest.into(),
+            msg: format!("mount destination for {typ} is not a directory"),
+        });
+    }
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| typ.to_string());
+    let mut data = o.data.clone();
+    if let Some(st) = covered.as_ref().and_then(|fd| fstat(fd).ok()) {
+        // Before the config's own options, so that an explicit mode= wins.
+        let mode = format!("mode={:04o}", st.st_mode & 0o7777);
+        data = if data.is_empty() {
+            mode
+        } else {
+            format!("{mode},{data}")
+        };
+    }
+    if let (Some(label), true) = (
+        ctx.mount_label,
+        matches!(typ, "tmpfs" | "devpts" | "mqueue"),
+    ) {
+        if !label.is_empty() {
+            if !data.is_empty() {
+                data.push(',');
+            }
+            data.push_str(&format!("context=\"{label}\""));
+        }
+    }
+    let mut flags = o.flags & !(MsFlags::MS_REC);
+    if read_only_later(typ, dest) {
+        flags.remove(MsFlags::MS_RDONLY);
+    }
+    mount(
+        Some(source.as_str()),
+        fd_path(&target).as_str(),
+        Some(typ),
+        flags,
+        (!data.is_empty()).then_some(data.as_str()),
+    )
+    .ctx(|| {
+        format!(
+            "mount {typ} on {} (options {:?})",
+            dest.display(),
+            m.options().as_deref().unwrap_or(&[])
+        )
+    })?;
+    let mounted = reopen(ctx.root, dest)?;
+    if let (true, true, Some(from)) = (tmpfs, o.copy_up, covered.as_ref()) {
+        let to = crate::sys::openat2(
+            mounted.as_raw_fd(),
+            Path::new("."),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+            0,
+        )
+        .ctx(|| format!("open the new tmpfs at {}", dest.display()))?;
+        super::copyup::copy_tree(from, &to, &dest.display().to_string())?;
+    }
+    finish(ctx.root, &mounted, o, dest)
 }
 
 fn finish(_root: &Root, mounted: &OwnedFd, o: &MountOptions, dest: &Path) -> Result<()> {
@@ -205,15 +332,16 @@ pub fn reopen(root: &Root, dest: &Path) -> Result<OwnedFd> {
 }
 
 /// proc and sysfs must land on a real directory, never on a symlink (CVE-2019-19921).
-pub fn refuse_symlink(root: &Root, dest: &Path) -> Result<()> {
+pub fn refuse_symlink(root: &Root, dest: &Path, typ: &str) -> Result<()> {
     match root.open_path(dest, libc::O_NOFOLLOW) {
         Ok(fd) => {
             let st = fstat(&fd).ctx(|| format!("stat {}", dest.display()))?;
             if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
                 return Err(Error::Path {
                     path: dest.into(),
-                    msg: "mount destination is a symlink; refusing to mount proc/sysfs through it"
-                        .into(),
+                    msg: format!(
+                        "filesystem \"{typ}\" must be mounted on ordinary directory: the mount destination is a symlink; refusing to mount {typ} through it"
+                    ),
                 });
             }
             Ok(())

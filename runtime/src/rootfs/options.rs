@@ -2,7 +2,7 @@
 
 use nix::mount::MsFlags;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// mount_setattr(2) attribute bits.
 pub const MOUNT_ATTR_RDONLY: u64 = 0x01;
@@ -23,6 +23,14 @@ pub struct RecAttr {
     pub clr: u64,
 }
 
+/// How a mount is idmapped (`idmap`: the mount itself; `ridmap`: with
+/// every submount of an rbind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idmap {
+    Plain,
+    Recursive,
+}
+
 /// A parsed `mounts[].options` list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOptions {
@@ -31,6 +39,10 @@ pub struct MountOptions {
     pub cleared: MsFlags,
     pub propagation: Vec<MsFlags>,
     pub rec: RecAttr,
+    /// `tmpcopyup`: a new tmpfs starts with a copy of what it covers.
+    pub copy_up: bool,
+    /// `idmap` / `ridmap`.
+    pub idmap: Option<Idmap>,
     /// Everything else, joined with commas, passed as mount data.
     pub data: String,
 }
@@ -42,6 +54,8 @@ impl Default for MountOptions {
             cleared: MsFlags::empty(),
             propagation: Vec::new(),
             rec: RecAttr::default(),
+            copy_up: false,
+            idmap: None,
             data: String::new(),
         }
     }
@@ -195,6 +209,9 @@ pub fn known_options() -> Vec<&'static str> {
         "rnostrictatime",
         "rnosymfollow",
         "rsymfollow",
+        "tmpcopyup",
+        "idmap",
+        "ridmap",
     ]
 }
 
@@ -227,14 +244,12 @@ pub fn parse(options: &[String]) -> Result<MountOptions> {
                 o.rec.clr |= attr;
                 o.rec.set &= !attr;
             }
-        } else if opt == "idmap" || opt == "ridmap" {
-            return Err(Error::Config(format!(
-                "mount option \"{opt}\" (idmapped mounts) is not supported by berth"
-            )));
+        } else if opt == "idmap" {
+            o.idmap = Some(Idmap::Plain);
+        } else if opt == "ridmap" {
+            o.idmap = Some(Idmap::Recursive);
         } else if opt == "tmpcopyup" {
-            return Err(Error::Config(
-                "mount option \"tmpcopyup\" is not supported by berth".into(),
-            ));
+            o.copy_up = true;
         } else {
             data.push(opt.as_str());
         }
@@ -268,6 +283,6 @@ mod tests {
             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME | MOUNT_ATTR_NOSUID
         );
         assert_eq!(o.rec.clr, MOUNT_ATTR__ATIME);
-        assert!(parse(&["idmap".to_string()]).is_err());
+        assert_eq!(p(&["rbind", "ridmap"]).idmap, Some(Idmap::Recursive));
     }
 }

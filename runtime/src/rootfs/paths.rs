@@ -118,6 +118,9 @@ impl Root {
                         Mode::from_bits_truncate(mode),
                     ) {
                         Ok(()) => {}
+                        // Made meanwhile by someone else (containers sharing a
+                        // rootfs are created concurrently): walk on through it.
+                        Err(Errno::EEXIST) if self.open_path(&cur, libc::O_DIRECTORY).is_ok() => {}
                         Err(Errno::EEXIST) => {
                             // Something is there but does not resolve: a dangling
                             // symlink. Create its target, resolved inside the rootfs
@@ -248,4 +251,38 @@ pub fn fstat(fd: &impl AsRawFd) -> std::result::Result<libc::stat, Errno> {
 
 pub fn is_dir(st: &libc::stat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_mkdir_all_of_the_same_path() {
+        // Containers sharing a rootfs make their mount points concurrently: a
+        // directory made by another between our open and mkdir is walked through.
+        let base = std::env::temp_dir().join(format!("berth-paths-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        for round in 0..200 {
+            let root = Root::open(&base).unwrap();
+            let p = PathBuf::from(format!("/r{round}/a/b"));
+            let barrier = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                let hs: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            root.mkdir_all(&p, 0o755).map(|_| ())
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    if let Err(e) = h.join().unwrap() {
+                        panic!("round {round}: {e}");
+                    }
+                }
+            });
+        }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }
