@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use berth_runtime::seccomp::{self, Compiled, InstallFlags};
 
-#[path = "../src/seccomp/cmp_reference.rs"]
+#[path = "../lib/src/seccomp/cmp_reference.rs"]
 mod cmp_reference;
 use cmp_reference::{holds, EDGES, OPS};
 

@@ -146,9 +146,10 @@ pub fn rlimits(tap: &mut Tap, process: &Value) {
 
 /// A capability's name from its bit number, and back (the caps crate's table).
 fn cap_by_bit(bit: u32) -> Option<caps::Capability> {
-    caps::all().into_iter().find(|c| u32::from(c.index()) == bit)
+    caps::all()
+        .into_iter()
+        .find(|c| u32::from(c.index()) == bit)
 }
-
 
 fn cap_mask(names: &[String], last_cap: u32) -> Result<u64, String> {
     let mut mask = 0u64;
@@ -176,7 +177,13 @@ pub fn capabilities(tap: &mut Tap, process: &Value) {
     let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| caps::all().into_iter().map(|c| u32::from(c.index())).max().unwrap_or(0));
+        .unwrap_or_else(|| {
+            caps::all()
+                .into_iter()
+                .map(|c| u32::from(c.index()))
+                .max()
+                .unwrap_or(0)
+        });
     let caps = &process["capabilities"];
     for (set, field) in [
         ("bounding", "CapBnd"),

@@ -1,7 +1,8 @@
 //! berth: a runc-compatible OCI runtime.
 //!
 //! The library turns an OCI bundle into a running container. The command line
-//! (`src/cli/`) is a thin layer over [`container`].
+//! (package `berth`, `runtime/src/cli/`) is a thin layer over [`container`];
+//! this crate depends on neither clap nor anyhow.
 
 pub mod capabilities;
 pub mod cgroup_rules;
