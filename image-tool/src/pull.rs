@@ -9,7 +9,7 @@ use crate::image::{
 };
 use crate::progress::Progress;
 use crate::source::{DirFiles, LayoutFiles, SourceRef, TarFiles};
-use crate::store::{validate_name, ImageRecord, LayerRecord, Outcome, Store};
+use crate::store::{validate_name, ImageRecord, LayerRecord, LayerTarget, Outcome, Store};
 use std::io::Read;
 
 /// Options of `pull`.
@@ -239,14 +239,8 @@ fn import_manifest(
                 Some(bar) => Box::new(bar.reader(reader)),
                 None => Box::new(reader),
             };
-            let outcome = store.put_blob_and_unpack(
-                reader,
-                &l.digest,
-                &l.diff_id,
-                chain,
-                i > 0,
-                bar.as_ref(),
-            )?;
+            let target = LayerTarget::in_stack(l, &chains, i);
+            let outcome = store.put_blob_and_unpack(reader, target, bar.as_ref())?;
             if !matches!(outcome, Outcome::Present) {
                 keep(outcome);
                 return Ok(());
@@ -256,7 +250,8 @@ fn import_manifest(
         let bar = (!present && opts.progress.enabled())
             .then(|| opts.progress.bar(&short(&l.digest), "download", l.size));
         fetch_blob(store, files, &l.digest, l.size, bar.as_ref())?;
-        keep(store.unpack_stored(&l.digest, &l.diff_id, chain, i > 0, bar.as_ref())?);
+        let target = LayerTarget::in_stack(l, &chains, i);
+        keep(store.unpack_stored(target, bar.as_ref())?);
         if let Some(bar) = &bar {
             bar.finish("done");
         }

@@ -30,6 +30,32 @@ pub enum Outcome {
     Pending(PendingLayer),
 }
 
+/// The layer an unpack call makes: which blob, checked against which diff_id, into
+/// which directory.
+#[derive(Clone, Copy)]
+pub struct LayerTarget<'a> {
+    /// The layer's (compressed) blob.
+    pub blob: &'a Digest,
+    /// The digest of its uncompressed tar, from the image config.
+    pub diff_id: &'a Digest,
+    /// The name of its directory (see [`Store::layer_path`]).
+    pub chain_id: &'a Digest,
+    /// Layers lie below it in its stack.
+    pub has_lowers: bool,
+}
+
+impl<'a> LayerTarget<'a> {
+    /// Layer `i` (bottom first) of a stack whose chain IDs are `chains`.
+    pub fn in_stack(layer: &'a LayerRecord, chains: &'a [Digest], i: usize) -> Self {
+        LayerTarget {
+            blob: &layer.digest,
+            diff_id: &layer.diff_id,
+            chain_id: &chains[i],
+            has_lowers: i > 0,
+        }
+    }
+}
+
 /// A layer unpacked into its temporary directory (its lock held) whose parent
 /// directories not listed in the tar still need their metadata from the layers below.
 pub struct PendingLayer {
@@ -59,7 +85,13 @@ impl Store {
     /// Concurrent callers for the same layer serialize on a lock file: one unpacks, the
     /// others reuse. Returns true if this call did the unpacking.
     pub fn ensure_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<bool> {
-        match self.unpack_stored(blob, diff_id, diff_id, false, None)? {
+        let bottom = LayerTarget {
+            blob,
+            diff_id,
+            chain_id: diff_id,
+            has_lowers: false,
+        };
+        match self.unpack_stored(bottom, None)? {
             Outcome::Present => Ok(false),
             Outcome::Unpacked => Ok(true),
             Outcome::Pending(_) => unreachable!("a bottom layer has no lower layers"),
@@ -75,8 +107,7 @@ impl Store {
         let unpacked = AtomicUsize::new(0);
         let indices: Vec<usize> = (0..layers.len()).collect();
         Store::parallel(&indices, |&i| {
-            let l = &layers[i];
-            match self.unpack_stored(&l.digest, &l.diff_id, &chains[i], i > 0, None)? {
+            match self.unpack_stored(LayerTarget::in_stack(&layers[i], &chains, i), None)? {
                 Outcome::Present => {}
                 Outcome::Unpacked => {
                     unpacked.fetch_add(1, Ordering::Relaxed);
@@ -92,22 +123,18 @@ impl Store {
         Ok(unpacked.into_inner())
     }
 
-    /// Unpack layer `diff_id` (chain ID `chain_id`) from the stored blob `blob` unless
-    /// present, advancing `bar` by the compressed bytes consumed. `has_lowers`: layers
-    /// lie below it in its stack.
+    /// Unpack `layer` from its stored blob unless present, advancing `bar` by the
+    /// compressed bytes consumed.
     pub fn unpack_stored(
         &self,
-        blob: &Digest,
-        diff_id: &Digest,
-        chain_id: &Digest,
-        has_lowers: bool,
+        layer: LayerTarget,
         bar: Option<&crate::progress::Bar>,
     ) -> Result<Outcome> {
-        let Some(slot) = self.claim_layer(chain_id)? else {
+        let Some(slot) = self.claim_layer(layer.chain_id)? else {
             return Ok(Outcome::Present);
         };
         fs::create_dir(&slot.tmp).ctx(|| format!("create {}", slot.tmp.display()))?;
-        let file = self.open_blob(blob)?;
+        let file = self.open_blob(layer.blob)?;
         let file: Box<dyn Read + Send> = match bar {
             Some(bar) => {
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -119,39 +146,36 @@ impl Store {
         let unpacked = unpack_pipelined(
             BufReader::with_capacity(256 * 1024, file),
             &slot.tmp,
-            &self.unpack_options(blob),
+            &self.unpack_options(layer.blob),
         );
-        let unpacked = check_unpacked(blob, diff_id, unpacked)?;
-        slot.settle(unpacked, has_lowers)
+        let unpacked = check_unpacked(layer.blob, layer.diff_id, unpacked)?;
+        slot.settle(unpacked, layer.has_lowers)
     }
 
-    /// Store blob `blob` read from `reader` and unpack it as layer `diff_id` (chain ID
-    /// `chain_id`) in one pass over the data: one thread reads, hashes and stores the
-    /// compressed stream, a second decompresses and hashes it, the calling one writes
-    /// the files. Neither the blob nor the layer becomes visible unless both digests
-    /// match; on any error neither is kept. Does nothing if the layer is present.
+    /// Store `layer`'s blob read from `reader` and unpack it in one pass over the
+    /// data: one thread reads, hashes and stores the compressed stream, a second
+    /// decompresses and hashes it, the calling one writes the files. Neither the blob
+    /// nor the layer becomes visible unless both digests match; on any error neither
+    /// is kept. Does nothing if the layer is present.
     ///
     /// For sources read once from local files; resumable downloads go through
     /// `pull::fetch_blob` and [`Store::unpack_stored`] so a cut transfer keeps its bytes.
     pub fn put_blob_and_unpack(
         &self,
         reader: impl Read + Send,
-        blob: &Digest,
-        diff_id: &Digest,
-        chain_id: &Digest,
-        has_lowers: bool,
+        layer: LayerTarget,
         bar: Option<&crate::progress::Bar>,
     ) -> Result<Outcome> {
-        let Some(slot) = self.claim_layer(chain_id)? else {
+        let Some(slot) = self.claim_layer(layer.chain_id)? else {
             return Ok(Outcome::Present);
         };
-        let what = format!("blob {blob}");
+        let what = format!("blob {}", layer.blob);
         let blob_tmp = self.tmp_path("blob");
         let result = (|| {
             fs::create_dir(&slot.tmp).ctx(|| format!("create {}", slot.tmp.display()))?;
             let file = File::create(&blob_tmp).ctx(|| format!("create {}", blob_tmp.display()))?;
             let (tx, rx) = chunk_pipe();
-            let opts = self.unpack_options(blob);
+            let opts = self.unpack_options(layer.blob);
             let (stored, unpacked) = std::thread::scope(|s| {
                 let copier = s.spawn(move || copy_hash_send(reader, file, tx));
                 let unpacked = unpack_pipelined(rx, &slot.tmp, &opts);
@@ -159,15 +183,15 @@ impl Store {
             });
             // The blob's own digest explains any later failure; check it first.
             let (actual, _) = stored.ctx(|| format!("store {what}"))?;
-            blob.verify(&actual, &what)?;
-            let unpacked = check_unpacked(blob, diff_id, unpacked)?;
-            fs::rename(&blob_tmp, self.blob_path(blob)).ctx(|| format!("store {what}"))?;
+            layer.blob.verify(&actual, &what)?;
+            let unpacked = check_unpacked(layer.blob, layer.diff_id, unpacked)?;
+            fs::rename(&blob_tmp, self.blob_path(layer.blob)).ctx(|| format!("store {what}"))?;
             Ok(unpacked)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&blob_tmp);
         }
-        let outcome = slot.settle(result?, has_lowers)?;
+        let outcome = slot.settle(result?, layer.has_lowers)?;
         if let (Some(bar), Outcome::Unpacked) = (bar, &outcome) {
             bar.finish("done");
         }

@@ -21,7 +21,7 @@ mod pipeline;
 mod records;
 
 pub use gc::GcStats;
-pub use layers::{Outcome, PendingLayer, UNPACK_THREADS};
+pub use layers::{LayerTarget, Outcome, PendingLayer, UNPACK_THREADS};
 pub use records::{validate_name, BundleRecord, ImageRecord, LayerRecord};
 
 use crate::error::{IoContext, Result};
