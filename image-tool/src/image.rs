@@ -13,8 +13,9 @@
 //!   byte strings (so 19 digests); an image config with three labels and three
 //!   ports gave 25. `commit` rewrites a stored manifest, annotations included, and
 //!   its digest has to be reproducible. Here maps are `BTreeMap`s (sorted keys).
-//! - `Descriptor` serializes `annotations` before `platform`; the index.json entries
-//!   berth-image writes have them the other way round (the tests below pin them).
+//! - `Descriptor` serializes `annotations` before `platform`; here `platform` comes
+//!   first. `export` into an existing layout rewrites its index.json, and entries
+//!   with both (an index another tool wrote) would change bytes (pinned below).
 //! - `ImageConfiguration` keeps only the fields it models: docker's `Healthcheck`,
 //!   `Shell`, `OnBuild`, `container_config`, `docker_version` are dropped on a round
 //!   trip, and `architecture`/`os` are required. Configs are therefore edited here as
