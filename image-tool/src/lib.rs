@@ -3,6 +3,7 @@
 pub mod digest;
 mod entry_meta;
 pub mod error;
+mod fetch;
 pub mod fsutil;
 pub mod holes;
 pub mod image;

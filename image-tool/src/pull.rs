@@ -2,16 +2,15 @@
 
 use crate::digest::Digest;
 use crate::error::{invalid, IoContext, Result};
+pub use crate::fetch::fetch_blob;
 use crate::image::{
     is_index, parse_json, Descriptor, ImageConfig, Index, Manifest, Platform, ANNOTATION_REF_NAME,
     MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_LAYER_TAR, MEDIA_MANIFEST,
 };
-use crate::progress::{Bar, Progress};
+use crate::progress::Progress;
 use crate::source::{DirFiles, LayoutFiles, SourceRef, TarFiles};
-use crate::store::{validate_name, ImageRecord, LayerRecord, Outcome, Store};
-use sha2::Digest as _;
-use std::fs;
-use std::io::{Read, Seek, Write};
+use crate::store::{validate_name, ImageRecord, LayerRecord, LayerTarget, Outcome, Store};
+use std::io::Read;
 
 /// Options of `pull`.
 #[derive(Clone)]
@@ -240,14 +239,8 @@ fn import_manifest(
                 Some(bar) => Box::new(bar.reader(reader)),
                 None => Box::new(reader),
             };
-            let outcome = store.put_blob_and_unpack(
-                reader,
-                &l.digest,
-                &l.diff_id,
-                chain,
-                i > 0,
-                bar.as_ref(),
-            )?;
+            let target = LayerTarget::in_stack(l, &chains, i);
+            let outcome = store.put_blob_and_unpack(reader, target, bar.as_ref())?;
             if !matches!(outcome, Outcome::Present) {
                 keep(outcome);
                 return Ok(());
@@ -257,7 +250,8 @@ fn import_manifest(
         let bar = (!present && opts.progress.enabled())
             .then(|| opts.progress.bar(&short(&l.digest), "download", l.size));
         fetch_blob(store, files, &l.digest, l.size, bar.as_ref())?;
-        keep(store.unpack_stored(&l.digest, &l.diff_id, chain, i > 0, bar.as_ref())?);
+        let target = LayerTarget::in_stack(l, &chains, i);
+        keep(store.unpack_stored(target, bar.as_ref())?);
         if let Some(bar) = &bar {
             bar.finish("done");
         }
@@ -354,139 +348,6 @@ fn pull_docker_archive(
 /// `sha256:` and the first 12 hex digits.
 fn short(d: &Digest) -> String {
     format!("sha256:{}", &d.hex()[..12])
-}
-
-/// Copy blob `d` (`size` bytes) from `files` into the store unless present, verifying it.
-///
-/// From resumable (network) sources the data goes to the store's partial file for `d`,
-/// which survives a transfer error; the next fetch hashes what is there and asks the
-/// source for the rest with a Range request (starting over if the source cannot). A
-/// digest or size mismatch discards everything.
-pub fn fetch_blob(
-    store: &Store,
-    files: &dyn LayoutFiles,
-    d: &Digest,
-    size: u64,
-    bar: Option<&Bar>,
-) -> Result<()> {
-    let what = format!("blob {d}");
-    if store.has_blob(d) {
-        return Ok(());
-    }
-    if !files.resumable() {
-        let reader = files.open_blob(d)?.take(size);
-        return match bar {
-            Some(bar) => store.put_blob_verified(bar.reader(reader), d, &what),
-            None => store.put_blob_verified(reader, d, &what),
-        };
-    }
-    let _lock = store.lock_blob(d)?;
-    if store.has_blob(d) {
-        return Ok(());
-    }
-    let partial = store.partial_path(d);
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&partial)
-        .ctx(|| format!("open {}", partial.display()))?;
-    let mut have = file
-        .metadata()
-        .ctx(|| format!("stat {}", partial.display()))?
-        .len();
-    if have > size {
-        have = 0;
-    }
-    let discard = |e| {
-        let _ = fs::remove_file(&partial);
-        e
-    };
-    let mut hasher = sha2::Sha256::new();
-    let mut reader: Option<Box<dyn Read + Send + '_>> = None;
-    if have > 0 {
-        // Hash what an earlier attempt left, then continue after it.
-        std::io::copy(&mut (&mut file).take(have), &mut HashWrite(&mut hasher))
-            .ctx(|| format!("read {}", partial.display()))?;
-        if have < size {
-            reader = files.open_blob_at(d, have).map_err(discard)?;
-            if reader.is_none() {
-                have = 0;
-                hasher = sha2::Sha256::new();
-            }
-        }
-    }
-    if have == 0 {
-        file.set_len(0)
-            .ctx(|| format!("truncate {}", partial.display()))?;
-        file.rewind()
-            .ctx(|| format!("seek {}", partial.display()))?;
-        reader = Some(files.open_blob(d).map_err(discard)?);
-    }
-    if let Some(bar) = bar {
-        bar.inc(have);
-    }
-    let mut got = have;
-    if let Some(reader) = reader {
-        let mut reader = reader.take(size - have);
-        let mut w = std::io::BufWriter::with_capacity(256 * 1024, &mut file);
-        let mut buf = vec![0u8; 128 * 1024];
-        let copied: std::io::Result<()> = loop {
-            match reader.read(&mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    if let Err(e) = w.write_all(&buf[..n]) {
-                        break Err(e);
-                    }
-                    hasher.update(&buf[..n]);
-                    got += n as u64;
-                    if let Some(bar) = bar {
-                        bar.inc(n as u64);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        let flushed = w.flush().ctx(|| format!("write {}", partial.display()));
-        drop(w);
-        flushed?;
-        if let Err(e) = copied.and_then(|()| {
-            if got < size {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "connection closed early",
-                ))
-            } else {
-                Ok(())
-            }
-        }) {
-            return Err(invalid(format!(
-                "download of {what} interrupted after {got} of {size} bytes ({e}); \
-                 pulling again resumes it"
-            )));
-        }
-    }
-    drop(file);
-    let actual = Digest::from_hex(&hex::encode(hasher.finalize())).expect("sha256 hex");
-    d.verify(&actual, &what).map_err(discard)?;
-    fs::rename(&partial, store.blob_path(d))
-        .ctx(|| format!("store {what}"))
-        .map_err(discard)
-}
-
-/// Feeds written bytes to a hasher.
-struct HashWrite<'a>(&'a mut sha2::Sha256);
-
-impl Write for HashWrite<'_> {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.update(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// `docker.io/library/x:1` and `x:1` name the same image.
