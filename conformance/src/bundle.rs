@@ -208,3 +208,17 @@ fn default_config(host: &Path, host_ns: &str) -> Value {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The base config.json, recorded before the runtime defaults moved to a
+    /// shared crate: every case starts from exactly the same bundle.
+    #[test]
+    fn base_config_matches_the_recorded_file() {
+        let got = super::default_config(std::path::Path::new("/bundle/host"), "host-ns");
+        let got = serde_json::to_string_pretty(&got).unwrap();
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/base-config.json");
+        assert_eq!(got, std::fs::read_to_string(&fixture).unwrap());
+    }
+}

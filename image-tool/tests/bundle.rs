@@ -352,3 +352,37 @@ fn cli_bundle_runs_with_runc() {
     run(common::berth_image().arg("unbundle").arg(&dir));
     assert!(!dir.exists());
 }
+
+/// The config.json generated for an image, recorded before the runtime
+/// defaults moved to a shared crate: the docker-style defaults (capabilities,
+/// masked paths, mounts, namespaces on a host that is not cgroup v2 alone)
+/// stay byte for byte the same.
+#[test]
+fn generated_config_matches_the_recorded_file() {
+    let s = Scratch::new();
+    let root = s.join("rootfs");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/passwd"), PASSWD).unwrap();
+    std::fs::write(root.join("etc/group"), GROUP).unwrap();
+    let cfg: ImageConfig = serde_json::from_value(serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-02T03:04:05Z",
+        "config": {
+            "User": "app",
+            "Entrypoint": ["/bin/echo"],
+            "Cmd": ["default"],
+            "Env": ["FOO=bar"],
+            "WorkingDir": "/srv",
+            "Labels": {"com.example.team": "storage"},
+            "ExposedPorts": {"80/tcp": {}},
+            "StopSignal": "SIGQUIT"
+        },
+        "rootfs": {"type": "layers", "diff_ids": []}
+    }))
+    .unwrap();
+    let got = serde_json::to_string_pretty(&runtime_config(&cfg, &root, None).unwrap()).unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config-from-image.json");
+    assert_eq!(got, std::fs::read_to_string(&fixture).unwrap());
+}
