@@ -1,5 +1,6 @@
 //! Builds OCI bundles: a busybox rootfs with the `runtimetest` checker and a config.json.
 
+use berth_spec_defaults::{CapabilitySet, Defaults};
 use serde_json::{json, Value};
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -155,56 +156,52 @@ impl Bundle {
     }
 }
 
-/// The same defaults as `runc spec`, without a terminal, plus a bind mount of the
-/// bundle's host/ directory at /hostdir.
+/// The `runc spec` defaults, with what every case relies on: no terminal,
+/// the `runtimetest` checker as the process, the runner's namespace ids in
+/// its environment, and the bundle's host/ directory bind-mounted at
+/// /hostdir.
 fn default_config(host: &Path, host_ns: &str) -> Value {
-    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-    json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": { "uid": 0, "gid": 0 },
-            "args": ["/runtimetest", "all"],
-            "env": [
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                format!("{}={host_ns}", crate::HOST_NS_ENV),
-            ],
-            "cwd": "/",
-            "capabilities": {
-                "bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps
-            },
-            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
-            "noNewPrivileges": true
-        },
-        "root": { "path": "rootfs", "readonly": true },
-        "hostname": "conformance",
-        "mounts": [
-            { "destination": "/proc", "type": "proc", "source": "proc" },
-            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
-              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
-            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-              "options": ["nosuid", "noexec", "nodev"] },
-            { "destination": "/sys", "type": "sysfs", "source": "sysfs",
-              "options": ["nosuid", "noexec", "nodev", "ro"] },
-            { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] },
-            { "destination": "/hostdir", "type": "bind", "source": host.display().to_string(),
-              "options": ["rbind", "rw"] }
+    let mut config = Defaults {
+        hostname: "conformance",
+        terminal: false,
+        // The oldest 1.0 release, so that any runtime accepts the bundle.
+        // No cgroup namespace on any host, so every case starts from the
+        // same namespaces; cases that need one ask for it.
+        cgroup_namespace: false,
+        // Every set filled, so the checker sees each one applied.
+        capability_sets: &[
+            CapabilitySet::Bounding,
+            CapabilitySet::Effective,
+            CapabilitySet::Permitted,
+            CapabilitySet::Inheritable,
+            CapabilitySet::Ambient,
         ],
-        "linux": {
-            "resources": { "devices": [{ "allow": false, "access": "rwm" }] },
-            "namespaces": [
-                { "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }
-            ],
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
-            ],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-        }
-    })
+        ..Defaults::runc("1.0.2")
+    }
+    .build();
+    config["process"]["args"] = json!(["/runtimetest", "all"]);
+    config["process"]["env"] = json!([
+        berth_spec_defaults::DEFAULT_PATH,
+        format!("{}={host_ns}", crate::HOST_NS_ENV),
+    ]);
+    config["mounts"]
+        .as_array_mut()
+        .expect("the defaults have mounts")
+        .push(json!({ "destination": "/hostdir", "type": "bind",
+                      "source": host.display().to_string(), "options": ["rbind", "rw"] }));
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    /// The base config.json, recorded before the runtime defaults moved to a
+    /// shared crate: every case starts from exactly the same bundle.
+    #[test]
+    fn base_config_matches_the_recorded_file() {
+        let got = super::default_config(std::path::Path::new("/bundle/host"), "host-ns");
+        let got = serde_json::to_string_pretty(&got).unwrap();
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/base-config.json");
+        assert_eq!(got, std::fs::read_to_string(&fixture).unwrap());
+    }
 }

@@ -3,32 +3,44 @@
 
 use crate::error::{invalid, Error, IoContext, Result};
 use crate::image::ImageConfig;
+use berth_spec_defaults::{Defaults, ENGINE_EXTRA_MASKED_PATHS, RUNC_CAPABILITY_SETS};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
+pub use berth_spec_defaults::DEFAULT_PATH;
+
+/// The runtime-spec version of the generated configuration.
 pub const OCI_VERSION: &str = "1.2.0";
-pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Capabilities a container gets by default (the set containerd and Docker grant).
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+pub const DEFAULT_CAPS: &[&str] = berth_spec_defaults::ENGINE_CAPABILITIES;
+
+/// The defaults docker and podman start a container from, on top of
+/// `runc spec`'s: no terminal, a writable root, their default capabilities,
+/// the RAPL energy counters (`/sys/devices/virtual/powercap`) masked too, and
+/// a cgroup namespace exactly where the host is cgroup v2 alone (their
+/// `--cgroupns` default: `private` on v2, `host` on v1 and hybrid hosts).
+pub fn engine_defaults(cgroup_namespace: bool) -> Defaults<'static> {
+    Defaults {
+        hostname: "berth",
+        terminal: false,
+        readonly_root: false,
+        capabilities: DEFAULT_CAPS,
+        capability_sets: RUNC_CAPABILITY_SETS,
+        cgroup_namespace,
+        extra_masked_paths: ENGINE_EXTRA_MASKED_PATHS,
+        ..Defaults::runc(OCI_VERSION)
+    }
+}
+
+/// Whether containers on this host get a cgroup namespace by default (the
+/// host is cgroup v2 alone).
+pub fn host_wants_cgroup_namespace() -> bool {
+    berth_cgroups::detect().ok() == Some(berth_cgroups::Mode::Unified)
+}
 
 /// The resolved identity of the container process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,11 +231,22 @@ pub fn annotations(config: &ImageConfig) -> BTreeMap<String, String> {
     a
 }
 
-/// Build the runtime configuration for an image whose root filesystem is at `rootfs`.
+/// Build the runtime configuration for an image whose root filesystem is at `rootfs`,
+/// with a cgroup namespace where this host's containers get one.
 pub fn runtime_config(
     config: &ImageConfig,
     rootfs: &Path,
     args: Option<&[String]>,
+) -> Result<Value> {
+    runtime_config_on(config, rootfs, args, host_wants_cgroup_namespace())
+}
+
+/// [`runtime_config`] with the cgroup namespace choice made by the caller.
+pub fn runtime_config_on(
+    config: &ImageConfig,
+    rootfs: &Path,
+    args: Option<&[String]>,
+    cgroup_namespace: bool,
 ) -> Result<Value> {
     let args = process_args(config, args)?;
     let user = resolve_user(config.config.user.as_deref().unwrap_or(""), rootfs)?;
@@ -247,55 +270,14 @@ pub fn runtime_config(
     if !user.additional_gids.is_empty() {
         user_json["additionalGids"] = json!(user.additional_gids);
     }
-    Ok(json!({
-        "ociVersion": OCI_VERSION,
-        "process": {
-            "terminal": false,
-            "user": user_json,
-            "args": args,
-            "env": env,
-            "cwd": cwd,
-            "capabilities": {
-                "bounding": DEFAULT_CAPS,
-                "effective": DEFAULT_CAPS,
-                "permitted": DEFAULT_CAPS,
-            },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": true
-        },
-        "root": {"path": "rootfs", "readonly": false},
-        "hostname": "berth",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
-        ],
-        "annotations": annotations(config),
-        "linux": {
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "namespaces": [
-                {"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
-            ],
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                "/proc/scsi", "/sys/devices/virtual/powercap"
-            ],
-            "readonlyPaths": [
-                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
-            ]
-        }
-    }))
+    let mut spec = engine_defaults(cgroup_namespace).build();
+    let process = &mut spec["process"];
+    process["user"] = user_json;
+    process["args"] = json!(args);
+    process["env"] = json!(env);
+    process["cwd"] = json!(cwd);
+    spec["annotations"] = json!(annotations(config));
+    Ok(spec)
 }
 
 /// Make sure the generated JSON is a valid runtime spec.

@@ -8,7 +8,7 @@ use berth_image::image::ImageConfig;
 use berth_image::overlay::{self, OverlaySpec};
 use berth_image::pull::{pull, PullOptions};
 use berth_image::source::SourceRef;
-use berth_image::spec::{resolve_user, runtime_config, ResolvedUser};
+use berth_image::spec::{resolve_user, runtime_config, runtime_config_on, ResolvedUser};
 use berth_image::store::ImageRecord;
 use berth_image::Store;
 use common::{busybox_layout, run, write_image, LayerBuilder, Scratch};
@@ -63,7 +63,9 @@ fn overlay_bundle_shares_layers_and_unbundle_cleans_up() {
         .iter()
         .map(|n| n.typ())
         .collect();
-    assert_eq!(ns.len(), 5);
+    // pid, network, ipc, uts, mount, and cgroup where the host is v2 alone.
+    let cgroup_ns = berth_image::spec::host_wants_cgroup_namespace();
+    assert_eq!(ns.len(), 5 + usize::from(cgroup_ns));
     let dests: Vec<_> = spec
         .mounts()
         .as_ref()
@@ -351,4 +353,68 @@ fn cli_bundle_runs_with_runc() {
     assert_eq!(out.trim(), "hello from berth");
     run(common::berth_image().arg("unbundle").arg(&dir));
     assert!(!dir.exists());
+}
+
+fn recorded_image(s: &Scratch) -> (ImageConfig, std::path::PathBuf) {
+    let root = s.join("rootfs");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/passwd"), PASSWD).unwrap();
+    std::fs::write(root.join("etc/group"), GROUP).unwrap();
+    let cfg: ImageConfig = serde_json::from_value(serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-02T03:04:05Z",
+        "config": {
+            "User": "app",
+            "Entrypoint": ["/bin/echo"],
+            "Cmd": ["default"],
+            "Env": ["FOO=bar"],
+            "WorkingDir": "/srv",
+            "Labels": {"com.example.team": "storage"},
+            "ExposedPorts": {"80/tcp": {}},
+            "StopSignal": "SIGQUIT"
+        },
+        "rootfs": {"type": "layers", "diff_ids": []}
+    }))
+    .unwrap();
+    (cfg, root)
+}
+
+/// The config.json generated for an image, recorded before the runtime
+/// defaults moved to a shared crate: the docker-style defaults (capabilities,
+/// masked paths, mounts, namespaces on a host that is not cgroup v2 alone)
+/// stay byte for byte the same.
+#[test]
+fn generated_config_matches_the_recorded_file() {
+    let s = Scratch::new();
+    let (cfg, root) = recorded_image(&s);
+    let got = runtime_config_on(&cfg, &root, None, false).unwrap();
+    let got = serde_json::to_string_pretty(&got).unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config-from-image.json");
+    assert_eq!(got, std::fs::read_to_string(&fixture).unwrap());
+}
+
+/// docker and podman give a container its own cgroup namespace on a host
+/// that is cgroup v2 alone (`--cgroupns private`), and share the host's on a
+/// v1 or hybrid host.
+#[test]
+fn cgroup_namespace_only_on_a_cgroup_v2_host() {
+    let s = Scratch::new();
+    let (cfg, root) = recorded_image(&s);
+    let types = |cgroup_namespace| -> Vec<String> {
+        let spec = runtime_config_on(&cfg, &root, None, cgroup_namespace).unwrap();
+        berth_image::spec::check(&spec).unwrap();
+        spec["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(types(false), ["pid", "network", "ipc", "uts", "mount"]);
+    assert_eq!(
+        types(true),
+        ["pid", "network", "ipc", "uts", "mount", "cgroup"]
+    );
 }

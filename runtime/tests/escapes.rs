@@ -580,22 +580,7 @@ fn no_pivot_leaves_no_fully_visible_proc_or_sys() {
     let mut sb = Sandbox::new("esc-nopivot");
     std::fs::create_dir_all(sb.bundle.rootfs().join("mnt")).unwrap();
     // Docker's default capability set (SETUID/SETGID let `unshare -r` map ids).
-    let docker_caps = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ];
+    let docker_caps = berth_spec_defaults::ENGINE_CAPABILITIES;
     sb.bundle.set(
         "/process/capabilities",
         json!({"bounding": docker_caps, "effective": docker_caps, "permitted": docker_caps}),
