@@ -99,6 +99,10 @@ fn collect_v1(pid: u32) -> Result<Metrics> {
             "no cgroup v1 controllers for pid {pid}"
         )));
     }
+    Ok(metrics_v1(&dirs))
+}
+
+fn metrics_v1(dirs: &HashMap<String, PathBuf>) -> Metrics {
     let mut m = Metrics::new();
     if let Some(d) = dirs.get("pids") {
         let limit = read(d, "pids.max")
@@ -128,7 +132,7 @@ fn collect_v1(pid: u32) -> Result<Metrics> {
     if let Some(d) = dirs.get("blkio") {
         m.blkio = Some(blkio_v1(d)).into();
     }
-    Ok(m)
+    m
 }
 
 fn cpu_v1(cpuacct: Option<&PathBuf>, cpu: Option<&PathBuf>) -> CPUStat {
@@ -367,14 +371,300 @@ fn collect_v2(d: &Path) -> MetricsV2 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn blkio_lines_parse() {
-        let e = blkio_entries("8:0 Read 4096\n8:0 Write 0\nTotal 4096\n");
-        assert_eq!(e.len(), 2);
-        assert_eq!(
-            (e[0].major, e[0].minor, e[0].op.as_str(), e[0].value),
-            (8, 0, "Read", 4096)
+    /// A scratch directory removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "berth-shim-metrics-{name}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        fn dir(&self, sub: &str, files: &[(&str, &str)]) -> PathBuf {
+            let d = self.0.join(sub);
+            std::fs::create_dir_all(&d).unwrap();
+            for (name, text) in files {
+                std::fs::write(d.join(name), text).unwrap();
+            }
+            d
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const V1_UNLIMITED: u64 = 9223372036854771712;
+
+    /// cgroup v1 hierarchies (controller list, directory) written with known values.
+    fn v1_fixture(s: &Scratch) -> Vec<(&'static str, PathBuf)> {
+        let cpu = s.dir(
+            "cpu,cpuacct",
+            &[
+                ("cpuacct.usage", "123456\n"),
+                ("cpuacct.usage_percpu", "100 200 \n"),
+                // containerd reports cpuacct.stat's ticks in nanoseconds,
+                // not the precise usage_user/usage_sys.
+                ("cpuacct.stat", "user 10\nsystem 5\n"),
+                ("cpuacct.usage_user", "999\n"),
+                ("cpuacct.usage_sys", "888\n"),
+                (
+                    "cpu.stat",
+                    "nr_periods 4\nnr_throttled 2\nthrottled_time 700\n",
+                ),
+            ],
         );
+        let unlimited = format!("{V1_UNLIMITED}\n");
+        let memory = s.dir(
+            "memory",
+            &[
+                (
+                    "memory.stat",
+                    "cache 11\nrss 22\npgfault 44\nhierarchical_memory_limit 9223372036854771712\n\
+                     total_rss 33\ntotal_unevictable 55\nunknown_key 66\n",
+                ),
+                ("memory.usage_in_bytes", "1000\n"),
+                ("memory.max_usage_in_bytes", "2000\n"),
+                ("memory.limit_in_bytes", &unlimited),
+                ("memory.failcnt", "3\n"),
+                ("memory.kmem.usage_in_bytes", "50\n"),
+                ("memory.kmem.limit_in_bytes", &unlimited),
+                (
+                    "memory.oom_control",
+                    "oom_kill_disable 0\nunder_oom 1\noom_kill 2\n",
+                ),
+            ],
+        );
+        let pids = s.dir("pids", &[("pids.current", "5\n"), ("pids.max", "max\n")]);
+        let blkio = s.dir(
+            "blkio",
+            &[
+                // Empty scheduler statistics (no CFQ): the throttle ones count.
+                ("blkio.io_service_bytes_recursive", ""),
+                ("blkio.io_serviced_recursive", "Total 0\n"),
+                (
+                    "blkio.throttle.io_service_bytes_recursive",
+                    "8:0 Read 4096\n8:0 Write 512\nTotal 4608\n",
+                ),
+                (
+                    "blkio.throttle.io_serviced_recursive",
+                    "8:0 Read 2\nTotal 2\n",
+                ),
+            ],
+        );
+        vec![
+            ("cpu,cpuacct", cpu),
+            ("memory", memory),
+            ("pids", pids),
+            ("blkio", blkio),
+        ]
+    }
+
+    fn v1_expected() -> Metrics {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let entry = |usage, max, limit, failcnt| MemoryEntry {
+            usage,
+            max,
+            limit,
+            failcnt,
+            ..Default::default()
+        };
+        let blk = |op: &str, value| BlkIOEntry {
+            op: op.into(),
+            major: 8,
+            minor: 0,
+            value,
+            ..Default::default()
+        };
+        Metrics {
+            pids: Some(PidsStat {
+                current: 5,
+                limit: 0,
+                ..Default::default()
+            })
+            .into(),
+            cpu: Some(CPUStat {
+                usage: Some(CPUUsage {
+                    total: 123456,
+                    per_cpu: vec![100, 200],
+                    user: 10 * 1_000_000_000 / hz,
+                    kernel: 5 * 1_000_000_000 / hz,
+                    ..Default::default()
+                })
+                .into(),
+                throttling: Some(Throttle {
+                    periods: 4,
+                    throttled_periods: 2,
+                    throttled_time: 700,
+                    ..Default::default()
+                })
+                .into(),
+                ..Default::default()
+            })
+            .into(),
+            memory: Some(MemoryStat {
+                cache: 11,
+                rss: 22,
+                pg_fault: 44,
+                hierarchical_memory_limit: V1_UNLIMITED,
+                total_rss: 33,
+                total_unevictable: 55,
+                usage: Some(entry(1000, 2000, V1_UNLIMITED, 3)).into(),
+                swap: Some(entry(0, 0, 0, 0)).into(),
+                kernel: Some(entry(50, 0, V1_UNLIMITED, 0)).into(),
+                kernel_tcp: Some(entry(0, 0, 0, 0)).into(),
+                ..Default::default()
+            })
+            .into(),
+            memory_oom_control: Some(MemoryOomControl {
+                oom_kill_disable: 0,
+                under_oom: 1,
+                oom_kill: 2,
+                ..Default::default()
+            })
+            .into(),
+            blkio: Some(BlkIOStat {
+                io_service_bytes_recursive: vec![blk("Read", 4096), blk("Write", 512)],
+                io_serviced_recursive: vec![blk("Read", 2)],
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    fn v1_metrics(hierarchies: Vec<(&'static str, PathBuf)>) -> Metrics {
+        let mut dirs = HashMap::new();
+        for (controllers, dir) in hierarchies {
+            for c in controllers.split(',') {
+                dirs.insert(c.to_string(), dir.clone());
+            }
+        }
+        metrics_v1(&dirs)
+    }
+
+    #[test]
+    fn v1_metrics_are_read_as_containerd_reports_them() {
+        let s = Scratch::new("v1");
+        assert_eq!(v1_metrics(v1_fixture(&s)), v1_expected());
+    }
+
+    #[test]
+    fn v1_metrics_leave_out_unmounted_controllers() {
+        let s = Scratch::new("v1-cpu-only");
+        let only_cpu: Vec<_> = v1_fixture(&s).into_iter().take(1).collect();
+        let m = v1_metrics(only_cpu);
+        assert_eq!(m.cpu, v1_expected().cpu);
+        assert!(m.memory.is_none() && m.memory_oom_control.is_none());
+        assert!(m.pids.is_none() && m.blkio.is_none());
+    }
+
+    fn v2_fixture(s: &Scratch, memory_max: &str, swap_max: &str) -> PathBuf {
+        s.dir(
+            "unified",
+            &[
+                (
+                    "cpu.stat",
+                    "usage_usec 100\nuser_usec 60\nsystem_usec 40\nnr_periods 3\n\
+                     nr_throttled 1\nthrottled_usec 7\n",
+                ),
+                (
+                    "memory.stat",
+                    "anon 1\nfile 2\nslab 4\npgfault 3\npgmajfault 5\nunknown 9\n",
+                ),
+                ("memory.current", "500\n"),
+                ("memory.max", memory_max),
+                ("memory.peak", "600\n"),
+                ("memory.swap.current", "10\n"),
+                ("memory.swap.max", swap_max),
+                ("memory.events", "low 0\nhigh 1\nmax 2\noom 3\noom_kill 4\n"),
+                ("pids.current", "2\n"),
+                ("pids.max", "10\n"),
+            ],
+        )
+    }
+
+    fn v2_expected(usage_limit: u64, swap_limit: u64) -> MetricsV2 {
+        MetricsV2 {
+            pids: Some(PidsV2 {
+                current: 2,
+                limit: 10,
+                ..Default::default()
+            })
+            .into(),
+            cpu: Some(CpuV2 {
+                usage_usec: 100,
+                user_usec: 60,
+                system_usec: 40,
+                nr_periods: 3,
+                nr_throttled: 1,
+                throttled_usec: 7,
+                ..Default::default()
+            })
+            .into(),
+            memory: Some(MemoryV2 {
+                anon: 1,
+                file: 2,
+                slab: 4,
+                pgfault: 3,
+                pgmajfault: 5,
+                usage: 500,
+                usage_limit,
+                max_usage: 600,
+                swap_usage: 10,
+                swap_limit,
+                ..Default::default()
+            })
+            .into(),
+            memory_events: Some(MemoryEvents {
+                low: 0,
+                high: 1,
+                max: 2,
+                oom: 3,
+                oom_kill: 4,
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    fn v2_metrics(dir: &Path) -> MetricsV2 {
+        collect_v2(dir)
+    }
+
+    #[test]
+    fn v2_metrics_are_read_as_containerd_reports_them() {
+        let s = Scratch::new("v2");
+        let d = v2_fixture(&s, "1000\n", "20\n");
+        assert_eq!(v2_metrics(&d), v2_expected(1000, 20));
+    }
+
+    #[test]
+    fn v2_unlimited_memory_keeps_its_own_swap_limit() {
+        let s = Scratch::new("v2-max");
+        let d = v2_fixture(&s, "max\n", "20\n");
+        assert_eq!(v2_metrics(&d), v2_expected(u64::MAX, 20));
+        let s = Scratch::new("v2-max-max");
+        let d = v2_fixture(&s, "max\n", "max\n");
+        assert_eq!(v2_metrics(&d), v2_expected(u64::MAX, u64::MAX));
+    }
+
+    #[test]
+    fn v2_pids_max_is_reported_as_no_limit() {
+        let s = Scratch::new("v2-pids");
+        let d = v2_fixture(&s, "1000\n", "20\n");
+        std::fs::write(d.join("pids.max"), "max\n").unwrap();
+        assert_eq!(v2_metrics(&d).pids.limit, 0);
     }
 
     #[test]
