@@ -82,7 +82,10 @@ fn v1_empty_scheduler_blkio_files_fall_back_to_throttle_stats() {
                 "blkio.throttle.io_service_bytes_recursive",
                 "8:0 Read 4096\n8:0 Write 512\nTotal 4608\n",
             ),
-            ("blkio.throttle.io_serviced_recursive", "8:0 Read 2\nTotal 2\n"),
+            (
+                "blkio.throttle.io_serviced_recursive",
+                "8:0 Read 2\nTotal 2\n",
+            ),
         ],
     );
     let st = v1(&[("blkio", &d)]).stats().unwrap();
@@ -134,7 +137,10 @@ fn v1_existing_manager_knows_only_the_given_hierarchies() {
     let paths: Vec<_> = m.paths().into_iter().collect();
     assert_eq!(
         paths,
-        vec![("cpu,cpuacct".to_string(), cpu), ("memory".to_string(), mem)]
+        vec![
+            ("cpu,cpuacct".to_string(), cpu),
+            ("memory".to_string(), mem)
+        ]
     );
     assert_eq!(m.owned_depth(), 0);
 }
