@@ -8,34 +8,7 @@ use std::time::Duration;
 
 use berth_cgroups::oom::{OomNotifier, OomWakeup};
 use berth_cgroups::{CgroupManager, V1Manager, V2Manager};
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("berth-cg-existing-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn dir(&self, sub: &str, files: &[(&str, &str)]) -> PathBuf {
-        let d = self.0.join(sub);
-        std::fs::create_dir_all(&d).unwrap();
-        for (name, text) in files {
-            std::fs::write(d.join(name), text).unwrap();
-        }
-        d
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use berth_testsupport::ScratchDir as Scratch;
 
 fn v1(hierarchies: &[(&str, &PathBuf)]) -> V1Manager {
     V1Manager::existing(
@@ -52,7 +25,7 @@ fn clock_ticks() -> u64 {
 
 #[test]
 fn v1_cpu_times_come_from_cpuacct_stat_ticks_as_runc_reads_them() {
-    let s = Scratch::new("ticks");
+    let s = Scratch::new("existing-ticks");
     let d = s.dir(
         "cpu,cpuacct",
         &[
@@ -72,7 +45,7 @@ fn v1_cpu_times_come_from_cpuacct_stat_ticks_as_runc_reads_them() {
 
 #[test]
 fn v1_empty_scheduler_blkio_files_fall_back_to_throttle_stats() {
-    let s = Scratch::new("blkio");
+    let s = Scratch::new("existing-blkio");
     let d = s.dir(
         "blkio",
         &[
@@ -101,7 +74,7 @@ fn v1_empty_scheduler_blkio_files_fall_back_to_throttle_stats() {
 
 #[test]
 fn v1_memory_oom_control_is_read() {
-    let s = Scratch::new("oomctl");
+    let s = Scratch::new("existing-oomctl");
     let d = s.dir(
         "memory",
         &[
@@ -130,7 +103,7 @@ fn v1_memory_oom_control_is_read() {
 
 #[test]
 fn v1_existing_manager_knows_only_the_given_hierarchies() {
-    let s = Scratch::new("paths");
+    let s = Scratch::new("existing-paths");
     let cpu = s.dir("cpu,cpuacct", &[]);
     let mem = s.dir("memory", &[]);
     let m = v1(&[("cpu,cpuacct", &cpu), ("memory", &mem)]);
@@ -161,7 +134,7 @@ fn v2_dir(s: &Scratch, memory_max: &str, swap_max: &str) -> PathBuf {
 
 #[test]
 fn v2_swap_alone_and_memory_events_are_read() {
-    let s = Scratch::new("v2swap");
+    let s = Scratch::new("existing-v2swap");
     let d = v2_dir(&s, "max\n", "20\n");
     let st = V2Manager::existing(&d).stats().unwrap();
     // runc's v1-shaped swap: memory + swap.
@@ -179,7 +152,7 @@ fn v2_swap_alone_and_memory_events_are_read() {
 
 #[test]
 fn v2_notifier_reports_a_rising_oom_kill_count_and_ends_with_the_cgroup() {
-    let s = Scratch::new("v2oom");
+    let s = Scratch::new("existing-v2oom");
     let d = v2_dir(&s, "max\n", "max\n");
     let mut n = OomNotifier::v2(&d).unwrap();
     assert_eq!(

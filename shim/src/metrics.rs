@@ -264,39 +264,9 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use berth_cgroups::{V1Manager, V2Manager};
+    use berth_testsupport::ScratchDir as Scratch;
 
     use super::*;
-
-    /// A scratch directory removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "berth-shim-metrics-{name}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-
-        fn dir(&self, sub: &str, files: &[(&str, &str)]) -> PathBuf {
-            let d = self.0.join(sub);
-            std::fs::create_dir_all(&d).unwrap();
-            for (name, text) in files {
-                std::fs::write(d.join(name), text).unwrap();
-            }
-            d
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     const V1_UNLIMITED: u64 = 9223372036854771712;
 
@@ -449,13 +419,13 @@ mod tests {
 
     #[test]
     fn v1_metrics_are_read_as_containerd_reports_them() {
-        let s = Scratch::new("v1");
+        let s = Scratch::new("shim-metrics-v1");
         assert_eq!(v1_metrics(v1_fixture(&s)), v1_expected());
     }
 
     #[test]
     fn v1_metrics_leave_out_unmounted_controllers() {
-        let s = Scratch::new("v1-cpu-only");
+        let s = Scratch::new("shim-metrics-v1-cpu-only");
         let only_cpu: Vec<_> = v1_fixture(&s).into_iter().take(1).collect();
         let m = v1_metrics(only_cpu);
         assert_eq!(m.cpu, v1_expected().cpu);
@@ -539,24 +509,24 @@ mod tests {
 
     #[test]
     fn v2_metrics_are_read_as_containerd_reports_them() {
-        let s = Scratch::new("v2");
+        let s = Scratch::new("shim-metrics-v2");
         let d = v2_fixture(&s, "1000\n", "20\n");
         assert_eq!(v2_metrics(&d), v2_expected(1000, 20));
     }
 
     #[test]
     fn v2_unlimited_memory_keeps_its_own_swap_limit() {
-        let s = Scratch::new("v2-max");
+        let s = Scratch::new("shim-metrics-v2-max");
         let d = v2_fixture(&s, "max\n", "20\n");
         assert_eq!(v2_metrics(&d), v2_expected(u64::MAX, 20));
-        let s = Scratch::new("v2-max-max");
+        let s = Scratch::new("shim-metrics-v2-max-max");
         let d = v2_fixture(&s, "max\n", "max\n");
         assert_eq!(v2_metrics(&d), v2_expected(u64::MAX, u64::MAX));
     }
 
     #[test]
     fn v2_pids_max_is_reported_as_no_limit() {
-        let s = Scratch::new("v2-pids");
+        let s = Scratch::new("shim-metrics-v2-pids");
         let d = v2_fixture(&s, "1000\n", "20\n");
         std::fs::write(d.join("pids.max"), "max\n").unwrap();
         assert_eq!(v2_metrics(&d).pids.limit, 0);
