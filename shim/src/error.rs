@@ -83,15 +83,7 @@ impl From<std::io::Error> for Error {
 
 impl From<berth_cgroups::CgroupError> for Error {
     fn from(e: berth_cgroups::CgroupError) -> Self {
-        match &e {
-            // The process (or its cgroup) is gone.
-            berth_cgroups::CgroupError::Io { source, .. }
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Error::not_found(e.to_string())
-            }
-            _ => Error::other(e.to_string()),
-        }
+        Error::other(e.to_string())
     }
 }
 
