@@ -26,6 +26,7 @@ pub use oci_spec::runtime::LinuxResources;
 pub mod convert;
 mod fs;
 pub mod mountinfo;
+mod of_pid;
 pub mod oom;
 pub mod path;
 mod shared;
@@ -34,6 +35,7 @@ pub mod systemd;
 mod v1;
 mod v2;
 
+pub use of_pid::manager_of_pid;
 pub use stats::{Event, Stats};
 pub use systemd::SystemdManager;
 pub use v1::V1Manager;

@@ -160,6 +160,13 @@ impl OwnCgroups {
         Ok(Self::parse(&text))
     }
 
+    /// The cgroups of process `pid` (/proc/PID/cgroup).
+    pub fn read_pid(pid: u32) -> Result<Self> {
+        let file = format!("/proc/{pid}/cgroup");
+        let text = std::fs::read_to_string(&file).map_err(|e| io_err(&file, e))?;
+        Ok(Self::parse(&text))
+    }
+
     pub fn parse(text: &str) -> Self {
         OwnCgroups(
             text.lines()

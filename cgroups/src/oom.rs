@@ -7,7 +7,8 @@
 //!
 //! [`OomNotifier::as_raw_fd`] becomes readable when something may have
 //! happened, so the notifier fits an existing poll loop; [`OomNotifier::wait`]
-//! is the blocking form.
+//! is the blocking form, [`OomNotifier::wait_event`] also tells when the
+//! cgroup was removed (the watch then ends).
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -22,6 +23,7 @@ enum Kind {
     V1 {
         eventfd: OwnedFd,
         _control: std::fs::File,
+        control_path: PathBuf,
     },
     V2 {
         inotify: OwnedFd,
@@ -32,6 +34,17 @@ enum Kind {
 
 #[derive(Debug)]
 pub struct OomNotifier(Kind);
+
+/// Why [`OomNotifier::wait_event`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OomWakeup {
+    /// A task in the cgroup was OOM-killed (v2) or the cgroup hit OOM (v1).
+    Oom,
+    /// The timeout passed first.
+    TimedOut,
+    /// The cgroup is gone: no OOM can follow.
+    CgroupRemoved,
+}
 
 fn last_os_error(what: &str, path: &Path) -> CgroupError {
     io_err(
@@ -65,6 +78,7 @@ impl OomNotifier {
         Ok(OomNotifier(Kind::V1 {
             eventfd,
             _control: control,
+            control_path,
         }))
     }
 
@@ -103,6 +117,12 @@ impl OomNotifier {
 
     /// Wait up to `timeout` (forever with `None`) for an OOM; true if one happened.
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        Ok(self.wait_event(timeout)? == OomWakeup::Oom)
+    }
+
+    /// Wait up to `timeout` (forever with `None`) for an OOM or the removal
+    /// of the cgroup.
+    pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<OomWakeup> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let ms = match deadline {
@@ -126,24 +146,34 @@ impl OomNotifier {
                 }
                 return Err(CgroupError::Invalid(format!("poll for OOM events: {e}")));
             }
-            if n > 0 && self.consume()? {
-                return Ok(true);
+            if n > 0 {
+                if let Some(wakeup) = self.consume()? {
+                    return Ok(wakeup);
+                }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
+                return Ok(OomWakeup::TimedOut);
             }
         }
     }
 
-    /// Drain the descriptor; true if it reported an OOM.
-    fn consume(&mut self) -> Result<bool> {
+    /// Drain the descriptor; what it reported, if anything.
+    fn consume(&mut self) -> Result<Option<OomWakeup>> {
         match &mut self.0 {
-            Kind::V1 { eventfd, .. } => {
+            Kind::V1 {
+                eventfd,
+                control_path,
+                ..
+            } => {
                 let mut buf = [0u8; 8];
                 let mut f =
                     std::fs::File::from(eventfd.try_clone().map_err(|e| io_err("eventfd", e))?);
                 f.read_exact(&mut buf).map_err(|e| io_err("eventfd", e))?;
-                Ok(u64::from_ne_bytes(buf) > 0)
+                // The kernel also signals the eventfd when the cgroup is removed.
+                if !control_path.exists() {
+                    return Ok(Some(OomWakeup::CgroupRemoved));
+                }
+                Ok((u64::from_ne_bytes(buf) > 0).then_some(OomWakeup::Oom))
             }
             Kind::V2 {
                 inotify,
@@ -155,10 +185,13 @@ impl OomNotifier {
                 while unsafe { libc::read(inotify.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
                     > 0
                 {}
+                if !events.exists() {
+                    return Ok(Some(OomWakeup::CgroupRemoved));
+                }
                 let now = oom_kills(events)?;
                 let grew = now > *last_oom_kill;
                 *last_oom_kill = now;
-                Ok(grew)
+                Ok(grew.then_some(OomWakeup::Oom))
             }
         }
     }

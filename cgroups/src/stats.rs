@@ -194,6 +194,19 @@ pub struct Memory {
     pub kernel_tcp: MemoryEntry,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub raw: BTreeMap<String, u64>,
+    /// cgroup v2: swap alone (`memory.swap.current`, `memory.swap.max`),
+    /// which containerd's v2 metrics report; `swap` above is runc's
+    /// memory+swap. Not part of runc's JSON.
+    #[serde(skip)]
+    pub swap_only: MemoryEntry,
+    /// cgroup v1: `memory.oom_control` (`oom_kill_disable`, `under_oom`,
+    /// `oom_kill`), for containerd's v1 metrics. Not part of runc's JSON.
+    #[serde(skip)]
+    pub oom_control: BTreeMap<String, u64>,
+    /// cgroup v2: `memory.events` (`low`, `high`, `max`, `oom`, `oom_kill`),
+    /// for containerd's v2 metrics. Not part of runc's JSON.
+    #[serde(skip)]
+    pub events: BTreeMap<String, u64>,
 }
 
 /// Parse a cpuset list such as `0-3,8,10-11`.

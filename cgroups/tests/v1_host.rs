@@ -629,3 +629,47 @@ fn parents_shared_with_another_cgroup_stay_until_the_last_one_goes() {
         assert!(!top_dir.exists(), "{ctrl}: {} left", top_dir.display());
     }
 }
+
+#[test]
+fn manager_of_pid_opens_the_cgroup_a_process_is_in() {
+    let Some(mode) = v1_host() else { return };
+    let cg = CgGuard::new(new_manager(Some(&format!("/{}", unique("ofpid"))), "c", mode).unwrap());
+    let child = Sleeper::spawn();
+    cg.apply(child.pid()).unwrap();
+    let found = berth_cgroups::manager_of_pid(child.pid() as u32).unwrap();
+    assert_eq!(found.mode(), mode);
+    let mine = cg.paths();
+    for (controllers, dir) in found.paths() {
+        assert_eq!(mine.get(&controllers), Some(&dir), "{controllers}");
+    }
+    assert_eq!(found.stats().unwrap().pids.current, 1);
+    assert_eq!(found.owned_depth(), 0);
+}
+
+#[test]
+fn manager_of_a_gone_pid_is_an_error() {
+    if v1_host().is_none() {
+        return;
+    }
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert!(berth_cgroups::manager_of_pid(pid).is_err());
+}
+
+#[test]
+fn oom_notifier_ends_when_the_cgroup_is_removed() {
+    let Some(mode) = v1_host() else { return };
+    let cg = CgGuard::new(new_manager(Some(&format!("/{}", unique("oomrm"))), "c", mode).unwrap());
+    cg.apply(0).unwrap();
+    let mut oom = cg.oom_notifier().unwrap();
+    assert_eq!(
+        oom.wait_event(Some(Duration::from_millis(1))).unwrap(),
+        berth_cgroups::oom::OomWakeup::TimedOut
+    );
+    cg.destroy().unwrap();
+    assert_eq!(
+        oom.wait_event(Some(Duration::from_secs(10))).unwrap(),
+        berth_cgroups::oom::OomWakeup::CgroupRemoved
+    );
+}

@@ -81,6 +81,12 @@ impl From<std::io::Error> for Error {
     }
 }
 
+impl From<berth_cgroups::CgroupError> for Error {
+    fn from(e: berth_cgroups::CgroupError) -> Self {
+        Error::other(e.to_string())
+    }
+}
+
 impl From<nix::Error> for Error {
     fn from(e: nix::Error) -> Self {
         Error::other(e.desc())

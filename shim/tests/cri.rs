@@ -810,7 +810,14 @@ fn attach_port_forward_and_log_reopen() {
     });
     assert!(fresh.contains(" stdout F tick"), "{fresh}");
     let before = fs::read_to_string(&rotated).unwrap().len();
-    std::thread::sleep(Duration::from_millis(500));
+    // Three more lines written since: had any gone to the rotated file, it
+    // would have grown by now.
+    let written = fresh.lines().count();
+    wait_for("three more lines in the reopened log", || {
+        fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.lines().count() >= written + 3)
+    });
     assert_eq!(
         fs::read_to_string(&rotated).unwrap().len(),
         before,

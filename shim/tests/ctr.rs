@@ -11,7 +11,7 @@ mod common;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{stop, Containerd, BERTH_RUNTIME, IMAGE};
+use common::{Containerd, BERTH_RUNTIME, IMAGE};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -128,25 +128,26 @@ fn detached_run_kill_and_wait() {
     let Some(c) = Containerd::start_if_possible() else {
         return;
     };
-    // SIGTERM is trapped and turned into exit status 7.
+    // SIGTERM is trapped and turned into exit status 7; the ticks show when
+    // an attach is connected.
     c.run_detached(
         "c1",
         &[],
         &[
             "sh",
             "-c",
-            "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+            "trap 'exit 7' TERM; while true; do echo tick; sleep 0.1; done",
         ],
     );
     let (pid, status) = c.task("c1").expect("task listed");
     assert!(pid > 0);
     assert_eq!(status, "RUNNING");
     // `ctr task attach` waits for the exit (Wait) and exits with its status.
-    let waiter = c.spawn_ctr(&["task", "attach", "c1"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let waiter = c.stream_ctr(&["task", "attach", "c1"]);
+    waiter.wait_until("the attach's first output", |o| o.contains("tick"));
     c.ctr_ok(&["task", "kill", "c1"]);
-    let out = finish(waiter);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let (status, _, err) = waiter.finish();
+    assert_eq!(status.code(), Some(7), "{err}");
     c.ctr_ok(&["containers", "rm", "c1"]);
 
     // SIGKILL, then Delete reports 137.
@@ -202,8 +203,7 @@ fn task_exec_runs_in_the_container() {
         return;
     };
     c.run_detached("c1", &[], &["sleep", "1000"]);
-    let events = c.spawn_ctr(&["events"]);
-    std::thread::sleep(Duration::from_millis(200));
+    let events = c.subscribe_events();
     let out = c.ctr(&[
         "task",
         "exec",
@@ -227,9 +227,10 @@ fn task_exec_runs_in_the_container() {
         "pid 1 should be the container's init: {}",
         stdout(&out)
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // The init runs on: the only exit is the exec's.
+    events.wait_until("the exec's exit", |o| o.contains("/tasks/exit"));
     assert_in_order(
-        &stop(events),
+        &events.stop(),
         &["/tasks/exec-added", "/tasks/exec-started", "/tasks/exit"],
     );
     c.remove("c1");
@@ -271,14 +272,13 @@ fn events_are_published_in_order() {
     let Some(c) = Containerd::start_if_possible() else {
         return;
     };
-    let events = c.spawn_ctr(&["events"]);
-    std::thread::sleep(Duration::from_millis(200));
+    let events = c.subscribe_events();
     c.run_detached("c1", &[], &["sleep", "1000"]);
     c.ctr_ok(&["task", "pause", "c1"]);
     c.ctr_ok(&["task", "resume", "c1"]);
     c.remove("c1");
-    std::thread::sleep(Duration::from_millis(300));
-    let out = stop(events);
+    events.wait_until("the task's delete", |o| o.contains("/tasks/delete"));
+    let out = events.stop();
     let expected = [
         "/tasks/create",
         "/tasks/start",
@@ -296,8 +296,7 @@ fn out_of_memory_is_reported() {
     let Some(c) = Containerd::start_if_possible() else {
         return;
     };
-    let events = c.spawn_ctr(&["events"]);
-    std::thread::sleep(Duration::from_millis(200));
+    let events = c.subscribe_events();
     let limit = ["--memory-limit", "16777216"];
     let out = c.run_rm(
         "c1",
@@ -311,9 +310,12 @@ fn out_of_memory_is_reported() {
         stdout(&out),
         stderr(&out)
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let ev = stop(events);
-    assert!(ev.contains("/tasks/oom"), "{ev}");
+    // The OOM watcher publishes on its own thread, so the event may come
+    // after the task's delete; wait for both.
+    events.wait_until("the OOM and the delete", |o| {
+        o.contains("/tasks/oom") && o.contains("/tasks/delete")
+    });
+    events.stop();
     assert_clean(&c);
 }
 

@@ -3,6 +3,8 @@
 //! runc-compatible runtime.
 
 pub mod faults;
+pub mod scratch;
 pub mod seccomp_agent;
 pub mod skip;
+pub use scratch::ScratchDir;
 pub use skip::skip;

@@ -99,10 +99,11 @@ fn entries(d: CgDir, name: &str) -> Result<Vec<BlkioEntry>> {
 }
 
 pub(super) fn stats(d: CgDir, s: &mut Blkio) -> Result<()> {
-    // Prefer the scheduler's statistics (CFQ, then BFQ); fall back to throttling's.
-    let prefix = if d.has("blkio.io_service_bytes_recursive") {
+    // Prefer the scheduler's statistics (CFQ, then BFQ) when they list any
+    // device, as runc does; fall back to throttling's.
+    let prefix = if !entries(d, "blkio.io_serviced_recursive")?.is_empty() {
         "blkio"
-    } else if d.has("blkio.bfq.io_service_bytes_recursive") {
+    } else if !entries(d, "blkio.bfq.io_serviced_recursive")?.is_empty() {
         "blkio.bfq"
     } else {
         s.io_service_bytes_recursive = entries(d, "blkio.throttle.io_service_bytes_recursive")?;

@@ -127,17 +127,13 @@ pub(super) fn acct_stats(d: CgDir, cpu: &mut Cpu) -> Result<()> {
     u.percpu = per_cpu(d, "cpuacct.usage_percpu")?;
     u.percpu_kernel = per_cpu(d, "cpuacct.usage_percpu_sys")?;
     u.percpu_user = per_cpu(d, "cpuacct.usage_percpu_user")?;
-    if d.has("cpuacct.usage_user") {
-        u.user = d.read_u64("cpuacct.usage_user")?;
-        u.kernel = d.read_u64("cpuacct.usage_sys")?;
-    } else {
-        // Older kernels: clock ticks in cpuacct.stat.
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        let st = d.read_keyed("cpuacct.stat")?;
-        u.user = keyed(&st, "user") * 1_000_000_000 / hz;
-        u.kernel = keyed(&st, "system") * 1_000_000_000 / hz;
-    }
+    // The totals from cpuacct.stat's clock ticks, as runc and containerd read
+    // them (not cpuacct.usage_user/usage_sys, which newer kernels also have).
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let st = d.read_keyed("cpuacct.stat")?;
+    u.user = keyed(&st, "user") * 1_000_000_000 / hz;
+    u.kernel = keyed(&st, "system") * 1_000_000_000 / hz;
     Ok(())
 }
 

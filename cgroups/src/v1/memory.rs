@@ -116,5 +116,6 @@ pub(super) fn stats(d: CgDir, m: &mut Memory) -> Result<()> {
     m.swap = entry(d, "memory.memsw")?;
     m.kernel = entry(d, "memory.kmem")?;
     m.kernel_tcp = entry(d, "memory.kmem.tcp")?;
+    m.oom_control = d.read_keyed("memory.oom_control")?.into_iter().collect();
     Ok(())
 }

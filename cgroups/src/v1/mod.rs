@@ -127,6 +127,40 @@ impl V1Manager {
         })
     }
 
+    /// A manager for hierarchy directories that already exist, e.g. those a
+    /// running container is in ([`crate::manager_of_pid`]): `(controllers,
+    /// directory)` per hierarchy, `""` as the only controller for a hybrid
+    /// host's cgroup2 directory. It owns none of them (`owned_depth` 0) and
+    /// never creates or removes anything above them.
+    pub fn existing(dirs: impl IntoIterator<Item = (Vec<String>, PathBuf)>) -> Self {
+        let mut hierarchies = Vec::new();
+        let mut unified = None;
+        for (controllers, dir) in dirs {
+            if controllers.iter().all(|c| c.is_empty()) {
+                unified = Some((dir.clone(), dir));
+                continue;
+            }
+            hierarchies.push(Hierarchy {
+                controllers,
+                mount: dir.clone(),
+                dir,
+                selected: true,
+            });
+        }
+        V1Manager {
+            mode: if unified.is_some() {
+                Mode::Hybrid
+            } else {
+                Mode::Legacy
+            },
+            hierarchies,
+            unified,
+            owned: AtomicUsize::new(0),
+            max_owned: 0,
+            adopt: true,
+        }
+    }
+
     /// A manager for directories another party (systemd) creates and fills:
     /// apply accepts them as they are, and destroy removes only the leaf.
     pub(crate) fn adopting(mut self) -> Self {

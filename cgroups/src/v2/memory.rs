@@ -78,5 +78,8 @@ pub(crate) fn stats(d: CgDir, m: &mut Memory) -> Result<()> {
         swap_limit.saturating_add(m.usage.limit)
     };
     m.swap.failcnt = keyed(&d.read_keyed("memory.swap.events")?, "max");
+    m.swap_only.usage = m.swap.usage - m.usage.usage;
+    m.swap_only.limit = swap_limit;
+    m.events = events.into_iter().collect();
     Ok(())
 }

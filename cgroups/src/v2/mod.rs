@@ -80,6 +80,20 @@ impl V2Manager {
         self
     }
 
+    /// A manager for a cgroup2 directory that already exists, e.g. the one a
+    /// running container is in ([`crate::manager_of_pid`]). It owns nothing
+    /// (`owned_depth` 0) and never creates or removes anything above `dir`.
+    pub fn existing(dir: &Path) -> Self {
+        V2Manager {
+            mount: dir.to_path_buf(),
+            dir: dir.to_path_buf(),
+            fake: false,
+            owned: AtomicUsize::new(0),
+            max_owned: 0,
+            adopt: true,
+        }
+    }
+
     fn d(&self) -> CgDir<'_> {
         CgDir::new(&self.dir, self.fake)
     }

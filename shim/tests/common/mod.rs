@@ -17,7 +17,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub const IMAGE: &str = "docker.io/library/busybox:latest";
@@ -458,13 +458,47 @@ impl Containerd {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// A long-running ctr (e.g. `events`); end it with [`stop`].
+    /// A long-running ctr (e.g. `events`); see also [`Containerd::stream_ctr`].
     pub fn spawn_ctr(&self, args: &[&str]) -> Child {
         self.ctr_cmd(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ctr")
+    }
+
+    /// A long-running ctr whose output is collected as it comes.
+    pub fn stream_ctr(&self, args: &[&str]) -> Streamed {
+        Streamed::new(self.spawn_ctr(args))
+    }
+
+    /// `ctr events`, returned once it is subscribed: it has printed a
+    /// `/namespaces/update` event that a label on this instance's namespace
+    /// published after it started.
+    pub fn subscribe_events(&self) -> Streamed {
+        let events = self.stream_ctr(&["events"]);
+        // The namespace exists once the image is in it; creating it again fails harmlessly.
+        let _ = self.ctr(&["namespaces", "create", &self.ns]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for n in 1.. {
+            self.ctr_ok(&[
+                "namespaces",
+                "label",
+                &self.ns,
+                &format!("berth-test-probe={n}"),
+            ]);
+            if events.has_within(Duration::from_millis(200), |o| {
+                o.contains("/namespaces/update")
+            }) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ctr events never printed a namespace update: {}",
+                events.output()
+            );
+        }
+        events
     }
 
     /// `(pid, status)` of a task from `ctr task ls`.
@@ -574,16 +608,97 @@ impl Containerd {
     }
 }
 
-/// Stops a ctr started by [`Containerd::spawn_ctr`] (SIGTERM reaches ctr
-/// through timeout(1)) and returns what it printed.
-pub fn stop(mut child: Child) -> String {
-    kill(child.id(), libc::SIGTERM);
-    let mut out = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut out);
+/// A spawned ctr (e.g. `events`, `task attach`) whose stdout a thread collects,
+/// so a test can wait for what it prints.
+pub struct Streamed {
+    child: Child,
+    out: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Streamed {
+    fn new(mut child: Child) -> Self {
+        let out = Arc::new(Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let sink = out.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Streamed {
+            child,
+            out,
+            reader: Some(reader),
+        }
     }
-    let _ = child.wait();
-    out
+
+    /// What it printed so far.
+    pub fn output(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Whether `f` holds for the output within `limit`.
+    pub fn has_within(&self, limit: Duration, f: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if f(&self.out.lock().unwrap()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits (up to 30 s, else the test fails) until `f` holds for the output.
+    pub fn wait_until(&self, what: &str, f: impl Fn(&str) -> bool) {
+        assert!(
+            self.has_within(Duration::from_secs(30), f),
+            "timed out waiting for {what} in: {}",
+            self.output()
+        );
+    }
+
+    /// Stops it (SIGTERM reaches ctr through timeout(1)); returns its output.
+    pub fn stop(mut self) -> String {
+        kill(self.child.id(), libc::SIGTERM);
+        self.finish_inner()
+    }
+
+    /// Waits for it to exit by itself; returns its exit status and output.
+    pub fn finish(mut self) -> (std::process::ExitStatus, String, String) {
+        let status = self.child.wait().expect("wait for ctr");
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (status, self.finish_inner(), err)
+    }
+
+    fn finish_inner(&mut self) -> String {
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.output()
+    }
+}
+
+impl Drop for Streamed {
+    fn drop(&mut self) {
+        if self.reader.is_some() {
+            kill(self.child.id(), libc::SIGTERM);
+            self.finish_inner();
+        }
+    }
 }
 
 fn tail(s: &str, n: usize) -> String {
