@@ -87,13 +87,28 @@ fn read_passwd() -> Option<String> {
 
 /// The home field of the first `name:pw:uid:gid:gecos:home:shell` line for `uid`.
 fn home_in(passwd: &str, uid: u32) -> Option<String> {
+    field_of(passwd, uid, 5)
+}
+
+/// Field `index` of the first passwd line for `uid`.
+fn field_of(passwd: &str, uid: u32, index: usize) -> Option<String> {
     passwd
         .lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 6 && f[2].trim().parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+            (f.len() >= 6 && f[2].trim().parse::<u32>().ok() == Some(uid))
+                .then(|| f[index].to_string())
         })
+}
+
+/// The name of `uid` in the passwd file of the current root (the host's, for
+/// the command line), read from the file as runc's user package does. Not
+/// through libc's getpwuid: berth is a static binary, and glibc's NSS would
+/// load the modules nsswitch.conf names (`systemd`) into it with dlopen,
+/// which a static executable cannot do safely.
+pub fn user_name(uid: u32) -> Option<String> {
+    read_passwd().and_then(|text| field_of(&text, uid, 0))
 }
 
 /// The `PATH` a program name is looked up in: the prepared env's, else runc's default.
@@ -112,6 +127,15 @@ mod tests {
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn user_names_come_from_the_passwd_text() {
+        let text = "# comment\nroot:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\nshort:x:7\n";
+        assert_eq!(field_of(text, 1000, 0).as_deref(), Some("bob"));
+        assert_eq!(field_of(text, 0, 5).as_deref(), Some("/root"));
+        assert_eq!(field_of(text, 7, 0), None);
+        assert_eq!(field_of(text, 42, 0), None);
     }
 
     #[test]

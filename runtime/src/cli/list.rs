@@ -54,8 +54,5 @@ fn owner_of(dir: &Path) -> String {
     let Ok(md) = std::fs::metadata(dir) else {
         return String::new();
     };
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(md.uid())) {
-        Ok(Some(u)) => u.name,
-        _ => format!("#{}", md.uid()),
-    }
+    berth_runtime::env::user_name(md.uid()).unwrap_or_else(|| format!("#{}", md.uid()))
 }
