@@ -238,9 +238,12 @@ impl Container {
 
     pub fn kill(&self, exec_id: &str, signal: u32, all: bool) -> Result<()> {
         if exec_id.is_empty() {
+            let _held = self.init.killing();
             return self.berth.kill(&self.id, signal, all);
         }
-        let st = self.process(exec_id)?.state();
+        let p = self.process(exec_id)?;
+        let _held = p.killing();
+        let st = p.state();
         if st.pid == 0 {
             return Err(Error::failed_precondition(format!(
                 "exec {exec_id} is not started"

@@ -23,6 +23,8 @@ pub struct ProcState {
     pub exited_at: Option<Timestamp>,
     /// A request is between launching the process and publishing its event.
     gated: bool,
+    /// Kill calls in flight for this process (see [`Process::killing`]).
+    kills: u32,
     exit_held: bool,
 }
 
@@ -58,6 +60,7 @@ impl Process {
                 exit_status: 0,
                 exited_at: None,
                 gated: false,
+                kills: 0,
                 exit_held: false,
             }),
             exited: Condvar::new(),
@@ -103,8 +106,23 @@ impl Process {
             self.publisher.publish(e);
         }
         st.gated = false;
-        if std::mem::take(&mut st.exit_held) {
-            self.publisher.publish(self.exit_event(&st));
+        self.publish_held_exit(&mut st);
+    }
+
+    /// Holds this process's exit event back while a Kill call for it runs,
+    /// until the guard is dropped (after the call's work, just before its
+    /// reply). containerd handles an exit by deleting the task and closing
+    /// its connection to the shim; an exit published while the Kill that
+    /// caused it is still being answered made containerd's Kill fail with
+    /// "ttrpc: closed" (StopPodSandbox of a pod shim serving many containers).
+    pub fn killing(self: &Arc<Self>) -> KillGuard {
+        self.lock().kills += 1;
+        KillGuard(self.clone())
+    }
+
+    fn publish_held_exit(&self, st: &mut ProcState) {
+        if !st.gated && st.kills == 0 && std::mem::take(&mut st.exit_held) {
+            self.publisher.publish(self.exit_event(st));
         }
     }
 
@@ -142,7 +160,7 @@ impl Process {
         st.status = Status::STOPPED;
         st.exit_status = status as u32;
         st.exited_at = Some(timestamp().unwrap_or_default());
-        if st.gated {
+        if st.gated || st.kills > 0 {
             st.exit_held = true;
         } else {
             self.publisher.publish(self.exit_event(&st));
@@ -187,5 +205,16 @@ impl Process {
 impl ExitObserver for Process {
     fn exited(&self, status: i32) {
         self.set_exited(status);
+    }
+}
+
+/// See [`Process::killing`]: publishes an exit held back during the Kill.
+pub struct KillGuard(Arc<Process>);
+
+impl Drop for KillGuard {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.kills -= 1;
+        self.0.publish_held_exit(&mut st);
     }
 }
