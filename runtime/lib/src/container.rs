@@ -151,8 +151,8 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
             bundle.join("config.json").display()
         ))
     })?;
-    let spec = crate::spec::parse(&text)?;
-    let rootfs = crate::spec::validate(&spec, &bundle)?;
+    let spec = crate::bundle_config::parse(&text)?;
+    let rootfs = crate::bundle_config::validate(&spec, &bundle)?;
     let linux = spec.linux().as_ref().expect("validated");
     if let Some(p) = spec.process() {
         crate::procattrs::check(p, Some(linux))?;
@@ -248,7 +248,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         ));
     }
     // The systemd driver starts the scope with the resources systemd knows.
-    let resources = crate::cgroup_rules::effective(linux);
+    let resources = crate::device_rules::resources_to_apply(linux);
     let cgroup = if state.systemd_cgroup {
         let mut o = cgroup_opts(&state);
         o.resources = resources.as_ref();

@@ -148,7 +148,7 @@ pub fn container_spec(root: &Path, id: &str) -> Result<Spec> {
 fn load_spec(dir: &ContainerDir) -> Result<Spec> {
     let text = std::fs::read_to_string(dir.path.join(CONFIG_COPY))
         .ctx(|| format!("read {}", dir.path.join(CONFIG_COPY).display()))?;
-    crate::spec::parse(&text)
+    crate::bundle_config::parse(&text)
 }
 
 /// Namespaces are joined in this order: the user namespace first (it grants
