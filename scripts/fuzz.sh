@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]
 #
 # Targets (fuzz/fuzz_targets/):
-#   spec_config      berth_runtime::spec::parse + spec::validate
+#   spec_config      berth_runtime::bundle_config::parse + bundle_config::validate
 #   seccomp_compile  berth_runtime::seccomp::parse + compile (+ program checks)
 #   unpack_tar       berth_image::unpack::unpack_tar into a scratch dir
 #   dockerfile       berth_image::build parser, instructions and word expansion

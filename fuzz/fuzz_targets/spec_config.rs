@@ -1,4 +1,4 @@
-//! config.json: `spec::parse` then `spec::validate` against a fixed bundle
+//! config.json: `bundle_config::parse` then `bundle_config::validate` against a fixed bundle
 //! (a directory under `$BERTH_FUZZ_TMPDIR` or the temp dir, holding an empty
 //! `rootfs/`). Any panic is a bug: bad input must come back as an error.
 #![no_main]
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let spec = match berth_runtime::spec::parse(text) {
+    let spec = match berth_runtime::bundle_config::parse(text) {
         Ok(s) => s,
         Err(e) => {
             // Error messages are built from the input: format them too.
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    match berth_runtime::spec::validate(&spec, bundle()) {
+    match berth_runtime::bundle_config::validate(&spec, bundle()) {
         Ok(rootfs) => assert!(rootfs.is_absolute(), "validate returned {rootfs:?}"),
         Err(e) => {
             let _ = e.to_string();

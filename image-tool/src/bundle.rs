@@ -146,8 +146,8 @@ fn populate(store: &Store, image: &ImageRecord, dir: &Path, opts: &BundleOptions
         &store.read_blob(&image.config_digest)?,
         &format!("config {}", image.config_digest),
     )?;
-    let spec = crate::spec::runtime_config(&config, &rootfs, opts.args.as_deref())?;
-    crate::spec::check(&spec)?;
+    let spec = crate::config_gen::runtime_config(&config, &rootfs, opts.args.as_deref())?;
+    crate::config_gen::check(&spec)?;
     write_atomic(
         &dir.join("config.json"),
         &serde_json::to_vec_pretty(&spec).expect("spec serializes"),

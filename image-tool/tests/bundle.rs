@@ -4,11 +4,11 @@
 mod common;
 
 use berth_image::bundle::{self, BundleOptions};
+use berth_image::config_gen::{resolve_user, runtime_config, runtime_config_on, ResolvedUser};
 use berth_image::image::ImageConfig;
 use berth_image::overlay::{self, OverlaySpec};
 use berth_image::pull::{pull, PullOptions};
 use berth_image::source::SourceRef;
-use berth_image::spec::{resolve_user, runtime_config, runtime_config_on, ResolvedUser};
 use berth_image::store::ImageRecord;
 use berth_image::Store;
 use common::{busybox_layout, run, write_image, LayerBuilder, Scratch};
@@ -64,7 +64,7 @@ fn overlay_bundle_shares_layers_and_unbundle_cleans_up() {
         .map(|n| n.typ())
         .collect();
     // pid, network, ipc, uts, mount, and cgroup where the host is v2 alone.
-    let cgroup_ns = berth_image::spec::host_wants_cgroup_namespace();
+    let cgroup_ns = berth_image::config_gen::host_wants_cgroup_namespace();
     assert_eq!(ns.len(), 5 + usize::from(cgroup_ns));
     let dests: Vec<_> = spec
         .mounts()
@@ -404,7 +404,7 @@ fn cgroup_namespace_only_on_a_cgroup_v2_host() {
     let (cfg, root) = recorded_image(&s);
     let types = |cgroup_namespace| -> Vec<String> {
         let spec = runtime_config_on(&cfg, &root, None, cgroup_namespace).unwrap();
-        berth_image::spec::check(&spec).unwrap();
+        berth_image::config_gen::check(&spec).unwrap();
         spec["linux"]["namespaces"]
             .as_array()
             .unwrap()

@@ -29,7 +29,7 @@ fn resolve_chown(spec: &str, rootfs: &Path) -> Result<(u32, u32)> {
     let uid = match user.parse::<u32>() {
         Ok(n) => n,
         Err(_) => {
-            crate::spec::resolve_user(user, rootfs)
+            crate::config_gen::resolve_user(user, rootfs)
                 .with_context(|| format!("--chown={spec}: unable to find user {user}"))?
                 .uid
         }
@@ -39,7 +39,7 @@ fn resolve_chown(spec: &str, rootfs: &Path) -> Result<(u32, u32)> {
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
             Err(_) => {
-                crate::spec::resolve_user(&format!("0:{g}"), rootfs)
+                crate::config_gen::resolve_user(&format!("0:{g}"), rootfs)
                     .with_context(|| format!("--chown={spec}: unable to find group {g}"))?
                     .gid
             }

@@ -484,7 +484,7 @@ impl Builder<'_> {
             let owner = if user.is_empty() {
                 (0, 0)
             } else {
-                let u = crate::spec::resolve_user(&user, work.rootfs())
+                let u = crate::config_gen::resolve_user(&user, work.rootfs())
                     .with_context(|| format!("WORKDIR as USER {user}"))?;
                 (u.uid, u.gid)
             };

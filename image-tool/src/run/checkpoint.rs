@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::manage::{status, Status};
+use super::control::{status, Status};
 use super::start::{is_supervised, start_detached, Launch};
 use super::{container_dir, load, runtime_cmd, ContainerRecord};
 use crate::store::Store;

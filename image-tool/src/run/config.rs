@@ -105,7 +105,7 @@ fn capabilities(opts: &RunOptions) -> Result<Vec<String>> {
     if opts.privileged {
         return Ok(all_caps());
     }
-    let mut caps: Vec<String> = crate::spec::DEFAULT_CAPS
+    let mut caps: Vec<String> = crate::config_gen::DEFAULT_CAPS
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -571,7 +571,7 @@ pub(super) fn apply(
         cfg["process"]["cwd"] = json!(w);
     }
     if let Some(u) = &opts.user {
-        let user = crate::spec::resolve_user(u, rootfs).with_context(|| format!("-u {u}"))?;
+        let user = crate::config_gen::resolve_user(u, rootfs).with_context(|| format!("-u {u}"))?;
         let mut j = json!({"uid": user.uid, "gid": user.gid});
         if !user.additional_gids.is_empty() {
             j["additionalGids"] = json!(user.additional_gids);

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
-use super::manage::{runtime_state, status, Status};
+use super::control::{runtime_state, status, Status};
 use super::{container_dir, load, ContainerRecord};
 use crate::store::Store;
 

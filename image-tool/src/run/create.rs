@@ -118,7 +118,7 @@ fn populate(
         &format!("config {}", image.config_digest),
     )?;
     let mut bundle_args = None;
-    if crate::spec::process_args(&image_config, None).is_err() {
+    if crate::config_gen::process_args(&image_config, None).is_err() {
         bundle_args = Some(vec!["true".to_string()]);
     }
     bundle::create(
@@ -147,7 +147,7 @@ fn populate(
     rec.labels = applied.labels;
     rec.mounts = applied.mounts;
     network::prepare_config(store, &mut cfg, rec)?;
-    crate::spec::check(&cfg)?;
+    crate::config_gen::check(&cfg)?;
     fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)
         .with_context(|| format!("write {}", cfg_path.display()))?;
     fs::create_dir_all(containers_dir(store).join(".runtime"))?;

@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use anyhow::{bail, Context, Result};
 
-use super::manage::{status, Status};
+use super::control::{status, Status};
 use super::{container_dir, exit_code, load, runtime_cmd};
 use crate::store::Store;
 
@@ -62,7 +62,8 @@ pub fn exec(store: &Store, name: &str, args: &[String], opts: &ExecOptions) -> R
     }
     if let Some(u) = &opts.user {
         let rootfs = container_dir(store, &rec.id).join("bundle/rootfs");
-        let user = crate::spec::resolve_user(u, &rootfs).with_context(|| format!("exec -u {u}"))?;
+        let user =
+            crate::config_gen::resolve_user(u, &rootfs).with_context(|| format!("exec -u {u}"))?;
         cmd.arg("--user").arg(format!("{}:{}", user.uid, user.gid));
         for g in user.additional_gids {
             cmd.arg("--additional-gids").arg(g.to_string());

@@ -7,7 +7,7 @@ use std::fs;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use super::manage::{runtime_state, status, Status};
+use super::control::{runtime_state, status, Status};
 use super::{container_dir, load, run_state, Net};
 use crate::store::Store;
 

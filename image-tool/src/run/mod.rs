@@ -32,11 +32,11 @@ use serde::{Deserialize, Serialize};
 pub mod checkpoint;
 pub mod cli;
 mod config;
+mod control;
 mod cp;
 mod create;
 mod exec;
 mod inspect;
-mod manage;
 mod network;
 mod signals;
 mod start;
@@ -44,13 +44,13 @@ mod top;
 mod tty;
 pub mod volumes;
 
+pub use control::{
+    kill, list, logs, pause, port, ps, rename, restart, rm, status, stop, unpause, wait, Status,
+};
 pub use cp::cp;
 pub use create::create;
 pub use exec::{exec, ExecOptions};
 pub use inspect::inspect;
-pub use manage::{
-    kill, list, logs, pause, port, ps, rename, restart, rm, status, stop, unpause, wait, Status,
-};
 pub use start::{monitor, start, StartOptions};
 pub use top::{stats, top};
 
@@ -401,7 +401,7 @@ pub fn run(store: &Store, image: &ImageRecord, opts: &RunOptions) -> Result<i32>
             // docker leaves a created container whose start failed; with
             // --rm it goes.
             if rec.rm {
-                let _ = manage::force_delete(store, &rec);
+                let _ = control::force_delete(store, &rec);
                 let _ = remove_files(store, &rec);
             }
             Err(e)

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use rustix::fs::FlockOperation;
 
-use super::manage::{force_delete, status, Status};
+use super::control::{force_delete, status, Status};
 use super::{
     container_dir, exit_code, load, network, now, remove_files, runtime_cmd, save_run_state, tty,
     ContainerRecord, RunState,

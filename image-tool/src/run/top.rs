@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::manage::{list, runtime_state, status, Status};
+use super::control::{list, runtime_state, status, Status};
 use super::{load, runtime_cmd, ContainerRecord};
 use crate::store::Store;
 

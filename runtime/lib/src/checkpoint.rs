@@ -98,7 +98,7 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOpts) -> Result<()> {
     }
     let spec_text = std::fs::read_to_string(dir.path.join(crate::state::CONFIG_COPY))
         .ctx(|| format!("read the config of container \"{id}\""))?;
-    let spec = crate::spec::parse(&spec_text)?;
+    let spec = crate::bundle_config::parse(&spec_text)?;
     let page_server = o
         .page_server
         .as_deref()

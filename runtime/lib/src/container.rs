@@ -103,6 +103,16 @@ struct CreateGuard {
     shared_mounts: Option<PathBuf>,
 }
 
+impl CreateGuard {
+    /// The container is created: keep everything.
+    fn disarm(&mut self) {
+        self.pid = None;
+        self.cgroup = None;
+        self.dir = None;
+        self.shared_mounts = None;
+    }
+}
+
 impl Drop for CreateGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.pid {
@@ -143,59 +153,27 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         opts.id,
         opts.bundle.display()
     ));
-    let bundle = std::fs::canonicalize(&opts.bundle)
-        .map_err(|e| Error::Config(format!("bundle {}: {e}", opts.bundle.display())))?;
-    let text = std::fs::read_to_string(bundle.join("config.json")).map_err(|e| {
-        Error::Config(format!(
-            "cannot read {}: {e}",
-            bundle.join("config.json").display()
-        ))
-    })?;
-    let spec = crate::spec::parse(&text)?;
-    let rootfs = crate::spec::validate(&spec, &bundle)?;
+    let BundleConfig {
+        bundle,
+        text,
+        spec,
+        rootfs,
+    } = read_bundle_config(&opts.bundle)?;
     let linux = spec.linux().as_ref().expect("validated");
-    if let Some(p) = spec.process() {
-        crate::procattrs::check(p, Some(linux))?;
-    }
-    if opts.no_pivot {
-        if let Some(p) = linux.rootfs_propagation() {
-            if crate::rootfs::propagation_flag(p)?.contains(nix::mount::MsFlags::MS_PRIVATE) {
-                return Err(Error::Config(format!(
-                    "field linux.rootfsPropagation: {p}: rootfsPropagation of [r]private is not safe without pivot_root"
-                )));
-            }
-        }
-    }
+    validate_for_create(opts, &spec, linux)?;
     let plan = Plan::from_linux(linux);
     crate::state::validate_id(&opts.id)?;
-    let caps = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().as_ref());
-    if crate::exe_seal::ptrace_reachable(&plan, caps, false) {
-        // May re-execute berth from a protected copy (nothing is made yet).
-        crate::exe_seal::ensure(&opts.root).map_err(|e| Error::Other(e.to_string()))?;
-    }
+    protect_runtime_binary(&opts.root, &spec, &plan)?;
     let terminal = spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    if terminal && opts.console_socket.is_none() && opts.console_fd.is_none() {
-        return Err(Error::Config(
-            "field process.terminal: true requires --console-socket".into(),
-        ));
-    }
+    require_console(terminal, opts.console_socket.as_deref(), opts.console_fd)?;
 
     // Compile the seccomp filter before touching the system (a profile error
     // leaves nothing behind); identical profiles are compiled once per root.
-    let seccomp = match linux.seccomp() {
-        Some(sc) => Some(
-            crate::seccomp::compile_cached(sc, Some(&opts.root.join(SECCOMP_CACHE)))
-                .map_err(crate::seccomp::config_error)?,
-        ),
-        None => None,
-    };
+    let seccomp = compile_seccomp(&opts.root, linux)?;
 
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
     let mut guard = CreateGuard {
@@ -205,75 +183,19 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         shared_mounts: (!plan.has(LinuxNamespaceType::Mount)).then(|| rootfs.clone()),
     };
     let dir = guard.dir.as_ref().expect("set");
-
-    let mut state = State {
-        oci_version: spec.version().clone(),
-        id: opts.id.clone(),
-        status: Status::Creating,
-        pid: 0,
-        bundle: bundle.clone(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        pid_start_time: 0,
-        rootfs: rootfs.clone(),
-        created: crate::sys::rfc3339_now(),
-        owner: String::new(),
-        cgroups_path: linux
-            .cgroups_path()
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned()),
-        cgroup_owned_depth: None,
-        no_cgroup: false,
-        ptrace_exec: false,
-        systemd_cgroup: opts.systemd_cgroup,
-    };
-    dir.save(&state)?;
-    std::fs::write(dir.path.join(crate::state::CONFIG_COPY), &text).ctx(|| "save config copy")?;
-    nix::unistd::mkfifo(
-        &dir.fifo_path(),
-        nix::sys::stat::Mode::from_bits_truncate(0o622),
-    )
-    .ctx(|| "create exec fifo")?;
-    // mkfifo applies the umask; the init may run as any user.
-    std::fs::set_permissions(
-        dir.fifo_path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o622),
-    )
-    .ctx(|| "chmod exec fifo")?;
-    let fifo_fd = crate::init::FifoHandle::open_path(&dir.fifo_path())?;
+    let mut state = initial_state(opts, &spec, linux, &bundle, &rootfs);
+    let fifo_fd = prepare_state_dir(dir, &state, &text)?;
 
     let rootless = crate::rootless::is_rootless();
-    if rootless && state.systemd_cgroup {
-        return Err(Error::Config(
-            "--systemd-cgroup: a rootless container's scope would need the user's systemd instance, which berth does not drive yet; drop the flag".into(),
-        ));
-    }
-    // The systemd driver starts the scope with the resources systemd knows.
-    let resources = crate::cgroup_rules::effective(linux);
-    let cgroup = if state.systemd_cgroup {
-        let mut o = cgroup_opts(&state);
-        o.resources = resources.as_ref();
-        berth_cgroups::new_manager_with(&o)?
-    } else {
-        cgroup_manager(&state)?
-    };
-    // Without a user namespace the init moves itself in, which is cheaper on
-    // v1 (see `join_self`); a user-namespaced init may not write the host's
-    // cgroupfs, so the parent moves it. When the init joins, the directories
-    // are made before the fork, so that it can start inside the cgroup2
-    // directory (see `sys::fork_into_cgroup`). A systemd scope is made with
-    // its first process: the parent hands the init's pid to systemd.
-    let init_joins = !plan.involves_user() && !rootless && !cgroup.apply_needs_pid();
+    let (cgroup, resources) = new_cgroup(&state, linux, rootless)?;
+    let init_joins = init_joins_cgroup(&plan, rootless, cgroup.as_ref());
     if init_joins {
         cgroup.apply(0)?;
         state.cgroup_owned_depth = Some(cgroup.owned_depth());
     }
     guard.cgroup = Some(cgroup);
     let cgroup = guard.cgroup.as_deref().expect("set");
-    let console = match (&opts.console_socket, opts.console_fd) {
-        (_, Some(fd)) if terminal => Some(dup_fd(fd)?),
-        (Some(p), _) if terminal => Some(crate::terminal::connect(p)?),
-        _ => None,
-    };
+    let console = connect_console(opts.console_socket.as_deref(), opts.console_fd, terminal)?;
     let (parent_end, child_end) = channel::pair()?;
     if !plan.involves_user() {
         enter_children_namespaces(&plan, linux)?;
@@ -316,29 +238,9 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         child
     };
     guard.pid = Some(pid);
-    crate::logging::debug(&format!("create {}: init pid {pid}", opts.id));
-    state.pid = pid;
-    state.pid_start_time = crate::sys::proc_start_time(pid)
-        .map(|(t, _)| t)
-        .unwrap_or(0);
-
+    record_init_pid(&opts.id, &mut state, pid);
     if !init_joins {
-        let cgroup = guard.cgroup.take().expect("set");
-        let cgroup = match cgroup.apply(pid) {
-            Ok(()) => cgroup,
-            Err(e) if rootless => {
-                guard.cgroup = Some(cgroup);
-                let none = without_cgroup(e, linux, &state)?;
-                state.no_cgroup = true;
-                none
-            }
-            Err(e) => {
-                guard.cgroup = Some(cgroup);
-                return Err(e.into());
-            }
-        };
-        state.cgroup_owned_depth = Some(cgroup.owned_depth());
-        guard.cgroup = Some(cgroup);
+        move_init_into_cgroup(&mut guard, &mut state, linux, rootless, pid)?;
     }
     // Persist the pid and cgroup now, so `delete --force` can clean up even if
     // this process is killed from here on.
@@ -348,11 +250,268 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
         join: init_joins,
         in_unified,
     })?;
+    serve_init_until_created(&parent_end, &spec, linux, &state)?;
+    // Resources (the device rules above all) apply once the init has made its
+    // device nodes, as with runc.
+    let cgroup = guard.cgroup.as_deref().expect("set");
+    apply_resources(cgroup, linux, resources.as_ref(), rootless)?;
+    write_created_state(guard.dir.as_ref().expect("set"), &mut state)?;
+    hand_out_pid(opts.pid_file.as_deref(), opts.pidfd_socket.as_deref(), pid)?;
+    guard.disarm();
+    crate::logging::debug(&format!("create {}: created", opts.id));
+    Ok(pid)
+}
 
+/// config.json of a bundle, read, parsed and checked (nothing made yet).
+struct BundleConfig {
+    /// The bundle directory, canonical.
+    bundle: PathBuf,
+    /// config.json as read (saved in the state directory as it is).
+    text: String,
+    spec: Spec,
+    /// The container's root filesystem, from `root.path`.
+    rootfs: PathBuf,
+}
+
+/// Read, parse and validate the bundle's config.json.
+fn read_bundle_config(bundle: &Path) -> Result<BundleConfig> {
+    let bundle = std::fs::canonicalize(bundle)
+        .map_err(|e| Error::Config(format!("bundle {}: {e}", bundle.display())))?;
+    let text = std::fs::read_to_string(bundle.join("config.json")).map_err(|e| {
+        Error::Config(format!(
+            "cannot read {}: {e}",
+            bundle.join("config.json").display()
+        ))
+    })?;
+    let spec = crate::bundle_config::parse(&text)?;
+    let rootfs = crate::bundle_config::validate(&spec, &bundle)?;
+    Ok(BundleConfig {
+        bundle,
+        text,
+        spec,
+        rootfs,
+    })
+}
+
+/// Checks of the process attributes and of the options against the config
+/// that [`crate::bundle_config::validate`] does not make.
+fn validate_for_create(
+    opts: &CreateOpts,
+    spec: &Spec,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<()> {
+    if let Some(p) = spec.process() {
+        crate::procattrs::check(p, Some(linux))?;
+    }
+    if opts.no_pivot {
+        if let Some(p) = linux.rootfs_propagation() {
+            if crate::rootfs::propagation_flag(p)?.contains(nix::mount::MsFlags::MS_PRIVATE) {
+                return Err(Error::Config(format!(
+                    "field linux.rootfsPropagation: {p}: rootfsPropagation of [r]private is not safe without pivot_root"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where something in the container could trace the init, run from a
+/// protected copy of the binary (see `exe_seal`).
+fn protect_runtime_binary(root: &Path, spec: &Spec, plan: &Plan) -> Result<()> {
+    let caps = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref());
+    if crate::exe_seal::ptrace_reachable(plan, caps, false) {
+        // May re-execute berth from a protected copy (nothing is made yet).
+        crate::exe_seal::ensure(root).map_err(|e| Error::Other(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A process with a terminal needs somewhere to send the pty's master.
+pub(crate) fn require_console(
+    terminal: bool,
+    console_socket: Option<&Path>,
+    console_fd: Option<i32>,
+) -> Result<()> {
+    if terminal && console_socket.is_none() && console_fd.is_none() {
+        return Err(Error::Config(
+            "field process.terminal: true requires --console-socket".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The compiled `linux.seccomp` filter, from the cache in `root` where an
+/// identical profile was compiled before.
+pub(crate) fn compile_seccomp(
+    root: &Path,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<Option<crate::seccomp::Compiled>> {
+    let seccomp = match linux.seccomp() {
+        Some(sc) => Some(
+            crate::seccomp::compile_cached(sc, Some(&root.join(SECCOMP_CACHE)))
+                .map_err(crate::seccomp::config_error)?,
+        ),
+        None => None,
+    };
+    Ok(seccomp)
+}
+
+/// The state of a container being created, before its init exists.
+fn initial_state(
+    opts: &CreateOpts,
+    spec: &Spec,
+    linux: &oci_spec::runtime::Linux,
+    bundle: &Path,
+    rootfs: &Path,
+) -> State {
+    State {
+        oci_version: spec.version().clone(),
+        id: opts.id.clone(),
+        status: Status::Creating,
+        pid: 0,
+        bundle: bundle.to_path_buf(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        pid_start_time: 0,
+        rootfs: rootfs.to_path_buf(),
+        created: crate::sys::rfc3339_now(),
+        owner: String::new(),
+        cgroups_path: linux
+            .cgroups_path()
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        cgroup_owned_depth: None,
+        no_cgroup: false,
+        ptrace_exec: false,
+        systemd_cgroup: opts.systemd_cgroup,
+    }
+}
+
+/// Fill the new state directory: the state, a copy of config.json and the
+/// exec FIFO that `start` opens. Returns an O_PATH fd of the FIFO for the init.
+fn prepare_state_dir(dir: &ContainerDir, state: &State, config_text: &str) -> Result<OwnedFd> {
+    dir.save(state)?;
+    std::fs::write(dir.path.join(crate::state::CONFIG_COPY), config_text)
+        .ctx(|| "save config copy")?;
+    nix::unistd::mkfifo(
+        &dir.fifo_path(),
+        nix::sys::stat::Mode::from_bits_truncate(0o622),
+    )
+    .ctx(|| "create exec fifo")?;
+    // mkfifo applies the umask; the init may run as any user.
+    std::fs::set_permissions(
+        dir.fifo_path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .ctx(|| "chmod exec fifo")?;
+    crate::init::FifoHandle::open_path(&dir.fifo_path())
+}
+
+/// The manager of the container's cgroup (nothing made yet but a systemd
+/// scope's settings) and the resources to set once the init is set up.
+fn new_cgroup(
+    state: &State,
+    linux: &oci_spec::runtime::Linux,
+    rootless: bool,
+) -> Result<(
+    Box<dyn CgroupManager>,
+    Option<oci_spec::runtime::LinuxResources>,
+)> {
+    if rootless && state.systemd_cgroup {
+        return Err(Error::Config(
+            "--systemd-cgroup: a rootless container's scope would need the user's systemd instance, which berth does not drive yet; drop the flag".into(),
+        ));
+    }
+    // The systemd driver starts the scope with the resources systemd knows.
+    let resources = crate::device_rules::resources_to_apply(linux);
+    let cgroup = if state.systemd_cgroup {
+        let mut o = cgroup_opts(state);
+        o.resources = resources.as_ref();
+        berth_cgroups::new_manager_with(&o)?
+    } else {
+        cgroup_manager(state)?
+    };
+    Ok((cgroup, resources))
+}
+
+/// Whether the init moves itself into its cgroup.
+///
+/// Without a user namespace the init moves itself in, which is cheaper on
+/// v1 (see `join_self`); a user-namespaced init may not write the host's
+/// cgroupfs, so the parent moves it. When the init joins, the directories
+/// are made before the fork, so that it can start inside the cgroup2
+/// directory (see `sys::fork_into_cgroup`). A systemd scope is made with
+/// its first process: the parent hands the init's pid to systemd.
+fn init_joins_cgroup(plan: &Plan, rootless: bool, cgroup: &dyn CgroupManager) -> bool {
+    !plan.involves_user() && !rootless && !cgroup.apply_needs_pid()
+}
+
+/// An already connected console socket (`console_fd`) or one connected to
+/// `console_socket`, for a process with a terminal.
+pub(crate) fn connect_console(
+    console_socket: Option<&Path>,
+    console_fd: Option<i32>,
+    terminal: bool,
+) -> Result<Option<OwnedFd>> {
+    Ok(match (console_socket, console_fd) {
+        (_, Some(fd)) if terminal => Some(dup_fd(fd)?),
+        (Some(p), _) if terminal => Some(crate::terminal::connect(p)?),
+        _ => None,
+    })
+}
+
+/// The init's pid and start time go into the state.
+fn record_init_pid(id: &str, state: &mut State, pid: i32) {
+    crate::logging::debug(&format!("create {id}: init pid {pid}"));
+    state.pid = pid;
+    state.pid_start_time = crate::sys::proc_start_time(pid)
+        .map(|(t, _)| t)
+        .unwrap_or(0);
+}
+
+/// The parent puts the init into its cgroup (made here); a rootless
+/// container may go on without one (see [`without_cgroup`]).
+fn move_init_into_cgroup(
+    guard: &mut CreateGuard,
+    state: &mut State,
+    linux: &oci_spec::runtime::Linux,
+    rootless: bool,
+    pid: i32,
+) -> Result<()> {
+    let cgroup = guard.cgroup.take().expect("set");
+    let cgroup = match cgroup.apply(pid) {
+        Ok(()) => cgroup,
+        Err(e) if rootless => {
+            guard.cgroup = Some(cgroup);
+            let none = without_cgroup(e, linux, state)?;
+            state.no_cgroup = true;
+            none
+        }
+        Err(e) => {
+            guard.cgroup = Some(cgroup);
+            return Err(e.into());
+        }
+    };
+    state.cgroup_owned_depth = Some(cgroup.owned_depth());
+    guard.cgroup = Some(cgroup);
+    Ok(())
+}
+
+/// Do what the init asks of the parent while it sets the container up
+/// (runtime hooks, seccomp listener, idmapped mount sources) until it
+/// reports the container created. A failure is reported to the init too.
+fn serve_init_until_created(
+    parent_end: &channel::Channel,
+    spec: &Spec,
+    linux: &oci_spec::runtime::Linux,
+    state: &State,
+) -> Result<()> {
     loop {
         match parent_end.expect("setting up the container")? {
             Msg::RunRuntimeHooks => {
-                let r = run_runtime_hooks(&spec, &state);
+                let r = run_runtime_hooks(spec, state);
                 match r {
                     Ok(()) => parent_end.send(&Msg::HooksDone)?,
                     Err(e) => {
@@ -363,7 +522,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
             }
             Msg::SeccompFd => {
                 let fd = parent_end.recv_fd()?;
-                let r = send_seccomp_fd(linux, &state, &fd);
+                let r = send_seccomp_fd(linux, state, &fd);
                 drop(fd);
                 if let Err(e) = r {
                     let _ = parent_end.send(&Msg::Error(e.to_string()));
@@ -372,7 +531,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
                 parent_end.send(&Msg::SeccompFdSent)?;
             }
             Msg::OpenMountSource { index } => {
-                match crate::rootfs::idmap::open_source(&spec, index) {
+                match crate::rootfs::idmap::open_source(spec, index) {
                     Ok(fd) => {
                         parent_end.send(&Msg::MountSource)?;
                         parent_end.send_fd(&fd)?;
@@ -385,7 +544,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
             }
             Msg::IdmapMount { index } => {
                 let tree = parent_end.recv_fd()?;
-                match crate::rootfs::idmap::apply(&spec, index, &tree) {
+                match crate::rootfs::idmap::apply(spec, index, &tree) {
                     Ok(()) => parent_end.send(&Msg::Idmapped)?,
                     Err(e) => {
                         let _ = parent_end.send(&Msg::Error(e.to_string()));
@@ -393,40 +552,50 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
                     }
                 }
             }
-            Msg::Created => break,
+            Msg::Created => return Ok(()),
             m => return Err(Error::Init(format!("unexpected message from init: {m:?}"))),
         }
     }
-    // Resources (the device rules above all) apply once the init has made its
-    // device nodes, as with runc.
+}
+
+/// Set the config's resources on the container's cgroup (rootless: only
+/// those it asks for, failing clearly where the cgroup is not writable).
+fn apply_resources(
+    cgroup: &dyn CgroupManager,
+    linux: &oci_spec::runtime::Linux,
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+    rootless: bool,
+) -> Result<()> {
     if rootless {
         if let Some(res) = crate::rootless::requested_resources(linux) {
-            let cg = guard.cgroup.as_ref().expect("set");
-            cg.set(&res).map_err(|e| match e {
+            cgroup.set(&res).map_err(|e| match e {
                 e if crate::rootless::is_permission_error(&e) => {
                     crate::rootless::cgroup_not_writable(&e)
                 }
                 e => e.into(),
             })?;
         }
-    } else if let Some(res) = &resources {
-        guard.cgroup.as_ref().expect("set").set(res)?;
+    } else if let Some(res) = resources {
+        cgroup.set(res)?;
     }
+    Ok(())
+}
+
+/// The container is `created`: say so in its state.
+fn write_created_state(dir: &ContainerDir, state: &mut State) -> Result<()> {
     state.status = Status::Created;
-    let dir = guard.dir.as_ref().expect("set");
-    dir.save(&state)?;
-    if let Some(pf) = &opts.pid_file {
+    dir.save(state)
+}
+
+/// `--pid-file` and `--pidfd-socket`: give the process's pid to the caller.
+fn hand_out_pid(pid_file: Option<&Path>, pidfd_socket: Option<&Path>, pid: i32) -> Result<()> {
+    if let Some(pf) = pid_file {
         write_pid_file(pf, pid)?;
     }
-    if let Some(sock) = &opts.pidfd_socket {
+    if let Some(sock) = pidfd_socket {
         crate::pidfd::send(sock, pid)?;
     }
-    guard.pid = None;
-    guard.cgroup = None;
-    guard.dir = None;
-    guard.shared_mounts = None;
-    crate::logging::debug(&format!("create {}: created", opts.id));
-    Ok(pid)
+    Ok(())
 }
 
 /// A rootless `create` whose cgroup could not be joined: go on without one when

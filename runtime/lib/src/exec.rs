@@ -148,7 +148,7 @@ pub fn container_spec(root: &Path, id: &str) -> Result<Spec> {
 fn load_spec(dir: &ContainerDir) -> Result<Spec> {
     let text = std::fs::read_to_string(dir.path.join(CONFIG_COPY))
         .ctx(|| format!("read {}", dir.path.join(CONFIG_COPY).display()))?;
-    crate::spec::parse(&text)
+    crate::bundle_config::parse(&text)
 }
 
 /// Namespaces are joined in this order: the user namespace first (it grants
@@ -198,104 +198,27 @@ fn setns(t: LinuxNamespaceType, fd: &OwnedFd) -> Result<()> {
 pub fn exec(opts: &ExecOpts) -> Result<i32> {
     let dir = ContainerDir::open(&opts.root, &opts.id)?;
     let state = dir.load_current()?;
-    match state.status {
-        Status::Running | Status::Created => {}
-        Status::Paused if opts.ignore_paused => {}
-        Status::Paused => {
-            return Err(Error::WrongState(format!(
-            "container \"{}\": cannot exec in a paused container (use --ignore-paused to override)",
-            opts.id
-        )))
-        }
-        Status::Stopped => {
-            return Err(Error::WrongState(format!(
-                "container \"{}\": cannot exec in a stopped container",
-                opts.id
-            )))
-        }
-        Status::Creating => {
-            return Err(Error::WrongState(format!(
-                "cannot exec in container \"{}\": it is still being created",
-                opts.id
-            )))
-        }
-    }
+    check_status(state.status, &opts.id, opts.ignore_paused)?;
     let spec = load_spec(&dir)?;
     let linux = spec
         .linux()
         .as_ref()
         .ok_or_else(|| Error::Config("saved config has no linux section".into()))?;
     let process = &opts.process;
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(Error::Config("field process.args: no command given".into()));
-    }
-    let terminal = process.terminal().unwrap_or(false);
-    if terminal && opts.console_socket.is_none() && opts.console_fd.is_none() {
-        return Err(Error::Config(
-            "field process.terminal: true requires --console-socket".into(),
-        ));
-    }
-    crate::procattrs::check(process, None)?;
+    let terminal = validate_process(opts)?;
     protect_runtime_binary(&opts.root, &dir, &state, &spec, process)?;
-    let seccomp = match linux.seccomp() {
-        Some(sc) => Some(
-            crate::seccomp::compile_cached(
-                sc,
-                Some(&opts.root.join(crate::container::SECCOMP_CACHE)),
-            )
-            .map_err(crate::seccomp::config_error)?,
-        ),
-        None => None,
-    };
+    let seccomp = crate::container::compile_seccomp(&opts.root, linux)?;
 
-    // Rootless, the pid namespace can only be joined from inside the
-    // container's user namespace, so the caller joins that first.
     let rootless = crate::rootless::is_rootless();
-    let early_kinds: &[LinuxNamespaceType] = if rootless {
-        &[
-            LinuxNamespaceType::User,
-            LinuxNamespaceType::Pid,
-            LinuxNamespaceType::Time,
-        ]
-    } else {
-        &[LinuxNamespaceType::Pid, LinuxNamespaceType::Time]
-    };
-    let early = open_namespaces(state.pid, early_kinds)?;
-    let late_kinds = if rootless {
-        &CHILD_ORDER[1..]
-    } else {
-        &CHILD_ORDER[..]
-    };
-    let late = open_namespaces(state.pid, late_kinds)?;
-    // A container without a mount namespace of its own shares ours, chrooted
-    // into its rootfs: the process goes into the same root.
-    let shared_mount_root = if linux
-        .namespaces()
-        .iter()
-        .flatten()
-        .any(|n| n.typ() == LinuxNamespaceType::Mount)
-    {
-        None
-    } else {
-        let p = format!("/proc/{}/root", state.pid);
-        Some(
-            crate::sys::openat2(
-                libc::AT_FDCWD,
-                Path::new(&p),
-                libc::O_PATH | libc::O_DIRECTORY,
-                0,
-                0,
-            )
-            .ctx(|| format!("open {p}"))?,
-        )
-    };
+    let (early, late) = open_container_namespaces(state.pid, rootless)?;
+    let shared_mount_root = open_shared_mount_root(linux, state.pid)?;
     let cgroup = crate::container::cgroup_manager(&state)?;
     let sub_dirs = sub_cgroup_dirs(cgroup.as_ref(), &opts.sub_cgroups)?;
-    let console = match (&opts.console_socket, opts.console_fd) {
-        (_, Some(fd)) if terminal => Some(crate::container::dup_fd(fd)?),
-        (Some(p), _) if terminal => Some(crate::terminal::connect(p)?),
-        _ => None,
-    };
+    let console = crate::container::connect_console(
+        opts.console_socket.as_deref(),
+        opts.console_fd,
+        terminal,
+    )?;
     let (parent_end, child_end) = channel::pair()?;
     // pid and time namespaces apply to the children of the caller.
     for (t, fd) in &early {
@@ -339,11 +262,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     };
     drop(child_end);
     drop(console);
-    let fail = |e: Error| -> Error {
-        let _ = nix::sys::signal::kill(Pid::from_raw(child), nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(Pid::from_raw(child), None);
-        e
-    };
+    let fail = |e: Error| kill_and_reap(child, e);
     if !self_join {
         if let Err(e) = cgroup.add_task(child) {
             return Err(fail(e.into()));
@@ -359,9 +278,129 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     // From here on the process only sets itself up; the state lock would keep
     // `resume` (for --ignore-paused), `state` and `delete` waiting for it.
     drop(dir);
+    wait_for_exec(&parent_end, linux, &state, child)?;
+    crate::logging::debug(&format!("exec {}: process pid {child}", opts.id));
+    hand_out_pid(opts, child)?;
+    Ok(child)
+}
+
+/// runc's refusals by the container's status.
+fn check_status(status: Status, id: &str, ignore_paused: bool) -> Result<()> {
+    match status {
+        Status::Running | Status::Created => {}
+        Status::Paused if ignore_paused => {}
+        Status::Paused => {
+            return Err(Error::WrongState(format!(
+            "container \"{}\": cannot exec in a paused container (use --ignore-paused to override)",
+            id
+        )))
+        }
+        Status::Stopped => {
+            return Err(Error::WrongState(format!(
+                "container \"{}\": cannot exec in a stopped container",
+                id
+            )))
+        }
+        Status::Creating => {
+            return Err(Error::WrongState(format!(
+                "cannot exec in container \"{}\": it is still being created",
+                id
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Check the process to start; returns whether it has a terminal.
+fn validate_process(opts: &ExecOpts) -> Result<bool> {
+    let process = &opts.process;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::Config("field process.args: no command given".into()));
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    crate::container::require_console(terminal, opts.console_socket.as_deref(), opts.console_fd)?;
+    crate::procattrs::check(process, None)?;
+    Ok(terminal)
+}
+
+/// The container's namespaces that differ from ours: those the caller joins
+/// before forking (pid and time, which apply to its children) and those the
+/// child joins, in [`CHILD_ORDER`].
+#[allow(clippy::type_complexity)]
+fn open_container_namespaces(
+    pid: i32,
+    rootless: bool,
+) -> Result<(
+    Vec<(LinuxNamespaceType, OwnedFd)>,
+    Vec<(LinuxNamespaceType, OwnedFd)>,
+)> {
+    // Rootless, the pid namespace can only be joined from inside the
+    // container's user namespace, so the caller joins that first.
+    let early_kinds: &[LinuxNamespaceType] = if rootless {
+        &[
+            LinuxNamespaceType::User,
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Time,
+        ]
+    } else {
+        &[LinuxNamespaceType::Pid, LinuxNamespaceType::Time]
+    };
+    let early = open_namespaces(pid, early_kinds)?;
+    let late_kinds = if rootless {
+        &CHILD_ORDER[1..]
+    } else {
+        &CHILD_ORDER[..]
+    };
+    let late = open_namespaces(pid, late_kinds)?;
+    Ok((early, late))
+}
+
+/// A container without a mount namespace of its own shares ours, chrooted
+/// into its rootfs: the process goes into the same root (an O_PATH fd of the
+/// init's root).
+fn open_shared_mount_root(linux: &oci_spec::runtime::Linux, pid: i32) -> Result<Option<OwnedFd>> {
+    let root = if linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount)
+    {
+        None
+    } else {
+        let p = format!("/proc/{}/root", pid);
+        Some(
+            crate::sys::openat2(
+                libc::AT_FDCWD,
+                Path::new(&p),
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                0,
+            )
+            .ctx(|| format!("open {p}"))?,
+        )
+    };
+    Ok(root)
+}
+
+/// Kill and reap the half set up process; returns `e`.
+fn kill_and_reap(child: i32, e: Error) -> Error {
+    let _ = nix::sys::signal::kill(Pid::from_raw(child), nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(Pid::from_raw(child), None);
+    e
+}
+
+/// Serve the process (its seccomp listener fd) until it execs (EOF of the
+/// CLOEXEC channel) or reports an error.
+fn wait_for_exec(
+    parent_end: &channel::Channel,
+    linux: &oci_spec::runtime::Linux,
+    state: &crate::state::State,
+    child: i32,
+) -> Result<()> {
+    let fail = |e: Error| kill_and_reap(child, e);
     loop {
         match parent_end.recv().map_err(fail)? {
-            None => break,
+            None => return Ok(()),
             Some(Msg::Error(e)) => {
                 let _ = nix::sys::wait::waitpid(Pid::from_raw(child), None);
                 return Err(Error::Init(e));
@@ -382,14 +421,17 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             }
         }
     }
-    crate::logging::debug(&format!("exec {}: process pid {child}", opts.id));
+}
+
+/// `--pid-file` and `--pidfd-socket`: give the process's pid to the caller.
+fn hand_out_pid(opts: &ExecOpts, child: i32) -> Result<()> {
     if let Some(pf) = &opts.pid_file {
         crate::sys::write_atomic(pf, child.to_string().as_bytes())?;
     }
     if let Some(sock) = &opts.pidfd_socket {
         crate::pidfd::send(sock, child)?;
     }
-    Ok(child)
+    Ok(())
 }
 
 /// Before the child enters the container's pid namespace: where something

@@ -4,12 +4,14 @@
 //! (package `berth`, `runtime/src/cli/`) is a thin layer over [`container`];
 //! this crate depends on neither clap nor anyhow.
 
+pub mod bundle_config;
 pub mod capabilities;
-pub mod cgroup_rules;
+pub mod cgroup_verbs;
 pub mod channel;
 pub mod checkpoint;
 pub mod container;
 pub mod criu;
+pub mod device_rules;
 pub mod env;
 pub mod error;
 pub mod exe_seal;
@@ -18,19 +20,17 @@ pub mod features;
 pub mod hooks;
 pub mod init;
 pub mod logging;
-pub mod manage;
 pub mod namespaces;
 pub mod pidfd;
 pub mod procattrs;
-pub mod procfs;
 pub mod program;
 pub mod restore;
 pub mod rlimits;
 pub mod rootfs;
 pub mod rootless;
+pub mod safe_proc;
 pub mod seccomp;
 pub mod signal;
-pub mod spec;
 pub mod state;
 pub mod sys;
 pub mod terminal;

@@ -251,7 +251,7 @@ pub fn apply(process: &Process) -> Result<()> {
 fn write_attr(paths: &[&str], value: &str, field: &str) -> Result<()> {
     let mut last = None;
     for p in paths {
-        match crate::procfs::write(p, value.as_bytes()) {
+        match crate::safe_proc::write(p, value.as_bytes()) {
             Ok(()) => return Ok(()),
             Err(e) => last = Some(e.to_string()),
         }

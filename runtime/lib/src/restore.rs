@@ -88,8 +88,8 @@ fn check(o: &RestoreOpts) -> Result<Checked> {
     let config = bundle.join("config.json");
     let text = std::fs::read_to_string(&config)
         .map_err(|e| Error::Config(format!("cannot read {}: {e}", config.display())))?;
-    let spec = crate::spec::parse(&text)?;
-    let rootfs = crate::spec::validate(&spec, &bundle)?;
+    let spec = crate::bundle_config::parse(&text)?;
+    let rootfs = crate::bundle_config::validate(&spec, &bundle)?;
     let terminal = spec
         .process()
         .as_ref()
@@ -223,7 +223,7 @@ pub fn restore(o: &RestoreOpts) -> Result<i32> {
     let cg = guard.cgroup.as_deref().expect("set");
     cg.apply(session.pid())?;
     state.cgroup_owned_depth = Some(cg.owned_depth());
-    if let Some(res) = crate::cgroup_rules::effective(linux) {
+    if let Some(res) = crate::device_rules::resources_to_apply(linux) {
         cg.set(&res)?;
     }
     dir.save(&state)?;

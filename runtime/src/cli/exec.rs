@@ -87,7 +87,7 @@ fn load_process_file(path: &Path) -> anyhow::Result<Process> {
         obj.entry("user")
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
-    berth_runtime::spec::normalize_process(&mut v);
+    berth_runtime::bundle_config::normalize_process(&mut v);
     serde_path_to_error::deserialize(v).map_err(|e| {
         anyhow::anyhow!(
             "process file {}: field {}: {}",

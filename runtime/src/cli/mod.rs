@@ -22,10 +22,10 @@ pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
     std::process::exit(1)
 }
 
+mod cgroup_verbs;
 mod checkpoint;
 mod exec;
 mod list;
-mod manage;
 mod restore;
 mod run;
 pub mod spec;
@@ -161,7 +161,7 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Management verbs over a container's cgroup: pause, resume, ps, events, update.
     #[command(flatten)]
-    Manage(manage::ManageCommand),
+    CgroupVerb(cgroup_verbs::CgroupVerbCommand),
 }
 
 fn create_opts(root: &std::path::Path, a: &CreateArgs, systemd_cgroup: bool) -> CreateOpts {
@@ -322,7 +322,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         }
         Command::Checkpoint(a) => return checkpoint::run(root, cli.criu.clone(), a),
         Command::Restore(a) => return restore::run(root, cli.criu.clone(), cli.systemd_cgroup, a),
-        Command::Manage(m) => return manage::dispatch(root, m),
+        Command::CgroupVerb(m) => return cgroup_verbs::dispatch(root, m),
     }
     Ok(0)
 }

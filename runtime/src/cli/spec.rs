@@ -58,7 +58,7 @@ mod tests {
     fn default_spec_parses_and_validates_version() {
         for rootless in [false, true] {
             let text = super::default_spec(rootless).to_string();
-            berth_runtime::spec::parse(&text).unwrap();
+            berth_runtime::bundle_config::parse(&text).unwrap();
         }
     }
 

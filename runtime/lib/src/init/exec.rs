@@ -56,7 +56,7 @@ impl FifoHandle {
             RESOLVE_NO_SYMLINKS,
         )
         .map_err(|_| no_proc())?;
-        if !crate::procfs::is_procfs(proc.as_raw_fd()) {
+        if !crate::safe_proc::is_procfs(proc.as_raw_fd()) {
             return Err(no_proc());
         }
         let fd_dir = crate::sys::openat2(

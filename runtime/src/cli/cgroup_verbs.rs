@@ -1,14 +1,14 @@
 //! pause, resume, ps, events, update: verbs that act on a container's cgroup.
-//! The work is in [`berth_runtime::manage`]; this file parses flags and prints.
+//! The work is in [`berth_runtime::cgroup_verbs`]; this file parses flags and prints.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use berth_runtime::manage;
+use berth_runtime::cgroup_verbs;
 use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
-pub enum ManageCommand {
+pub enum CgroupVerbCommand {
     /// Freeze every process of a container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -138,24 +138,24 @@ impl UpdateArgs {
     }
 }
 
-pub fn dispatch(root: &Path, cmd: &ManageCommand) -> anyhow::Result<i32> {
+pub fn dispatch(root: &Path, cmd: &CgroupVerbCommand) -> anyhow::Result<i32> {
     // The library's messages already include their causes: print each once.
     run(root, cmd).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn run(root: &Path, cmd: &ManageCommand) -> anyhow::Result<i32> {
+fn run(root: &Path, cmd: &CgroupVerbCommand) -> anyhow::Result<i32> {
     match cmd {
-        ManageCommand::Pause { id } => manage::pause(root, id)?,
-        ManageCommand::Resume { id } => manage::resume(root, id)?,
-        ManageCommand::Ps(a) => ps(root, a)?,
-        ManageCommand::Events(a) => events(root, a)?,
-        ManageCommand::Update(a) => update(root, a)?,
+        CgroupVerbCommand::Pause { id } => cgroup_verbs::pause(root, id)?,
+        CgroupVerbCommand::Resume { id } => cgroup_verbs::resume(root, id)?,
+        CgroupVerbCommand::Ps(a) => ps(root, a)?,
+        CgroupVerbCommand::Events(a) => events(root, a)?,
+        CgroupVerbCommand::Update(a) => update(root, a)?,
     }
     Ok(0)
 }
 
 fn ps(root: &Path, a: &PsArgs) -> anyhow::Result<()> {
-    let pids = manage::processes(root, &a.id)?;
+    let pids = cgroup_verbs::processes(root, &a.id)?;
     match a.format.as_str() {
         "json" => {
             outln!("{}", serde_json::to_string(&pids)?);
@@ -182,21 +182,21 @@ fn ps(root: &Path, a: &PsArgs) -> anyhow::Result<()> {
             String::from_utf8_lossy(&[out.stdout.as_slice(), out.stderr.as_slice()].concat())
         );
     }
-    let table = manage::filter_ps_table(&String::from_utf8_lossy(&out.stdout), &pids)?;
+    let table = cgroup_verbs::filter_ps_table(&String::from_utf8_lossy(&out.stdout), &pids)?;
     std::io::stdout().write_all(table.as_bytes())?;
     Ok(())
 }
 
 fn events(root: &Path, a: &EventsArgs) -> anyhow::Result<()> {
-    let interval =
-        manage::parse_duration(&a.interval).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
+    let interval = cgroup_verbs::parse_duration(&a.interval)
+        .map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
     let mut out = std::io::stdout().lock();
     if a.stats {
-        let e = manage::stats_event(root, &a.id)?;
+        let e = cgroup_verbs::stats_event(root, &a.id)?;
         writeln!(out, "{}", serde_json::to_string(&e)?)?;
         return Ok(());
     }
-    manage::stream_events(root, &a.id, interval, &mut out)?;
+    cgroup_verbs::stream_events(root, &a.id, interval, &mut out)?;
     Ok(())
 }
 
@@ -210,7 +210,7 @@ fn update(root: &Path, a: &UpdateArgs) -> anyhow::Result<()> {
                 .copied()
                 .filter(|(f, _)| f.ends_with("-schema"))
                 .collect();
-            manage::resources_from_flags(&rdt)?;
+            cgroup_verbs::resources_from_flags(&rdt)?;
             if flags.len() > rdt.len() {
                 berth_runtime::logging::warn(
                     "update: --resources is given, so the other resource flags are ignored",
@@ -224,10 +224,10 @@ fn update(root: &Path, a: &UpdateArgs) -> anyhow::Result<()> {
                 std::fs::read_to_string(path)
                     .map_err(|e| anyhow::anyhow!("--resources {}: {e}", path.display()))?
             };
-            manage::resources_from_json(&text)?
+            cgroup_verbs::resources_from_json(&text)?
         }
-        None => manage::resources_from_flags(&flags)?,
+        None => cgroup_verbs::resources_from_flags(&flags)?,
     };
-    manage::update(root, &a.id, changes)?;
+    cgroup_verbs::update(root, &a.id, changes)?;
     Ok(())
 }

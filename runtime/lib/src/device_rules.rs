@@ -32,7 +32,7 @@ pub fn default_allowed() -> Vec<LinuxDeviceCgroup> {
 
 /// The resources to apply, with the device rules completed. `None` when the
 /// config has no resources block.
-pub fn effective(linux: &Linux) -> Option<LinuxResources> {
+pub fn resources_to_apply(linux: &Linux) -> Option<LinuxResources> {
     let mut res = linux.resources().clone()?;
     if let Some(mut all) = res.devices().clone() {
         all.extend(default_allowed());
