@@ -284,8 +284,10 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     let child = match fork {
         ForkResult::Child => {
             drop(parent_end);
-            // SAFETY: closing our copy of the lock fd; the parent keeps its own.
-            unsafe { libc::close(dir.lock_fd()) };
+            // flock locks belong to the open file description, which fork
+            // shares: the child drops its copy of the locked directory handle
+            // (closing its lock fd, once) so that only the parent holds the lock.
+            drop(guard.dir.take());
             init::run(InitArgs {
                 spec: &spec,
                 rootfs: &rootfs,
