@@ -703,7 +703,9 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
         }
         return Ok(());
     }
-    // SAFETY: plain kill(2); the pid was checked against its start time.
+    // SAFETY: plain kill(2); the pid was checked against its start time. Raw
+    // because the signal may be real-time (SIGRTMIN+n, as runc accepts), which
+    // nix's Signal cannot name and rustix's names only through an unsafe call.
     if unsafe { libc::kill(state.pid, signal) } != 0 {
         return Err(std::io::Error::last_os_error())
             .ctx(|| format!("signal {signal} to container \"{id}\" (pid {})", state.pid));
