@@ -223,6 +223,8 @@ fn userns_with_maps(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<Ow
             drop(ready_r);
             drop(hold_w);
             // SAFETY: raw syscalls on fds this process owns; _exit never returns.
+            // Raw rather than nix's wrappers: between fork and exit the child
+            // keeps to async-signal-safe calls that cannot allocate.
             unsafe {
                 let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
                     1
