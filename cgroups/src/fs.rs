@@ -286,7 +286,8 @@ pub(crate) fn has_procs(dir: &Path) -> Result<bool> {
 /// Send `signal` to each pid, ignoring processes that are already gone.
 pub(crate) fn signal_pids(pids: &[i32], signal: i32) -> Result<()> {
     for &pid in pids {
-        // SAFETY: kill(2) has no memory-safety preconditions.
+        // SAFETY: kill(2) has no memory-safety preconditions. Raw because the
+        // signal may be real-time (SIGRTMIN+n), which nix's Signal cannot name.
         if unsafe { libc::kill(pid, signal) } != 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::ESRCH) {

@@ -57,11 +57,10 @@ fn run(flags: &Flags) -> containerd_shim::Result<()> {
             .map_err(|e| containerd_shim::Error::Other(format!("register signal {sig}: {e}")))?;
     }
     // Container processes whose parent exits become ours to reap.
-    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only changes this process's flag.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         return Err(containerd_shim::Error::Other(format!(
             "set child subreaper: {}",
-            std::io::Error::last_os_error()
+            std::io::Error::from(e)
         )));
     }
     Reaper::get();

@@ -21,8 +21,11 @@ impl Forwarder {
         let handle = signals.handle();
         let thread = std::thread::spawn(move || {
             for sig in signals.forever() {
-                // SAFETY: kill has no memory-safety preconditions.
-                unsafe { libc::kill(pid as libc::pid_t, sig) };
+                let sig = rustix::process::Signal::from_named_raw(sig);
+                let pid = rustix::process::Pid::from_raw(pid as i32);
+                if let (Some(sig), Some(pid)) = (sig, pid) {
+                    let _ = rustix::process::kill_process(pid, sig);
+                }
             }
         });
         Ok(Forwarder {

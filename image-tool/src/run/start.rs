@@ -372,8 +372,10 @@ fn spawn_monitor(store: &Store, rec: &ContainerRecord, launch: &Launch) -> Resul
         cmd.env(RESTORE_ENV, flags.join("\n"));
     }
     let w = std::os::fd::AsRawFd::as_raw_fd(&write_end);
-    // SAFETY: setsid and dup2 are async-signal-safe; dup2 leaves the copy
-    // without FD_CLOEXEC, so the monitor inherits it.
+    // SAFETY: setsid and dup2 are async-signal-safe and allocate nothing, as
+    // the code between fork and exec must; dup2 leaves the copy without
+    // FD_CLOEXEC, so the monitor inherits it. The block stays whatever the
+    // calls inside: Command::pre_exec itself is unsafe.
     unsafe {
         cmd.pre_exec(move || {
             libc::setsid();

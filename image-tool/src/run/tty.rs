@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -14,30 +14,20 @@ use super::{container_dir, exit_code, runtime_cmd, ContainerRecord};
 use crate::store::Store;
 
 /// Receive the pty master that the runtime sends to the console socket.
-fn recv_master(sock: RawFd) -> Result<OwnedFd> {
+fn recv_master(sock: impl std::os::fd::AsFd) -> Result<OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut buf = [0u8; 256];
-    let mut control = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: zeroed msghdr, then pointed at live buffers.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: msg describes valid buffers.
-    if unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("receive the terminal");
-    }
-    // SAFETY: walking the control messages the kernel wrote into `control`.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if !c.is_null() && (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS
-        {
-            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
-            return Ok(OwnedFd::from_raw_fd(fd));
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
+        .map_err(std::io::Error::from)
+        .context("receive the terminal")?;
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(fd);
+            }
         }
     }
     bail!("the runtime sent no terminal on the console socket")
@@ -126,7 +116,7 @@ pub(super) fn run_with_terminal(store: &Store, rec: &ContainerRecord) -> Result<
         }
     };
     conn.set_nonblocking(false)?;
-    let master = recv_master(conn.as_raw_fd())?;
+    let master = recv_master(&conn)?;
     drop(conn);
     drop(listener);
     let _ = fs::remove_file(&sock_path);

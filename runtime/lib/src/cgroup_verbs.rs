@@ -5,7 +5,7 @@
 //! facts (see [`crate::state`]) and refuses the states runc refuses. The cgroup
 //! work itself is the cgroups crate's ([`berth_cgroups::CgroupManager`]).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -125,10 +125,8 @@ fn emit(out: &mut dyn std::io::Write, e: &Event) -> Result<()> {
 /// A pidfd for the container's init: readable once it has exited. `None` on
 /// kernels without pidfd_open (< 5.3); the caller then polls.
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: a non-negative return is a new descriptor nobody else owns.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let pid = rustix::process::Pid::from_raw(pid.max(0))?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
 }
 
 /// Readiness of the two event sources after one wait.

@@ -71,19 +71,15 @@ impl Channel {
         let data =
             serde_json::to_vec(msg).map_err(|e| Error::Other(format!("encode message: {e}")))?;
         loop {
-            // SAFETY: valid buffer; MSG_NOSIGNAL avoids SIGPIPE when the peer died.
-            let r = unsafe {
-                libc::send(
-                    self.fd.as_raw_fd(),
-                    data.as_ptr().cast(),
-                    data.len(),
-                    libc::MSG_NOSIGNAL,
-                )
+            // MSG_NOSIGNAL avoids SIGPIPE when the peer died.
+            let e = match nix::sys::socket::send(
+                self.fd.as_raw_fd(),
+                &data,
+                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(errno) => std::io::Error::from(errno),
             };
-            if r >= 0 {
-                return Ok(());
-            }
-            let e = std::io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 // The peer is gone; what it said before it went is the error
@@ -102,7 +98,7 @@ impl Channel {
     /// The reason in an error message the peer left before it closed its end.
     fn pending_error(&self) -> Option<String> {
         loop {
-            match self.recv_flags(libc::MSG_DONTWAIT) {
+            match self.recv_flags(nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
                 Ok(Some(Msg::Error(reason))) => return Some(reason),
                 Ok(Some(_)) => continue,
                 _ => return None,
@@ -112,30 +108,21 @@ impl Channel {
 
     /// Receive one message; `None` when the peer closed its end (it exited).
     pub fn recv(&self) -> Result<Option<Msg>> {
-        self.recv_flags(0)
+        self.recv_flags(nix::sys::socket::MsgFlags::empty())
     }
 
-    fn recv_flags(&self, flags: i32) -> Result<Option<Msg>> {
+    fn recv_flags(&self, flags: nix::sys::socket::MsgFlags) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            // SAFETY: valid buffer.
-            let r = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    flags,
-                )
+            let e = match nix::sys::socket::recv(self.fd.as_raw_fd(), &mut buf, flags) {
+                Ok(0) => return Ok(None),
+                Ok(n) => {
+                    let msg = serde_json::from_slice(&buf[..n])
+                        .map_err(|e| Error::Other(format!("decode message: {e}")))?;
+                    return Ok(Some(msg));
+                }
+                Err(errno) => std::io::Error::from(errno),
             };
-            if r == 0 {
-                return Ok(None);
-            }
-            if r > 0 {
-                let msg = serde_json::from_slice(&buf[..r as usize])
-                    .map_err(|e| Error::Other(format!("decode message: {e}")))?;
-                return Ok(Some(msg));
-            }
-            let e = std::io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 // A peer that exited without reading our last message resets
@@ -194,7 +181,9 @@ impl Channel {
                     for c in m.cmsgs().ctx(|| "read control message")? {
                         if let ControlMessageOwned::ScmRights(fds) = c {
                             if let Some(&fd) = fds.first() {
-                                // SAFETY: a fresh fd received over SCM_RIGHTS.
+                                // SAFETY: a fresh fd received over SCM_RIGHTS,
+                                // owned by nobody else (nix 0.29's ScmRights
+                                // hands out raw fds).
                                 return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
                             }
                         }

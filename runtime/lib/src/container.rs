@@ -206,8 +206,10 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     let child = match fork {
         ForkResult::Child => {
             drop(parent_end);
-            // SAFETY: closing our copy of the lock fd; the parent keeps its own.
-            unsafe { libc::close(dir.lock_fd()) };
+            // flock locks belong to the open file description, which fork
+            // shares: the child drops its copy of the locked directory handle
+            // (closing its lock fd, once) so that only the parent holds the lock.
+            drop(guard.dir.take());
             init::run(InitArgs {
                 spec: &spec,
                 rootfs: &rootfs,
@@ -870,7 +872,9 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
         }
         return Ok(());
     }
-    // SAFETY: plain kill(2); the pid was checked against its start time.
+    // SAFETY: plain kill(2); the pid was checked against its start time. Raw
+    // because the signal may be real-time (SIGRTMIN+n, as runc accepts), which
+    // nix's Signal cannot name and rustix's names only through an unsafe call.
     if unsafe { libc::kill(state.pid, signal) } != 0 {
         return Err(std::io::Error::last_os_error())
             .ctx(|| format!("signal {signal} to container \"{id}\" (pid {})", state.pid));

@@ -235,8 +235,10 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     let child = match fork {
         ForkResult::Child => {
             drop(parent_end);
-            // SAFETY: our copy of the state lock; the parent keeps its own.
-            unsafe { libc::close(dir.lock_fd()) };
+            // flock locks belong to the open file description, which fork
+            // shares: the child drops its copy of the locked directory handle
+            // (closing its lock fd, once) so that only the parent holds the lock.
+            drop(dir);
             let r = child_main(
                 &child_end,
                 cgroup.as_ref(),

@@ -3,7 +3,7 @@
 //! races.
 
 use std::io::IoSlice;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
@@ -12,13 +12,13 @@ use crate::error::{Context, Error, Result};
 
 /// A pidfd for `pid` (pidfd_open(2), Linux 5.3).
 pub fn open(pid: i32) -> Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| format!("pidfd_open({pid})"));
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let opened = match rustix::process::Pid::from_raw(pid.max(0)) {
+        Some(p) => rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()),
+        None => Err(rustix::io::Errno::INVAL),
+    };
+    opened
+        .map_err(std::io::Error::from)
+        .ctx(|| format!("pidfd_open({pid})"))
 }
 
 /// Connect to `socket` and send it a pidfd of `pid`.

@@ -147,7 +147,9 @@ pub fn parse_cpu_list(s: &str) -> std::result::Result<Vec<u64>, String> {
 
 fn set_affinity(list: &str, field: &str) -> Result<()> {
     let words = parse_cpu_list(list).map_err(|e| Error::Config(format!("field {field}: {e}")))?;
-    // SAFETY: the mask buffer is words.len() * 8 bytes long.
+    // SAFETY: the mask buffer is words.len() * 8 bytes long. Raw because the
+    // safe wrappers (nix's and rustix's CpuSet) hold a 1024-CPU cpu_set_t,
+    // while the kernel, and this list, take CPUs up to CONFIG_NR_CPUS (8192).
     let r = unsafe {
         libc::syscall(
             libc::SYS_sched_setaffinity,
@@ -191,7 +193,8 @@ pub fn reset_affinity_unless_initial(process: &Process) -> Result<()> {
     }
     // Every CPU number the kernel supports (CONFIG_NR_CPUS is at most 8192).
     let all = [u64::MAX; 8192 / 64];
-    // SAFETY: the mask buffer is all.len() * 8 bytes long.
+    // SAFETY: the mask buffer is all.len() * 8 bytes long. Raw for the same
+    // reason as in `set_affinity`: a 1024-CPU CpuSet could not name them all.
     let r = unsafe { libc::syscall(libc::SYS_sched_setaffinity, 0, all.len() * 8, all.as_ptr()) };
     if r != 0 {
         return Err(Error::Other(format!(
@@ -322,15 +325,16 @@ pub fn apply_personality(linux: &Linux) -> Result<()> {
     let Some(p) = linux.personality() else {
         return Ok(());
     };
-    let persona: libc::c_ulong = match p.domain() {
+    let persona: libc::c_int = match p.domain() {
         LinuxPersonalityDomain::PerLinux => 0x0000,
         LinuxPersonalityDomain::PerLinux32 => 0x0008,
     };
-    // SAFETY: plain syscall.
-    if unsafe { libc::personality(persona) } == -1 {
+    // The execution domain is the low byte; nix's Persona names only the flags.
+    let persona = nix::sys::personality::Persona::from_bits_retain(persona);
+    if let Err(e) = nix::sys::personality::set(persona) {
         return Err(Error::Config(format!(
             "field linux.personality: {}",
-            std::io::Error::last_os_error()
+            std::io::Error::from(e)
         )));
     }
     Ok(())

@@ -159,6 +159,8 @@ impl CgroupManager for NoCgroup {
     fn kill_all(&self, signal: i32) -> berth_cgroups::Result<()> {
         for pid in self.pids()? {
             // SAFETY: plain kill(2); a process that is already gone is fine.
+            // Raw because the signal may be real-time (SIGRTMIN+n), which
+            // nix's Signal cannot name.
             unsafe { libc::kill(pid, signal) };
         }
         Ok(())

@@ -11,7 +11,7 @@
 //! and the opened file must be on procfs.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -19,9 +19,6 @@ use nix::errno::Errno;
 use crate::sys::openat2;
 
 const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-const OPEN_TREE_CLONE: libc::c_uint = 1;
 const RESOLVE_NO_XDEV: u64 = 0x01;
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_BENEATH: u64 = 0x08;
@@ -34,57 +31,34 @@ pub(crate) fn is_procfs(fd: RawFd) -> bool {
     }
 }
 
-fn owned(r: libc::c_long) -> Result<OwnedFd, Errno> {
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        // SAFETY: the kernel returned a new fd that we own.
-        Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
-    }
-}
-
 /// A new procfs instance of this process's pid namespace, not attached anywhere.
 fn fresh_mount() -> Result<OwnedFd, Errno> {
-    // SAFETY: plain syscalls with valid C strings and integer arguments.
-    unsafe {
-        let ctx = owned(libc::syscall(
-            libc::SYS_fsopen,
-            c"proc".as_ptr(),
-            libc::O_CLOEXEC as libc::c_uint,
-        ))?;
-        if libc::syscall(
-            libc::SYS_fsconfig,
-            ctx.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        ) != 0
-        {
-            return Err(Errno::last());
-        }
-        owned(libc::syscall(
-            libc::SYS_fsmount,
-            ctx.as_raw_fd(),
-            FSMOUNT_CLOEXEC,
-            0,
-        ))
-    }
+    use rustix::mount::{fsconfig_create, fsmount, fsopen, FsMountFlags, FsOpenFlags};
+    let ctx = fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(nix_errno)?;
+    fsconfig_create(&ctx).map_err(nix_errno)?;
+    fsmount(
+        &ctx,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        rustix::mount::MountAttrFlags::empty(),
+    )
+    .map_err(nix_errno)
 }
 
 /// A detached copy of the `/proc` mount without anything mounted below it
 /// (allowed where a fresh instance is not, e.g. in a user namespace whose
 /// /proc is partly masked).
 fn clone_of_proc() -> Result<OwnedFd, Errno> {
-    // SAFETY: plain syscall with a valid C string and integer arguments.
-    unsafe {
-        owned(libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c"/proc".as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        ))
-    }
+    use rustix::mount::{open_tree, OpenTreeFlags};
+    open_tree(
+        rustix::fs::CWD,
+        "/proc",
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(nix_errno)
+}
+
+fn nix_errno(e: rustix::io::Errno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
 }
 
 /// The root of a procfs instance that nothing in the container can cover.

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -215,12 +214,6 @@ impl ContainerDir {
         Ok(ContainerDir { path, lock })
     }
 
-    /// The lock's fd. A forked child must close it: flock locks belong to the
-    /// open file description, which fork shares.
-    pub fn lock_fd(&self) -> i32 {
-        self.lock.as_raw_fd()
-    }
-
     pub fn state_path(&self) -> PathBuf {
         self.path.join(STATE_FILE)
     }
@@ -308,14 +301,12 @@ pub fn remove_incomplete(root: &Path, id: &str) -> Result<bool> {
 
 fn flock(f: &File, path: &Path) -> Result<()> {
     loop {
-        // SAFETY: flock on an fd we own.
-        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).ctx(|| format!("lock {}", path.display()));
+        match rustix::fs::flock(f, rustix::fs::FlockOperation::LockExclusive) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                return Err(std::io::Error::from(e)).ctx(|| format!("lock {}", path.display()))
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Small system helpers: process facts from /proc, atomic files, time.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -86,13 +86,6 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
 /// openat2(2): resolve `path` relative to `dirfd` with `resolve` restrictions.
 pub fn openat2(
     dirfd: RawFd,
@@ -101,31 +94,23 @@ pub fn openat2(
     mode: u32,
     resolve: u64,
 ) -> std::result::Result<OwnedFd, Errno> {
-    let c =
-        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: mode as u64,
-        resolve,
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let dir = if dirfd == libc::AT_FDCWD {
+        rustix::fs::CWD
+    } else {
+        // SAFETY: the caller passes an open fd that stays open for this call
+        // (the callers keep it in an OwnedFd or a Root they hold). Kept a
+        // RawFd parameter so that AT_FDCWD and borrowed fds pass alike.
+        unsafe { BorrowedFd::borrow_raw(dirfd) }
     };
+    let oflags = OFlags::from_bits_retain((flags | libc::O_CLOEXEC) as u32);
+    let mode = Mode::from_bits_retain(mode);
+    let resolve = ResolveFlags::from_bits_retain(resolve);
     loop {
-        // SAFETY: valid pointers for the duration of the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dirfd,
-                c.as_ptr(),
-                &how as *const OpenHow,
-                std::mem::size_of::<OpenHow>(),
-            )
-        };
-        if r >= 0 {
-            // SAFETY: the kernel returned a new fd that we own.
-            return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
-        }
-        match Errno::last() {
-            Errno::EINTR | Errno::EAGAIN => continue,
-            e => return Err(e),
+        match rustix::fs::openat2(dir, path, oflags, mode, resolve) {
+            Ok(fd) => return Ok(fd),
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
+            Err(e) => return Err(Errno::from_raw(e.raw_os_error())),
         }
     }
 }

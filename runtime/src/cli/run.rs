@@ -239,7 +239,9 @@ fn supervise(pid: i32, master: Option<&OwnedFd>) -> anyhow::Result<i32> {
                         }
                     }
                     _ => {
-                        // SAFETY: plain kill(2).
+                        // SAFETY: plain kill(2). Raw because every signal is
+                        // forwarded, real-time ones too, which nix's Signal
+                        // cannot name.
                         unsafe { libc::kill(pid, sig) };
                     }
                 }

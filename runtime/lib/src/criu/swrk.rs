@@ -82,8 +82,9 @@ impl Session {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
         }
-        // SAFETY: only async-signal-safe calls (dup2, fcntl, sigprocmask)
-        // between fork and exec.
+        // SAFETY: only async-signal-safe calls (dup2, sigprocmask) between
+        // fork and exec, with no allocation. The block stays whatever the
+        // calls inside: Command::pre_exec itself is unsafe.
         unsafe {
             cmd.pre_exec(move || {
                 for (i, fd) in raw.iter().enumerate() {

@@ -8,7 +8,7 @@
 //! MOUNT_ATTR_IDMAP, which needs CAP_SYS_ADMIN over the filesystem's user
 //! namespace, with a user namespace carrying the mount's mappings.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
@@ -16,10 +16,7 @@ use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
 use super::options::{self, Idmap};
 use crate::error::{Context, Error, Result};
 
-const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// Whether the mount asks to be idmapped, and how.
@@ -93,39 +90,27 @@ pub fn open_tree(
     source: &Path,
     recursive: bool,
 ) -> std::result::Result<OwnedFd, nix::errno::Errno> {
-    let c = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())
-        .map_err(|_| nix::errno::Errno::EINVAL)?;
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    use rustix::mount::OpenTreeFlags;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     if recursive {
-        flags |= AT_RECURSIVE;
+        flags |= OpenTreeFlags::AT_RECURSIVE;
     }
-    // SAFETY: a valid C string; open_tree returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(nix::errno::Errno::last());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    rustix::mount::open_tree(rustix::fs::CWD, source, flags)
+        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error()))
 }
 
 /// Attach the detached tree `tree` on the object `target` refers to.
 pub fn attach(tree: &OwnedFd, target: &OwnedFd, dest: &Path) -> Result<()> {
-    // SAFETY: two valid fds and empty paths.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            target.as_raw_fd(),
-            c"".as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error())
-            .ctx(|| format!("move_mount onto {}", dest.display()));
-    }
-    Ok(())
+    use rustix::mount::MoveMountFlags;
+    rustix::mount::move_mount(
+        tree,
+        c"",
+        target,
+        c"",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(std::io::Error::from)
+    .ctx(|| format!("move_mount onto {}", dest.display()))
 }
 
 /// The runtime side of a mount source request: a detached tree of the
@@ -177,7 +162,8 @@ pub fn apply(spec: &Spec, index: usize, tree: &OwnedFd) -> Result<()> {
     if kind == Idmap::Recursive {
         flags |= AT_RECURSIVE;
     }
-    // SAFETY: a valid fd, an empty path and a correctly sized struct.
+    // SAFETY: a valid fd, an empty path and a correctly sized struct. Raw
+    // because neither rustix 1.1 nor nix 0.29 wraps mount_setattr(2).
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -237,6 +223,8 @@ fn userns_with_maps(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<Ow
             drop(ready_r);
             drop(hold_w);
             // SAFETY: raw syscalls on fds this process owns; _exit never returns.
+            // Raw rather than nix's wrappers: between fork and exit the child
+            // keeps to async-signal-safe calls that cannot allocate.
             unsafe {
                 let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
                     1

@@ -34,7 +34,8 @@ pub fn setattr(fd: &impl AsRawFd, rec: RecAttr, recursive: bool, what: &Path) ->
     if recursive {
         flags |= 0x8000; // AT_RECURSIVE
     }
-    // SAFETY: valid pointers for the call.
+    // SAFETY: valid pointers for the call. Raw because neither rustix 1.1 nor
+    // nix 0.29 wraps mount_setattr(2).
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
