@@ -84,13 +84,9 @@ for containerd_dir in "" "$unstable/bin"; do
         step "shim tests, containerd $version" 900 \
             cargo test -p containerd-shim-berth-v2 --no-fail-fast -- --test-threads=2
     else
-        # The 200-container test fails now and then on 2.x when the pods are
-        # stopped ("ttrpc: closed" on a Kill; shim/README.md, Limits): not yet
-        # understood, so it runs against 1.6 only.
         step "shim tests, containerd $version" 900 env BERTH_TEST_CONTAINERD="$containerd_dir" \
             cargo test -p containerd-shim-berth-v2 --no-fail-fast \
-            --test ctr --test cri --test task_api --test start_action -- --test-threads=2 \
-            --skip two_hundred_containers_start_into_grouped_pod_shims
+            --test ctr --test cri --test task_api --test start_action -- --test-threads=2
     fi
 done
 step "conformance build" 900 cargo build -p berth-conformance

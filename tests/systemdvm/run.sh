@@ -132,6 +132,10 @@ install -m 644 "$repo/tests/v2vm/guest-lib.sh" "$payload/v2vm-lib.sh"
 
 mkdir -p "$work/spec"
 "${bins[0]}" spec --bundle "$work/spec"
+# Made on this host, used in the guest, a cgroup-v2-only host where `berth spec`
+# (as runc's) also asks for a cgroup namespace.
+jq '.linux.namespaces |= (map(select(.type != "cgroup")) + [{"type": "cgroup"}])' \
+    "$work/spec"/config.json >"$work/spec"/config.json.v2 && mv "$work/spec"/config.json.v2 "$work/spec"/config.json
 rootfs_template=$work/rootfs
 install_busybox "$rootfs_template"
 mkdir -p "$rootfs_template"/{proc,sys,dev,tmp,etc,root}

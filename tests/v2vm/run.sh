@@ -172,6 +172,10 @@ install -m 644 "$here/guest-lib.sh" "$here/guest-tests.sh" "$root/v2vm/"
 base_config=$work/spec
 mkdir -p "$base_config"
 "$berth_bin" spec --bundle "$base_config"
+# Made on this host, used in the guest, a cgroup-v2-only host where `berth spec`
+# (as runc's) also asks for a cgroup namespace.
+jq '.linux.namespaces |= (map(select(.type != "cgroup")) + [{"type": "cgroup"}])' \
+    "$base_config"/config.json >"$base_config"/config.json.v2 && mv "$base_config"/config.json.v2 "$base_config"/config.json
 rootfs_template=$work/rootfs
 install_busybox "$rootfs_template"
 mkdir -p "$rootfs_template"/{proc,sys,dev,tmp,etc,root}
