@@ -30,7 +30,7 @@ pub fn entries(text: &str) -> Vec<MountEntry> {
             }
             Some(MountEntry {
                 root: unescape(pre[3]),
-                mount_point: PathBuf::from(unescape(pre[4])),
+                mount_point: unescape_path(pre[4]),
                 fs_type: fs_type.to_string(),
             })
         })
@@ -74,22 +74,38 @@ impl CgroupMounts {
             if pre.len() < 5 || post.len() < 3 {
                 continue;
             }
-            let (dev, root, mount_point) =
-                (pre[2], unescape(pre[3]), PathBuf::from(unescape(pre[4])));
+            let (dev, root, mount_point) = (pre[2], unescape(pre[3]), unescape_path(pre[4]));
             match post[0] {
-                "cgroup2" if mounts.v2.is_none() => mounts.v2 = Some((mount_point, root)),
+                "cgroup2"
+                    if mounts.v2.as_ref().is_none_or(|(mp, r)| {
+                        preference(&mount_point, &root) > preference(mp, r)
+                    }) =>
+                {
+                    mounts.v2 = Some((mount_point, root));
+                }
                 "cgroup" => {
-                    // The same hierarchy can be mounted twice; keep the first.
-                    if seen_devs.iter().any(|d| d == dev) {
+                    // The same hierarchy can be mounted more than once (a
+                    // container without a mount namespace of its own binds
+                    // parts of it below its rootfs, and a cloned mount
+                    // namespace lists mounts in tree order, not in the order
+                    // they were made): keep the preferred one.
+                    if let Some(i) = seen_devs.iter().position(|d| d == dev) {
+                        let kept = &mut mounts.v1[i];
+                        if preference(&mount_point, &root)
+                            > preference(&kept.mount_point, &kept.root)
+                        {
+                            kept.mount_point = mount_point;
+                            kept.root = root;
+                        }
                         continue;
                     }
-                    seen_devs.push(dev.to_string());
                     let controllers = post[2]
                         .split(',')
                         .filter(|o| is_controller(o))
                         .map(str::to_string)
                         .collect::<Vec<_>>();
                     if !controllers.is_empty() {
+                        seen_devs.push(dev.to_string());
                         mounts.v1.push(V1Mount {
                             controllers,
                             mount_point,
@@ -102,6 +118,12 @@ impl CgroupMounts {
         }
         mounts
     }
+}
+
+/// Which of two mounts of one hierarchy to use: the whole hierarchy (root
+/// `/`) over a part of it, then one under /sys/fs/cgroup over one elsewhere.
+fn preference(mount_point: &std::path::Path, root: &str) -> (bool, bool) {
+    (root == "/", mount_point.starts_with("/sys/fs/cgroup"))
 }
 
 const V1_CONTROLLERS: &[&str] = &[
@@ -127,9 +149,18 @@ fn is_controller(opt: &str) -> bool {
 
 /// mountinfo escapes space, tab, newline and backslash as octal `\NNN`.
 fn unescape(s: &str) -> String {
-    if !s.contains('\\') {
-        return s.to_string();
-    }
+    String::from_utf8_lossy(&unescape_bytes(s)).into_owned()
+}
+
+/// A path field of mountinfo, unescaped byte for byte (a mount point need
+/// not be UTF-8).
+pub fn unescape_path(s: &str) -> PathBuf {
+    PathBuf::from(
+        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(unescape_bytes(s)),
+    )
+}
+
+fn unescape_bytes(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -145,7 +176,7 @@ fn unescape(s: &str) -> String {
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// The process's own cgroup path per hierarchy, from /proc/self/cgroup:
@@ -237,10 +268,36 @@ mod tests {
         );
     }
 
+    /// A cloned mount namespace lists mounts in tree order: a part of a
+    /// hierarchy bound below another container's rootfs (under /tmp) may come
+    /// before the host's mount of the whole hierarchy.
+    #[test]
+    fn the_whole_hierarchy_under_sys_fs_cgroup_wins_over_earlier_binds() {
+        let info = "40 23 0:29 /berth/x /tmp/b/rootfs/sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
+41 23 0:32 /berth/x /tmp/b/rootfs/sys/fs/cgroup rw - cgroup2 cgroup2 rw
+42 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
+43 31 0:32 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+";
+        let m = CgroupMounts::parse(info);
+        assert_eq!(m.v1.len(), 1);
+        assert_eq!(m.v1[0].mount_point, PathBuf::from("/sys/fs/cgroup/cpu"));
+        assert_eq!(m.v1[0].root, "/");
+        assert_eq!(
+            m.v2,
+            Some((PathBuf::from("/sys/fs/cgroup/unified"), "/".to_string()))
+        );
+    }
+
     #[test]
     fn unescapes_octal() {
         assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
         assert_eq!(unescape("/plain"), "/plain");
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(
+            unescape_path("/mnt/a\\040b\\377").as_os_str().as_bytes(),
+            b"/mnt/a b\xff",
+            "a mount point that is not UTF-8 keeps its bytes"
+        );
     }
 
     #[test]

@@ -336,7 +336,7 @@ pub fn detach_mounts_below(rootfs: &Path) {
     let mut below: Vec<PathBuf> = info
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mountinfo)
+        .map(berth_cgroups::mountinfo::unescape_path)
         .filter(|mp| mp.starts_with(rootfs) && mp != rootfs)
         .collect();
     below.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
@@ -346,26 +346,6 @@ pub fn detach_mounts_below(rootfs: &Path) {
         // view, and MNT_DETACH never follows into the mount it removes.
         let _ = umount2(&mp, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW);
     }
-}
-
-/// A mount point as mountinfo escapes it (octal for space, tab, newline, backslash).
-fn unescape_mountinfo(field: &str) -> PathBuf {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 4 <= b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
 }
 
 /// Without pivot_root the mounts outside the rootfs stay in the container's
