@@ -181,6 +181,10 @@ pub struct ManagerOptions<'a> {
     /// Manage the cgroup through systemd ([`SystemdManager`]): `cgroups_path`
     /// is then `slice:prefix:name` (or absent).
     pub systemd: bool,
+    /// The cgroup mounts already read by the caller (else read from
+    /// /proc/self/mountinfo): a command that builds several managers reads
+    /// them once.
+    pub mounts: Option<&'a mountinfo::CgroupMounts>,
 }
 
 impl<'a> ManagerOptions<'a> {
@@ -193,6 +197,7 @@ impl<'a> ManagerOptions<'a> {
             owned_depth: None,
             resources: None,
             systemd: false,
+            mounts: None,
         }
     }
 }
@@ -225,42 +230,11 @@ pub fn new_manager_with(opts: &ManagerOptions<'_>) -> Result<Box<dyn CgroupManag
     }
 }
 
-/// Detect the host's cgroup mode from /proc/self/mountinfo.
+/// Detect the host's cgroup mode from /proc/self/mountinfo: unified when a
+/// cgroup2 filesystem is mounted at /sys/fs/cgroup and no v1 hierarchy is,
+/// hybrid with both kinds, legacy with v1 only.
 pub fn detect() -> Result<Mode> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| CgroupError::Io {
-            path: "/proc/self/mountinfo".into(),
-            source,
-        })?;
-    let mut v1 = false;
-    let mut unified_root = false;
-    let mut unified_any = false;
-    for line in info.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fstype = post.split_whitespace().next().unwrap_or("");
-        let mountpoint = pre.split_whitespace().nth(4).unwrap_or("");
-        match fstype {
-            "cgroup" => v1 = true,
-            "cgroup2" => {
-                unified_any = true;
-                if mountpoint == "/sys/fs/cgroup" {
-                    unified_root = true;
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(if unified_root && !v1 {
-        Mode::Unified
-    } else if v1 && unified_any {
-        Mode::Hybrid
-    } else if v1 {
-        Mode::Legacy
-    } else {
-        return Err(CgroupError::Invalid(
-            "no cgroup filesystem is mounted".into(),
-        ));
-    })
+    mountinfo::CgroupMounts::read()?
+        .mode
+        .ok_or_else(|| CgroupError::Invalid("no cgroup filesystem is mounted".into()))
 }

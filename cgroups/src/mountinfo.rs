@@ -53,6 +53,9 @@ pub struct CgroupMounts {
     pub v1: Vec<V1Mount>,
     /// The first cgroup2 mount point and its root.
     pub v2: Option<(PathBuf, String)>,
+    /// The host's cgroup mode these mounts make (see [`crate::detect`]);
+    /// `None` when no cgroup filesystem is mounted.
+    pub mode: Option<crate::Mode>,
 }
 
 impl CgroupMounts {
@@ -65,13 +68,25 @@ impl CgroupMounts {
     pub fn parse(text: &str) -> Self {
         let mut mounts = CgroupMounts::default();
         let mut seen_devs: Vec<String> = Vec::new();
+        let (mut any_v1, mut any_v2, mut v2_at_root) = (false, false, false);
         for line in text.lines() {
             let Some((pre, post)) = line.split_once(" - ") else {
                 continue;
             };
             let pre: Vec<&str> = pre.split(' ').collect();
             let post: Vec<&str> = post.split(' ').collect();
-            if pre.len() < 5 || post.len() < 3 {
+            if pre.len() < 5 {
+                continue;
+            }
+            match post[0] {
+                "cgroup" => any_v1 = true,
+                "cgroup2" => {
+                    any_v2 = true;
+                    v2_at_root |= pre[4] == "/sys/fs/cgroup";
+                }
+                _ => continue,
+            }
+            if post.len() < 3 {
                 continue;
             }
             let (dev, root, mount_point) = (pre[2], unescape(pre[3]), unescape_path(pre[4]));
@@ -116,6 +131,12 @@ impl CgroupMounts {
                 _ => {}
             }
         }
+        mounts.mode = match (any_v1, any_v2, v2_at_root) {
+            (false, _, true) => Some(crate::Mode::Unified),
+            (true, true, _) => Some(crate::Mode::Hybrid),
+            (true, false, _) => Some(crate::Mode::Legacy),
+            (false, _, false) => None,
+        };
         mounts
     }
 }
@@ -286,6 +307,19 @@ mod tests {
             m.v2,
             Some((PathBuf::from("/sys/fs/cgroup/unified"), "/".to_string()))
         );
+    }
+
+    #[test]
+    fn the_mode_follows_the_mounted_kinds() {
+        use crate::Mode;
+        assert_eq!(CgroupMounts::parse(INFO).mode, Some(Mode::Hybrid));
+        let v1_only: String = INFO.lines().take(5).map(|l| format!("{l}\n")).collect();
+        assert_eq!(CgroupMounts::parse(&v1_only).mode, Some(Mode::Legacy));
+        let unified = "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(CgroupMounts::parse(unified).mode, Some(Mode::Unified));
+        let elsewhere = "30 23 0:26 / /mnt/cg rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(CgroupMounts::parse(elsewhere).mode, None);
+        assert_eq!(CgroupMounts::parse("").mode, None);
     }
 
     #[test]

@@ -5,13 +5,17 @@
 use std::path::{Path, PathBuf};
 
 use crate::mountinfo::{CgroupMounts, OwnCgroups};
-use crate::{detect, CgroupError, CgroupManager, Mode, Result, V1Manager, V2Manager};
+use crate::{CgroupError, CgroupManager, Mode, Result, V1Manager, V2Manager};
 
 /// The cgroup of process `pid` on this host (see [`V1Manager::existing`] and
 /// [`V2Manager::existing`]: nothing is created, and `owned_depth` is 0).
 pub fn manager_of_pid(pid: u32) -> Result<Box<dyn CgroupManager>> {
     let membership = OwnCgroups::read_pid(pid)?;
-    manager_for(detect()?, &CgroupMounts::read()?, &membership, pid)
+    let mounts = CgroupMounts::read()?;
+    let mode = mounts
+        .mode
+        .ok_or_else(|| CgroupError::Invalid("no cgroup filesystem is mounted".into()))?;
+    manager_for(mode, &mounts, &membership, pid)
 }
 
 fn manager_for(

@@ -50,7 +50,10 @@ impl V2Manager {
                 !is_cgroup2(root),
             ),
             None => {
-                let mounts = CgroupMounts::read()?;
+                let mounts = match opts.mounts {
+                    Some(m) => m.clone(),
+                    None => CgroupMounts::read()?,
+                };
                 let (mount, root) = mounts.v2.ok_or_else(|| {
                     CgroupError::Unsupported("no cgroup2 filesystem is mounted".into())
                 })?;
@@ -264,6 +267,10 @@ impl CgroupManager for V2Manager {
         let d = self.d();
         if signal == libc::SIGKILL && d.has("cgroup.kill") {
             return d.write("cgroup.kill", 1, "cgroup.kill");
+        }
+        // An empty cgroup stays empty (only its members could fork into it).
+        if self.pids()?.is_empty() {
+            return Ok(());
         }
         let can_freeze = d.has("cgroup.freeze");
         let was_frozen = can_freeze && freezer::state(d)? == FreezerState::Frozen;

@@ -41,11 +41,27 @@ fn cgroup_opts<'a>(state: &'a State) -> ManagerOptions<'a> {
     let mut o = ManagerOptions::new(state.cgroups_path.as_deref(), &state.id, mode);
     o.owned_depth = state.cgroup_owned_depth;
     o.systemd = state.systemd_cgroup;
+    o.mounts = host_cgroup_mounts();
     o
 }
 
-fn cgroup_mode() -> berth_cgroups::Mode {
-    berth_cgroups::detect().unwrap_or(berth_cgroups::Mode::Legacy)
+/// The host's cgroup mounts, read from /proc/self/mountinfo once per berth
+/// process: a command asks for the mode and builds a manager or two (`run`
+/// creates, starts and deletes), and the mount table can be long on a busy
+/// host. The runtime's own cgroup mounts do not change while it runs.
+fn host_cgroup_mounts() -> Option<&'static berth_cgroups::mountinfo::CgroupMounts> {
+    static MOUNTS: std::sync::OnceLock<Option<berth_cgroups::mountinfo::CgroupMounts>> =
+        std::sync::OnceLock::new();
+    MOUNTS
+        .get_or_init(|| berth_cgroups::mountinfo::CgroupMounts::read().ok())
+        .as_ref()
+}
+
+/// The host's cgroup mode (legacy when no cgroup filesystem is mounted).
+pub(crate) fn cgroup_mode() -> berth_cgroups::Mode {
+    host_cgroup_mounts()
+        .and_then(|m| m.mode)
+        .unwrap_or(berth_cgroups::Mode::Legacy)
 }
 
 pub fn cgroup_manager(state: &State) -> Result<Box<dyn CgroupManager>> {

@@ -181,7 +181,7 @@ impl CgroupManager for NoCgroup {
         0
     }
     fn mode(&self) -> Mode {
-        berth_cgroups::detect().unwrap_or(Mode::Legacy)
+        crate::container::cgroup_mode()
     }
     fn oom_notifier(&self) -> berth_cgroups::Result<berth_cgroups::oom::OomNotifier> {
         Err(self.unsupported("OOM notification"))

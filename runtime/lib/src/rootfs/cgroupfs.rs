@@ -69,14 +69,15 @@ fn all_hierarchies() -> Vec<Hierarchy> {
     v
 }
 
-/// This process's cgroup path in the hierarchy whose options are `opts` ("" = v2).
-fn own_path(opts: &str, v2: bool) -> String {
-    cgroup_path_of("self", opts, v2)
+/// /proc/PID/cgroup of process `pid` ("self" or a number), read once for
+/// every hierarchy a mount shows.
+fn cgroup_file_of(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default()
 }
 
-/// The cgroup path of process `pid` ("self" or a number) in a hierarchy.
-fn cgroup_path_of(pid: &str, opts: &str, v2: bool) -> String {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+/// The cgroup path in the hierarchy whose options are `opts` ("" = v2), from
+/// the text of a /proc/PID/cgroup file.
+fn cgroup_path_in(text: &str, opts: &str, v2: bool) -> String {
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
         let (_, ctrls, path) = (
@@ -109,7 +110,15 @@ fn cgroup_flags(o: &MountOptions) -> MsFlags {
             | MsFlags::MS_RELATIME)
 }
 
-fn mount_one(ctx: &MountCtx, h: &Hierarchy, dest: &Path, o: &MountOptions) -> Result<()> {
+/// Mount hierarchy `h` at `dest`; `own_cgroups` is this process's
+/// /proc/self/cgroup (the bind source without a cgroup namespace).
+fn mount_one(
+    ctx: &MountCtx,
+    h: &Hierarchy,
+    own_cgroups: &str,
+    dest: &Path,
+    o: &MountOptions,
+) -> Result<()> {
     let target = ctx.root.ensure(dest, Kind::Dir)?;
     let flags = cgroup_flags(o);
     if ctx.cgroupns {
@@ -129,7 +138,7 @@ fn mount_one(ctx: &MountCtx, h: &Hierarchy, dest: &Path, o: &MountOptions) -> Re
     } else {
         let src = h
             .mountpoint
-            .join(own_path(&h.options, h.v2).trim_start_matches('/'));
+            .join(cgroup_path_in(own_cgroups, &h.options, h.v2).trim_start_matches('/'));
         mount(
             Some(src.as_path()),
             fd_path(&target).as_str(),
@@ -166,9 +175,10 @@ pub fn mount_v1(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
         Some("mode=755"),
     )
     .ctx(|| format!("mount tmpfs on {}", dest.display()))?;
+    let own_cgroups = cgroup_file_of("self");
     for (name, h) in v1_parts(hs) {
         let sub = dest.join(&name);
-        mount_one(ctx, &h, &sub, o)?;
+        mount_one(ctx, &h, &own_cgroups, &sub, o)?;
         if name.contains(',') {
             let dir = reopen(ctx.root, dest)?;
             let dirfd = crate::sys::openat2(
@@ -204,7 +214,14 @@ pub fn mount_v1(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
 }
 
 pub fn mount_v2(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
-    mount_one(ctx, &v2_hierarchy(&ctx.root.path), m.destination(), o)
+    let own_cgroups = cgroup_file_of("self");
+    mount_one(
+        ctx,
+        &v2_hierarchy(&ctx.root.path),
+        &own_cgroups,
+        m.destination(),
+        o,
+    )
 }
 
 /// The hierarchies a v1 `cgroup` mount shows, by the name of their
@@ -239,10 +256,10 @@ fn v2_hierarchy(rootfs: &Path) -> Hierarchy {
 /// `pid` in each hierarchy, as the init saw its own when the mounts were made.
 /// CRIU takes these as external mounts.
 pub fn bind_layout(dest: &Path, typ: &str, rootfs: &Path, pid: i32) -> Vec<(PathBuf, PathBuf)> {
-    let pid = pid.to_string();
+    let cgroups = cgroup_file_of(&pid.to_string());
     let source = |h: &Hierarchy| {
         h.mountpoint
-            .join(cgroup_path_of(&pid, &h.options, h.v2).trim_start_matches('/'))
+            .join(cgroup_path_in(&cgroups, &h.options, h.v2).trim_start_matches('/'))
     };
     let hs = host_hierarchies(rootfs);
     if typ == "cgroup" && hs.iter().any(|h| !h.v2) {
