@@ -205,7 +205,13 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     let rootless = crate::rootless::is_rootless();
     let (cgroup, resources) = new_cgroup(&state, linux, rootless)?;
     let init_joins = init_joins_cgroup(&plan, rootless, cgroup.as_ref());
-    if init_joins {
+    // A cgroup2 cgroup is made before the fork, so that the init starts in it
+    // (see `sys::fork_into_cgroup`). The directories of v1 hierarchies are made
+    // after it, while the init creates its namespaces (a network namespace
+    // alone costs the kernel about as much as all the directories); it joins
+    // them itself once told they are there.
+    let made_before_fork = init_joins && cgroup.mode() == berth_cgroups::Mode::Unified;
+    if made_before_fork {
         cgroup.apply(0)?;
         state.cgroup_owned_depth = Some(cgroup.owned_depth());
     }
@@ -218,7 +224,7 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     }
 
     // SAFETY: berth is single-threaded here; the child runs only the init code.
-    let (fork, in_unified) = unsafe { fork_child(cgroup, init_joins, "container init")? };
+    let (fork, in_unified) = unsafe { fork_child(cgroup, made_before_fork, "container init")? };
     let child = match fork {
         ForkResult::Child => {
             drop(parent_end);
@@ -246,6 +252,10 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     drop(child_end);
     drop(console);
     guard.pid = Some(child);
+    if init_joins && !made_before_fork {
+        cgroup.apply(0)?;
+        state.cgroup_owned_depth = Some(cgroup.owned_depth());
+    }
     if cgroup.apply_needs_pid() && !plan.involves_user() {
         leave_children_namespaces(&plan)?;
     }
