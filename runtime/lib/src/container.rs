@@ -762,9 +762,35 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     crate::sys::write_atomic(&abs, pid.to_string().as_bytes())
 }
 
-fn load_spec_copy(dir: &ContainerDir) -> Option<Spec> {
-    let text = std::fs::read_to_string(dir.path.join(crate::state::CONFIG_COPY)).ok()?;
-    serde_json::from_str(&text).ok()
+/// What start, kill and delete need of the config.json saved at create: the
+/// hooks and the namespaces. Only these fields are built (serde skips the
+/// rest of the text), which is most of the cost of reading it back.
+#[derive(Debug, Default, serde::Deserialize)]
+struct SavedConfig {
+    #[serde(default)]
+    hooks: Option<oci_spec::runtime::Hooks>,
+    #[serde(default)]
+    linux: Option<SavedLinux>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct SavedLinux {
+    #[serde(default)]
+    namespaces: Option<Vec<oci_spec::runtime::LinuxNamespace>>,
+}
+
+impl SavedConfig {
+    fn namespaces(&self) -> &[oci_spec::runtime::LinuxNamespace] {
+        self.linux
+            .as_ref()
+            .and_then(|l| l.namespaces.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+fn load_spec_copy(dir: &ContainerDir) -> Option<SavedConfig> {
+    let text = std::fs::read(dir.path.join(crate::state::CONFIG_COPY)).ok()?;
+    serde_json::from_slice(&text).ok()
 }
 
 /// `berth start`: let the init exec the user program, exactly once.
@@ -799,7 +825,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     }
     state.status = Status::Running;
     if let Some(spec) = load_spec_copy(&dir) {
-        if let Some(h) = spec.hooks().as_ref() {
+        if let Some(h) = spec.hooks.as_ref() {
             crate::hooks::run_all_warn(h.poststart().as_ref(), &state.hook_json(), "poststart");
         }
     }
@@ -910,14 +936,10 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
 
 /// Whether the container has a pid namespace of its own (a new one, not
 /// shared with the host or joined by path).
-fn has_own_pid_namespace(spec: &Spec) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
-        })
+fn has_own_pid_namespace(spec: &SavedConfig) -> bool {
+    spec.namespaces()
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
 }
 
 /// `berth delete`.
@@ -956,18 +978,17 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     dir.remove()?;
     state.status = Status::Stopped;
-    if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
+    if let Some(h) = spec.as_ref().and_then(|s| s.hooks.as_ref()) {
         crate::hooks::run_all_warn(h.poststop().as_ref(), &state.hook_json(), "poststop");
     }
     Ok(())
 }
 
 /// Whether the config gives the container a mount namespace of its own.
-fn has_mount_namespace(spec: &Spec) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Mount))
+fn has_mount_namespace(spec: &SavedConfig) -> bool {
+    spec.namespaces()
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount)
 }
 
 /// SIGKILL the init and everything in its cgroup, and wait until it is gone.

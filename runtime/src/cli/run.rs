@@ -14,10 +14,19 @@ use nix::unistd::Pid;
 /// Whether the bundle's config asks for a terminal (read before create, which
 /// then gets the console socket of the pty berth relays).
 pub(crate) fn config_wants_terminal(bundle: &std::path::Path) -> bool {
-    std::fs::read_to_string(bundle.join("config.json"))
+    // Only `process.terminal` is built; serde skips the rest of the text.
+    #[derive(serde::Deserialize)]
+    struct Config {
+        process: Option<Process>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Process {
+        terminal: Option<bool>,
+    }
+    std::fs::read(bundle.join("config.json"))
         .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["process"]["terminal"].as_bool())
+        .and_then(|t| serde_json::from_slice::<Config>(&t).ok())
+        .and_then(|c| c.process?.terminal)
         .unwrap_or(false)
 }
 
