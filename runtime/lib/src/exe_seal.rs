@@ -258,14 +258,8 @@ fn reexec(fd: &OwnedFd) -> Result<(), SealError> {
         })
         .collect();
     env.push(CString::new(format!("{REEXEC_MARK}=1")).expect("no NUL"));
-    let e = nix::unistd::execveat(
-        Some(fd.as_raw_fd()),
-        c"",
-        &args,
-        &env,
-        nix::fcntl::AtFlags::AT_EMPTY_PATH,
-    )
-    .unwrap_err();
+    let e = nix::unistd::execveat(fd, c"", &args, &env, nix::fcntl::AtFlags::AT_EMPTY_PATH)
+        .unwrap_err();
     Err(SealError::Io(format!(
         "re-execute from a protected copy (fd {}): {e}",
         fd.as_raw_fd()

@@ -523,7 +523,7 @@ fn child_main(
         setns(*t, fd)?;
     }
     if let Some(root) = shared_mount_root {
-        nix::unistd::fchdir(root.as_raw_fd()).ctx(|| "chdir to the container's root")?;
+        nix::unistd::fchdir(root).ctx(|| "chdir to the container's root")?;
         nix::unistd::chroot(".").ctx(|| "chroot into the container's root")?;
         nix::unistd::chdir("/").ctx(|| "chdir /")?;
     }

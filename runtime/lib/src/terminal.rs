@@ -190,10 +190,6 @@ pub fn clear_onlcr(fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
 /// `gid=` option): the terminal becomes the process's stdio only after it
 /// has dropped root.
 pub fn give_to(pty: &Pty, uid: u32) -> Result<()> {
-    nix::unistd::fchown(
-        pty.slave.as_raw_fd(),
-        Some(nix::unistd::Uid::from_raw(uid)),
-        None,
-    )
-    .ctx(|| format!("give the pty to uid {uid}"))
+    nix::unistd::fchown(&pty.slave, Some(nix::unistd::Uid::from_raw(uid)), None)
+        .ctx(|| format!("give the pty to uid {uid}"))
 }

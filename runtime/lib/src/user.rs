@@ -1,5 +1,7 @@
 //! `process.user`: groups, gid, uid and umask.
 
+use std::os::fd::AsRawFd;
+
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::User;
 
@@ -73,8 +75,14 @@ pub fn apply_umask(u: &User) {
 /// mapped in a user namespace, a read-only /dev).
 pub fn give_stdio_to(uid: u32) -> Result<()> {
     let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
-    for fd in 0..3 {
-        let Ok(st) = nix::sys::stat::fstat(fd) else {
+    let stdio = [
+        rustix::stdio::stdin(),
+        rustix::stdio::stdout(),
+        rustix::stdio::stderr(),
+    ];
+    for stdio_fd in stdio {
+        let fd = stdio_fd.as_raw_fd();
+        let Ok(st) = nix::sys::stat::fstat(stdio_fd) else {
             continue;
         };
         if st.st_mode & libc::S_IFMT == libc::S_IFCHR && Some(st.st_rdev) == null {

@@ -60,7 +60,7 @@ pub fn read_until(fd: &OwnedFd, needle: &str, timeout: Duration) -> String {
             continue;
         }
         let mut buf = [0u8; 4096];
-        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+        match nix::unistd::read(fd, &mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
         }

@@ -190,11 +190,7 @@ pub fn mount_v1(ctx: &MountCtx, m: &Mount, o: &MountOptions) -> Result<()> {
             )
             .ctx(|| format!("open {}", dest.display()))?;
             for c in name.split(',') {
-                let _ = nix::unistd::symlinkat(
-                    name.as_str(),
-                    Some(std::os::fd::AsRawFd::as_raw_fd(&dirfd)),
-                    c,
-                );
+                let _ = nix::unistd::symlinkat(name.as_str(), &dirfd, c);
             }
         }
     }

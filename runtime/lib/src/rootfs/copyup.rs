@@ -5,7 +5,7 @@
 //! call on a directory fd, symlinks are copied as links).
 
 use std::ffi::{CStr, CString, OsStr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 /// Copy the contents of directory `from` into directory `to`.
 pub fn copy_tree(from: &OwnedFd, to: &OwnedFd, what: &str) -> Result<()> {
-    copy_dir(from.as_raw_fd(), to.as_raw_fd(), 0)
+    copy_dir(from.as_fd(), to.as_fd(), 0)
         .map_err(|e| Error::Other(format!("tmpcopyup of {what}: {e}")))
 }
 
@@ -25,19 +25,21 @@ pub fn copy_tree(from: &OwnedFd, to: &OwnedFd, what: &str) -> Result<()> {
 /// recurse without bound).
 const MAX_DEPTH: usize = 256;
 
-fn open_at(dir: RawFd, name: &OsStr, flags: OFlag) -> std::result::Result<OwnedFd, String> {
-    let fd = nix::fcntl::openat(
-        Some(dir),
+fn open_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    flags: OFlag,
+) -> std::result::Result<OwnedFd, String> {
+    nix::fcntl::openat(
+        dir,
         name,
         flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
         Mode::empty(),
     )
-    .map_err(|e| format!("open {}: {e}", name.to_string_lossy()))?;
-    // SAFETY: a fresh descriptor from openat(2).
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    .map_err(|e| format!("open {}: {e}", name.to_string_lossy()))
 }
 
-fn entries(dir: RawFd) -> std::result::Result<Vec<CString>, String> {
+fn entries(dir: BorrowedFd<'_>) -> std::result::Result<Vec<CString>, String> {
     let dup = nix::unistd::dup(dir).map_err(|e| format!("dup: {e}"))?;
     let mut d = nix::dir::Dir::from_fd(dup).map_err(|e| format!("opendir: {e}"))?;
     let mut out = Vec::new();
@@ -51,46 +53,49 @@ fn entries(dir: RawFd) -> std::result::Result<Vec<CString>, String> {
     Ok(out)
 }
 
-fn copy_dir(from: RawFd, to: RawFd, depth: usize) -> std::result::Result<(), String> {
+fn copy_dir(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    depth: usize,
+) -> std::result::Result<(), String> {
     if depth > MAX_DEPTH {
         return Err("directory tree too deep".into());
     }
     for name in entries(from)? {
         let name = OsStr::from_bytes(name.to_bytes());
-        let st = fstatat(Some(from), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        let st = fstatat(from, name, AtFlags::AT_SYMLINK_NOFOLLOW)
             .map_err(|e| format!("stat {}: {e}", name.to_string_lossy()))?;
         let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
         let kind = SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT);
         match kind {
             SFlag::S_IFDIR => {
-                mkdirat(Some(to), name, Mode::from_bits_truncate(0o700))
+                mkdirat(to, name, Mode::from_bits_truncate(0o700))
                     .map_err(|e| format!("mkdir {}: {e}", name.to_string_lossy()))?;
                 let src = open_at(from, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
                 let dst = open_at(to, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
-                copy_dir(src.as_raw_fd(), dst.as_raw_fd(), depth + 1)?;
+                copy_dir(src.as_fd(), dst.as_fd(), depth + 1)?;
             }
             SFlag::S_IFREG => {
                 let mut src = std::fs::File::from(open_at(from, name, OFlag::O_RDONLY)?);
                 let dst = nix::fcntl::openat(
-                    Some(to),
+                    to,
                     name,
                     OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
                     Mode::from_bits_truncate(0o600),
                 )
                 .map_err(|e| format!("create {}: {e}", name.to_string_lossy()))?;
-                // SAFETY: a fresh descriptor from openat(2).
-                let mut dst = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(dst) });
+                let mut dst = std::fs::File::from(dst);
                 std::io::copy(&mut src, &mut dst)
                     .map_err(|e| format!("copy {}: {e}", name.to_string_lossy()))?;
             }
             SFlag::S_IFLNK => {
-                let target = nix::fcntl::readlinkat(Some(from), name)
+                let target = nix::fcntl::readlinkat(from, name)
                     .map_err(|e| format!("readlink {}: {e}", name.to_string_lossy()))?;
-                nix::unistd::symlinkat(target.as_os_str(), Some(to), name)
+                nix::unistd::symlinkat(target.as_os_str(), to, name)
                     .map_err(|e| format!("symlink {}: {e}", name.to_string_lossy()))?;
             }
             SFlag::S_IFIFO | SFlag::S_IFCHR | SFlag::S_IFBLK | SFlag::S_IFSOCK => {
-                match mknodat(Some(to), name, kind, perm, st.st_rdev) {
+                match mknodat(to, name, kind, perm, st.st_rdev) {
                     Ok(()) => {}
                     // A socket is only a name; a device may be refused (user
                     // namespaces): the copy goes on without it, as mkdir -p would.
@@ -101,7 +106,7 @@ fn copy_dir(from: RawFd, to: RawFd, depth: usize) -> std::result::Result<(), Str
             _ => continue,
         }
         fchownat(
-            Some(to),
+            to,
             name,
             Some(Uid::from_raw(st.st_uid)),
             Some(Gid::from_raw(st.st_gid)),
@@ -118,7 +123,7 @@ fn copy_dir(from: RawFd, to: RawFd, depth: usize) -> std::result::Result<(), Str
         if kind != SFlag::S_IFLNK {
             // After the chown, which clears set-id bits.
             // Not a link: this process just made the entry in the new tmpfs.
-            fchmodat(Some(to), name, perm, FchmodatFlags::FollowSymlink)
+            fchmodat(to, name, perm, FchmodatFlags::FollowSymlink)
                 .map_err(|e| format!("chmod {}: {e}", name.to_string_lossy()))?;
         }
     }

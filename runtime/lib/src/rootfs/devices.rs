@@ -1,7 +1,7 @@
 //! Device nodes in the container's /dev: the spec's default devices,
 //! `linux.devices`, and the standard /dev symlinks.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -80,13 +80,8 @@ pub enum Existing {
 }
 
 /// Whether the entry `name` in `dir` is the character or block device `dev`.
-fn is_same_device(dir: &impl AsRawFd, name: &std::ffi::OsStr, dev: &Dev) -> bool {
-    nix::sys::stat::fstatat(
-        Some(dir.as_raw_fd()),
-        name,
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
-    .is_ok_and(|st| {
+fn is_same_device(dir: &impl AsFd, name: &std::ffi::OsStr, dev: &Dev) -> bool {
+    nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|st| {
         st.st_mode & libc::S_IFMT == dev.typ.bits() && st.st_rdev == makedev(dev.major, dev.minor)
     })
 }
@@ -107,23 +102,15 @@ pub fn create(root: &Root, dev: &Dev, userns: bool, existing: Existing) -> Resul
         0,
     )
     .ctx(|| format!("open {}", parent.display()))?;
-    let exists = nix::sys::stat::fstatat(
-        Some(dir.as_raw_fd()),
-        name,
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
-    .is_ok();
+    let exists =
+        nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
     if exists {
         if existing == Existing::KeepIfSameDevice && is_same_device(&dir, name, dev) {
             return Ok(());
         }
         // Removed also where the host's node will be bound: a symlink left
         // there would send the bind elsewhere in the rootfs.
-        if let Err(e) = nix::unistd::unlinkat(
-            Some(dir.as_raw_fd()),
-            name,
-            nix::unistd::UnlinkatFlags::NoRemoveDir,
-        ) {
+        if let Err(e) = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
             return Err(Error::Path {
                 path: dev.path.clone(),
                 msg: format!("remove what the rootfs has there to make the device: {e}"),
@@ -142,13 +129,7 @@ pub fn create(root: &Root, dev: &Dev, userns: bool, existing: Existing) -> Resul
         return Ok(());
     }
     let mode = Mode::from_bits_truncate(dev.mode & 0o7777);
-    match mknodat(
-        Some(dir.as_raw_fd()),
-        name,
-        dev.typ,
-        mode,
-        makedev(dev.major, dev.minor),
-    ) {
+    match mknodat(&dir, name, dev.typ, mode, makedev(dev.major, dev.minor)) {
         Ok(()) => {}
         Err(Errno::EEXIST) => {}
         Err(e) => {
@@ -160,14 +141,14 @@ pub fn create(root: &Root, dev: &Dev, userns: bool, existing: Existing) -> Resul
     }
     // mknod applies the umask; set the exact mode and owner.
     nix::sys::stat::fchmodat(
-        Some(dir.as_raw_fd()),
+        &dir,
         name,
         mode,
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
     .ctx(|| format!("chmod {}", dev.path.display()))?;
     nix::unistd::fchownat(
-        Some(dir.as_raw_fd()),
+        &dir,
         name,
         Some(nix::unistd::Uid::from_raw(dev.uid)),
         Some(nix::unistd::Gid::from_raw(dev.gid)),
@@ -198,7 +179,7 @@ pub fn symlinks(root: &Root, with_pts: bool) -> Result<()> {
         links.push(("/proc/kcore", "core"));
     }
     for (target, name) in links {
-        match nix::unistd::symlinkat(target, Some(dev.as_raw_fd()), name) {
+        match nix::unistd::symlinkat(target, &dev, name) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => {
                 return Err(Error::Path {
@@ -209,13 +190,8 @@ pub fn symlinks(root: &Root, with_pts: bool) -> Result<()> {
         }
     }
     if with_pts {
-        let _ = nix::unistd::unlinkat(
-            Some(dev.as_raw_fd()),
-            "ptmx",
-            nix::unistd::UnlinkatFlags::NoRemoveDir,
-        );
-        nix::unistd::symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx")
-            .ctx(|| "symlink /dev/ptmx")?;
+        let _ = nix::unistd::unlinkat(&dev, "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
+        nix::unistd::symlinkat("pts/ptmx", &dev, "ptmx").ctx(|| "symlink /dev/ptmx")?;
     }
     Ok(())
 }
@@ -230,9 +206,15 @@ pub fn reopen_stdio_null() -> Result<()> {
         .write(true)
         .open("/dev/null")
         .ctx(|| "open the container's /dev/null")?;
-    let ours = nix::sys::stat::fstat(null.as_raw_fd()).ctx(|| "stat /dev/null")?;
-    for fd in 0..3 {
-        let Ok(st) = nix::sys::stat::fstat(fd) else {
+    let ours = nix::sys::stat::fstat(&null).ctx(|| "stat /dev/null")?;
+    let stdio = [
+        rustix::stdio::stdin(),
+        rustix::stdio::stdout(),
+        rustix::stdio::stderr(),
+    ];
+    for stdio_fd in stdio {
+        let fd = stdio_fd.as_raw_fd();
+        let Ok(st) = nix::sys::stat::fstat(stdio_fd) else {
             continue;
         };
         let is_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == ours.st_rdev;

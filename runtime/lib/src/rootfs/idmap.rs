@@ -244,7 +244,7 @@ fn userns_with_maps(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<Ow
                 let _ = nix::sys::wait::waitpid(child, None);
             };
             let mut ok = [0u8; 1];
-            let n = nix::unistd::read(ready_r.as_raw_fd(), &mut ok).unwrap_or(0);
+            let n = nix::unistd::read(&ready_r, &mut ok).unwrap_or(0);
             let result = (|| {
                 if n != 1 || ok[0] != 1 {
                     return Err(Error::Other(

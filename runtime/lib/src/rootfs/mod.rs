@@ -11,7 +11,7 @@ pub mod paths;
 pub mod remount;
 pub mod sysctl;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -140,7 +140,7 @@ pub fn mount_all(spec: &Spec, root: &Root, ctx: &MountCtx, userns: bool) -> Resu
 }
 
 /// Whether `fd` is the null character device (1:3).
-fn is_null_device(fd: &impl AsRawFd) -> bool {
+fn is_null_device(fd: &impl AsFd) -> bool {
     fstat(fd).is_ok_and(|st| {
         st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == nix::sys::stat::makedev(1, 3)
     })
@@ -276,8 +276,7 @@ pub fn ensure_cwd(root: &Root, cwd: &Path) -> Result<()> {
 /// Step 4: switch to the rootfs with pivot_root(2) (or MS_MOVE + chroot with --no-pivot).
 pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
     let rootfs = root.path.as_path();
-    nix::unistd::fchdir(dir_fd(root)?.as_raw_fd())
-        .ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
+    nix::unistd::fchdir(dir_fd(root)?).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
     if no_pivot {
         hide_outer_proc_and_sys(rootfs)?;
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
@@ -298,7 +297,7 @@ pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
         // through its own directory: "." may still be the new root, whose
         // mounts (binds that must stay in the host's peer groups) the
         // propagation change below must not touch.
-        nix::unistd::fchdir(old_root.as_raw_fd()).ctx(|| "chdir to the old root")?;
+        nix::unistd::fchdir(&old_root).ctx(|| "chdir to the old root")?;
         drop(old_root);
         // Detach the old root without propagating the unmount to the host.
         mount(
@@ -319,7 +318,7 @@ pub fn enter(root: &Root, no_pivot: bool) -> Result<()> {
 /// (runtime-spec config-linux.md#namespaces): it is only chrooted into its
 /// rootfs; nothing of that namespace's mount table is moved or changed.
 pub fn chroot_into(root: &Root) -> Result<()> {
-    nix::unistd::fchdir(dir_fd(root)?.as_raw_fd())
+    nix::unistd::fchdir(dir_fd(root)?)
         .ctx(|| format!("chdir to rootfs {}", root.path.display()))?;
     nix::unistd::chroot(".").ctx(|| "chroot into rootfs")?;
     nix::unistd::chdir("/").ctx(|| "chdir /")?;

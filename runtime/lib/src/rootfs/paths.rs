@@ -3,7 +3,7 @@
 //! of the rootfs, whatever the image contains. Mounts then target the resolved
 //! object through its /proc/self/fd path, never a re-walked string.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -58,8 +58,6 @@ impl Root {
             path: path.into(),
             msg: format!("open rootfs: {e}"),
         })?;
-        // SAFETY: fresh fd from open(2).
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         Ok(Root {
             fd,
             path: path.into(),
@@ -113,7 +111,7 @@ impl Root {
                 Ok(next) => fd = next,
                 Err(Errno::ENOENT) => {
                     match nix::sys::stat::mkdirat(
-                        Some(fd.as_raw_fd()),
+                        &fd,
                         comp.as_os_str(),
                         Mode::from_bits_truncate(mode),
                     ) {
@@ -174,8 +172,7 @@ impl Root {
             return Err(self.err(cur, "resolve", Errno::ELOOP));
         }
         *budget -= 1;
-        let link = nix::fcntl::readlinkat(Some(dirfd.as_raw_fd()), name)
-            .map_err(|e| self.err(cur, "readlink", e))?;
+        let link = nix::fcntl::readlinkat(dirfd, name).map_err(|e| self.err(cur, "readlink", e))?;
         let link = PathBuf::from(link);
         Ok(if link.is_absolute() {
             rel(&link)
@@ -245,8 +242,8 @@ impl Root {
 }
 
 /// fstat an fd.
-pub fn fstat(fd: &impl AsRawFd) -> std::result::Result<libc::stat, Errno> {
-    nix::sys::stat::fstat(fd.as_raw_fd())
+pub fn fstat(fd: &impl AsFd) -> std::result::Result<libc::stat, Errno> {
+    nix::sys::stat::fstat(fd)
 }
 
 pub fn is_dir(st: &libc::stat) -> bool {
