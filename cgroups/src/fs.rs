@@ -23,6 +23,39 @@ pub(crate) struct CgDir<'a> {
     pub create: bool,
 }
 
+/// See [`CgDir::writer`]: the file is opened at the first write.
+pub(crate) struct FileWriter<'a> {
+    dir: CgDir<'a>,
+    name: &'a str,
+    file: Option<std::fs::File>,
+}
+
+impl FileWriter<'_> {
+    /// Write `value` with a single write(2); `resource` names the OCI field in errors.
+    pub fn write(&mut self, value: &str, resource: &str) -> Result<()> {
+        let err = |source| CgroupError::Write {
+            resource: resource.to_string(),
+            path: self.dir.file(self.name),
+            value: value.to_string(),
+            source,
+        };
+        if self.dir.create {
+            return self.dir.write_raw(self.name, value).map_err(err);
+        }
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(self.dir.file(self.name))
+                    .map_err(err)?;
+                self.file.insert(f)
+            }
+        };
+        file.write_all(value.as_bytes()).map_err(err)
+    }
+}
+
 impl<'a> CgDir<'a> {
     pub fn new(path: &'a Path, create: bool) -> Self {
         CgDir { path, create }
@@ -46,6 +79,17 @@ impl<'a> CgDir<'a> {
                 value,
                 source,
             })
+    }
+
+    /// An open interface file that takes one value per [`FileWriter::write`]
+    /// (each its own write(2)), for files the kernel reads as one entry per
+    /// write, such as v1's devices.allow: one open for many rules.
+    pub fn writer(&self, name: &'a str) -> FileWriter<'a> {
+        FileWriter {
+            dir: *self,
+            name,
+            file: None,
+        }
     }
 
     pub fn write_raw(&self, name: &str, value: &str) -> std::io::Result<()> {

@@ -954,12 +954,14 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         r => r?,
     };
     let mut state = dir.load_current()?;
+    let spec = load_spec_copy(&dir);
+    let own_pid_ns = spec.as_ref().is_some_and(has_own_pid_namespace);
     match state.status {
         Status::Stopped => {}
         // A created container's program never ran: deleting it is allowed, as runc
         // does and as containerd relies on.
-        Status::Created | Status::Creating => kill_and_wait(&state)?,
-        Status::Running | Status::Paused if force => kill_and_wait(&state)?,
+        Status::Created | Status::Creating => kill_and_wait(&state, own_pid_ns)?,
+        Status::Running | Status::Paused if force => kill_and_wait(&state, own_pid_ns)?,
         s => {
             return Err(Error::WrongState(format!(
                 "cannot delete container \"{id}\": it is {s}; stop it first or use --force"
@@ -967,7 +969,6 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         }
     }
     crate::logging::debug(&format!("delete {id}: status {}", state.status));
-    let spec = load_spec_copy(&dir);
     if spec.as_ref().is_some_and(|s| !has_mount_namespace(s)) {
         crate::rootfs::detach_mounts_below(&state.rootfs);
     }
@@ -992,10 +993,20 @@ fn has_mount_namespace(spec: &SavedConfig) -> bool {
 }
 
 /// SIGKILL the init and everything in its cgroup, and wait until it is gone.
-fn kill_and_wait(state: &State) -> Result<()> {
-    if let Ok(cg) = cgroup_manager(state) {
-        let _ = cg.kill_all(libc::SIGKILL);
-        let _ = cg.thaw();
+///
+/// With a pid namespace of its own the init's death takes every process of
+/// the container with it (the kernel kills the namespace), as runc relies on:
+/// a running init is then simply killed, without freezing the cgroup to
+/// signal its processes one by one. A paused container is thawed for the
+/// signal to be taken.
+fn kill_and_wait(state: &State, own_pid_ns: bool) -> Result<()> {
+    let init_alive = state.pid > 0 && crate::sys::process_alive(state.pid, state.pid_start_time);
+    let init_takes_all = own_pid_ns && init_alive && state.status != Status::Paused;
+    if !init_takes_all {
+        if let Ok(cg) = cgroup_manager(state) {
+            let _ = cg.kill_all(libc::SIGKILL);
+            let _ = cg.thaw();
+        }
     }
     if state.pid > 0 && crate::sys::process_alive(state.pid, state.pid_start_time) {
         let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
