@@ -92,6 +92,12 @@ done
 step "conformance build" 900 cargo build -p berth-conformance
 step "conformance vs berth" 600 \
     "$bin/berth-conformance" --runtime "$bin/berth"
+# The release berth as shipped (laid out by runtime/symbol-order.txt, relative
+# relocations packed): the order list still matches the code, and the binary
+# runs the lifecycle (create/start/run/exec/pause/resume/kill/delete).
+step "release berth: symbol order and lifecycle" 1200 bash -c \
+    'bash scripts/symbol-order.sh --check && bash scripts/symbol-order/train.sh "$0"' \
+    "$target/x86_64-unknown-linux-gnu/release/berth"
 step "pure cgroup-v2 kernel (qemu)" 900 bash tests/v2vm/run.sh --target-dir "$target"
 # Builds its cached Debian image first when missing (~3 min), then ~3 min.
 step "systemd cgroup driver, systemd as PID 1 (qemu)" 900 \
