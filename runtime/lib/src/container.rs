@@ -253,7 +253,12 @@ pub fn create(opts: &CreateOpts) -> Result<i32> {
     drop(console);
     guard.pid = Some(child);
     if init_joins && !made_before_fork {
-        cgroup.apply(0)?;
+        if let Err(e) = cgroup.apply(0) {
+            // apply removed what it made; what is left (a busy or frozen
+            // cgroup) is someone else's: the guard kills the init only.
+            guard.cgroup = None;
+            return Err(e.into());
+        }
         state.cgroup_owned_depth = Some(cgroup.owned_depth());
     }
     if cgroup.apply_needs_pid() && !plan.involves_user() {
