@@ -1013,6 +1013,12 @@ fn kill_and_wait(state: &State, own_pid_ns: bool) -> Result<()> {
             let _ = cg.thaw();
         }
     }
+    // A pidfd taken while the pid is still the init's (checked by its start
+    // time after opening) says exactly when it has exited, without polling.
+    let pidfd = (state.pid > 0)
+        .then(|| crate::pidfd::open(state.pid).ok())
+        .flatten()
+        .filter(|_| crate::sys::process_alive(state.pid, state.pid_start_time));
     if state.pid > 0 && crate::sys::process_alive(state.pid, state.pid_start_time) {
         let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
     }
@@ -1023,13 +1029,34 @@ fn kill_and_wait(state: &State, own_pid_ns: bool) -> Result<()> {
             Pid::from_raw(state.pid),
             Some(nix::sys::wait::WaitPidFlag::WNOHANG),
         );
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return Err(Error::Other(format!(
                 "container \"{}\" (pid {}) did not die after SIGKILL",
                 state.id, state.pid
             )));
         }
-        std::thread::sleep(Duration::from_micros(200));
+        match &pidfd {
+            // Readable once the process has exited: a zombie left for its
+            // parent to reap is dead (and, as a pid namespace's init, the
+            // last of the namespace's processes).
+            Some(fd) => {
+                let wait = (deadline - now).min(Duration::from_millis(100));
+                let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX).max(1);
+                let mut pfd = [nix::poll::PollFd::new(
+                    fd.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                if nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(ms)).unwrap_or(0) > 0 {
+                    let _ = nix::sys::wait::waitpid(
+                        Pid::from_raw(state.pid),
+                        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                    );
+                    break;
+                }
+            }
+            None => std::thread::sleep(Duration::from_micros(200)),
+        }
     }
     Ok(())
 }
